@@ -1,0 +1,278 @@
+"""`s2dlab` command line: run | stage | eval | score | app | demo.
+
+    s2dlab run [--preset tiny] [--config FILE] [--out DIR] [--ablations] [--seeds N] [key=value ...]
+    s2dlab stage NAME --out DIR [--preset tiny] [key=value ...]
+    s2dlab eval RUN [--stage NAME] [--force] [key=value ...]
+    s2dlab score RUN [--stage NAME] [--step N]
+    s2dlab app [RUNS_ROOT] [--port N] [--host 127.0.0.1] [--share]
+    s2dlab demo [--out runs/demo] [--port N]
+
+Config problems (unknown key, wrong type, bad value) print one line and exit with status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from s2dlab.config import PRESETS, ConfigError, load_config, to_yaml
+
+STAGE_CHOICES = ("base", "teacher_grpo", "fkl_warmup", "opd", "student_grpo", "direct_grpo", "gold_sft")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="tiny", choices=PRESETS, help="config preset (default: tiny, CPU)")
+    p.add_argument("--config", metavar="FILE", help="YAML file of overrides, applied after the preset")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides, e.g. opd.learning_rate=1e-3 seed=2 eval.n_samples=8")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="s2dlab", description="Sparse-to-dense reward lab: GRPO teacher -> forward-KL warmup -> on-policy "
+                                   "distillation -> student GRPO, against direct GRPO.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="the whole workflow, the direct-GRPO baseline (and ablations), evaluated",
+                       description="Run base -> teacher_grpo -> fkl_warmup -> opd -> student_grpo and direct_grpo, "
+                                   "evaluate every checkpoint, print the results table and write results.json. "
+                                   "Rerunning the same --out resumes.")
+    _add_config_args(p)
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<name>)")
+    p.add_argument("--ablations", action="store_true", help="add raw_teacher, no_warmup, no_opd and gold_sft arms")
+    p.add_argument("--seeds", type=int, default=1, metavar="N", help="repeat with seeds seed..seed+N-1, report mean ± sd")
+
+    p = sub.add_parser("stage", help="one stage into a run folder",
+                       description="Run one stage; the stages it starts from must be in the run folder already "
+                                   "(the shipped tiny base models are put there on demand).")
+    p.add_argument("name", choices=STAGE_CHOICES, help="stage to run")
+    _add_config_args(p)
+    p.add_argument("--out", metavar="DIR", required=True, help="run folder")
+
+    p = sub.add_parser("eval", help="avg@k / pass@k of a run's checkpoints",
+                       description="Evaluate every finished stage of a run (or one with --stage) and write eval.json.")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--stage", help="only this stage")
+    p.add_argument("--force", action="store_true", help="re-evaluate even if eval.json matches the eval config")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="eval overrides, e.g. eval.n_samples=8")
+
+    p = sub.add_parser("score", help="C1/C2 diagnostics and dense-reward token quadrants of a run",
+                       description="Print C1 (is the teacher reward-shaped?) and C2 (is the teacher close?) from a "
+                                   "run's scored rollout snapshots, and the entropy/divergence token quadrants.")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--stage", default="opd", help="stage whose snapshot feeds the quadrants (default: opd)")
+    p.add_argument("--step", type=int, help="snapshot step (default: latest)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = sub.add_parser("app", help="open the Gradio dashboard on a runs folder",
+                       description="Serve the dashboard (per-token implicit rewards, KL, rollouts, stages) on "
+                                   "127.0.0.1. Reads only inside RUNS_ROOT.")
+    p.add_argument("runs_root", nargs="?", default="runs", help="folder holding runs (default: runs)")
+    _add_serve_args(p)
+
+    p = sub.add_parser("demo", help="run the tiny workflow (or reuse a finished one) and open the dashboard on it",
+                       description="The tiny preset end to end into --out (reused when already finished), then "
+                                   "the dashboard on it.")
+    p.add_argument("--out", default="runs/demo", metavar="DIR", help="run folder (default: runs/demo)")
+    p.add_argument("--no-app", action="store_true", help="only run the workflow; do not start the dashboard")
+    _add_serve_args(p)
+    return parser
+
+
+def _add_serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
+    p.add_argument("--share", action="store_true", help="also create a public Gradio share link")
+    p.add_argument("--open", action="store_true", help="open a browser tab")
+
+
+def _config(args) -> object:
+    return load_config(args.preset, args.config, args.overrides)
+
+
+def _run_config(run_path: str, overrides: list[str]):
+    from s2dlab.config import config_from_dict, parse_overrides, set_key
+    from s2dlab.runs import open_run
+
+    run = open_run(run_path)
+    cfg = config_from_dict(run.info["config"])
+    for key, value in parse_overrides(overrides).items():
+        set_key(cfg, key, value)
+    return run, cfg.validate()
+
+
+def cmd_run(args) -> int:
+    from s2dlab.pipeline import results_table, run_pipeline
+
+    cfg = _config(args)
+    if args.print_config:
+        print(to_yaml(cfg), end="")
+        return 0
+    out = Path(args.out or Path("runs") / cfg.name)
+    results = run_pipeline(cfg, out, ablations=args.ablations, seeds=args.seeds)
+    print(f"\nresults ({cfg.eval.sets[0]} eval, {'mean ± sd over ' + str(args.seeds) + ' seeds' if args.seeds > 1 else 'seed ' + str(cfg.seed)}):")
+    print(results_table(results))
+    print(f"\nwritten to {out}/results.json; open the dashboard with: s2dlab app {out.parent}")
+    return 0
+
+
+def cmd_stage(args) -> int:
+    import importlib
+
+    from s2dlab.runs import create_run
+    from s2dlab.stages import common
+
+    cfg = _config(args)
+    if args.print_config:
+        print(to_yaml(cfg), end="")
+        return 0
+    common.offline_defaults()
+    run = create_run(args.out, cfg.to_dict(), cfg.seed)
+    if args.name != "base":
+        importlib.import_module("s2dlab.stages.base").ensure_shipped(cfg, run)
+    result = importlib.import_module(f"s2dlab.stages.{args.name}").run(cfg, run)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        from s2dlab.evaluate import evaluate_stage
+
+        for stage in ([f"base_{r}" for r in ("teacher", "student")] if args.name == "base" else [args.name]):
+            if common.stage_done(run, stage):
+                res = evaluate_stage(cfg, run, stage)
+                print(f"{stage}: accuracy (avg@{cfg.eval.n_samples}) {res['accuracy']:.1%}")
+        print(json.dumps(result, indent=2, default=str) if result else "", end="")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from s2dlab.evaluate import evaluate_stage
+    from s2dlab.stages.common import offline_defaults, stage_done
+
+    offline_defaults()
+    run, cfg = _run_config(args.run, args.overrides)
+    stages = [args.stage] if args.stage else [s for s in run.stages() if stage_done(run, s)]
+    if args.stage and not stage_done(run, args.stage):
+        raise SystemExit(f"s2dlab eval: stage {args.stage!r} has no finished model in {run.path}; finished stages: "
+                         f"{', '.join(s for s in run.stages() if stage_done(run, s)) or 'none'}")
+    k = cfg.eval.n_samples
+    for stage in stages:
+        res = evaluate_stage(cfg, run, stage, force=args.force)
+        for name, m in res["sets"].items():
+            greedy = f", greedy {m['greedy']:.1%}" if "greedy" in m else ""
+            print(f"{stage:<28} {name:<10} avg@{k} {m[f'avg@{k}']:.1%}, pass@{k} {m[f'pass@{k}']:.1%}{greedy}")
+    return 0
+
+
+def cmd_score(args) -> int:
+    from s2dlab.diagnostics import token_quadrants, verdict_c1, verdict_c2
+    from s2dlab.runs import open_run
+
+    run = open_run(args.run)
+    results = run.results() or {}
+    if not results:
+        from s2dlab.config import config_from_dict
+        from s2dlab.pipeline import collect_results, plan
+
+        cfg = config_from_dict(run.info["config"])
+        results = collect_results(cfg, run, plan(cfg, ablations=True)[1])
+    c1, c2 = results.get("c1", {}), results.get("c2", {})
+    out = {"c1": c1, "c2": c2}
+    steps = run.rollout_steps(args.stage)
+    if steps:
+        step = args.step if args.step is not None else steps[-1]
+        if step not in steps:
+            raise SystemExit(f"s2dlab score: {args.stage} has snapshots at steps {steps}, not {step}")
+        rows = [r for r in run.rollouts(args.stage, step).to_dict("records") if r.get("policy") == "student"]
+        out["quadrants"] = {"stage": args.stage, "step": step, **token_quadrants(rows)}
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    sep = c1.get("separation_after") or c1.get("separation_before") or {}
+    print("C1 (reward-shaped teacher): " + verdict_c1(sep, c1.get("teacher_accuracy_before"),
+                                                      c1.get("teacher_accuracy_after")))
+    after = c2.get("after_warmup") or c2.get("opd_end") or {}
+    if after:
+        print("C2 (teacher close to student): " + verdict_c2(after, c2.get("before_warmup")))
+    for label in ("before_warmup", "after_warmup", "opd_start", "opd_end"):
+        if label in c2:
+            print(f"  mean reverse KL per token, {label.replace('_', ' ')}: {c2[label]['mean_reverse_kl']:.3f}")
+    if "quadrants" in out:
+        q = out["quadrants"]
+        print(f"Token quadrants ({q['stage']} step {q['step']}; student entropy x reverse KL, split at the medians):")
+        for name, m in q.get("quadrants", {}).items():
+            print(f"  {name:<36} {m['token_share']:6.1%} of tokens, {m['abs_reward_share']:6.1%} of "
+                  f"|implicit reward|, mean reward {m['mean_implicit_reward']:+.3f}")
+    return 0
+
+
+def _load_app():
+    app_file = REPO_ROOT / "app" / "app.py"
+    if not app_file.exists():
+        raise SystemExit(f"s2dlab app: {app_file} not found. The dashboard lives in the repository's app/ folder: "
+                         f"install with `pip install -e '.[app]'` from a clone and run from there")
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    import importlib
+
+    return importlib.import_module("app.app")
+
+
+def _serve(runs_root, args) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    argv = [str(runs_root), "--host", args.host]
+    if args.port:
+        argv += ["--port", str(args.port)]
+    if args.share:
+        argv.append("--share")
+    if args.open:
+        argv.append("--open")
+    return _load_app().main(argv) or 0
+
+
+def cmd_app(args) -> int:
+    return _serve(args.runs_root, args)
+
+
+def cmd_demo(args) -> int:
+    from s2dlab.pipeline import results_table, run_pipeline
+
+    cfg = load_config("tiny")
+    out = Path(args.out)
+    from s2dlab.runs import open_run
+
+    done = (out / "results.json").exists() and open_run(out).results()
+    if done:
+        print(f"reusing the finished run in {out} (delete it to train again)")
+        results = open_run(out).results()
+    else:
+        print(f"training the tiny workflow into {out} (a few minutes on a laptop CPU)")
+        results = run_pipeline(cfg, out)
+    print(results_table(results))
+    if args.no_app:
+        return 0
+    return _serve(out.parent if out.parent != Path("") else Path("."), args)
+
+
+COMMANDS = {"run": cmd_run, "stage": cmd_stage, "eval": cmd_eval, "score": cmd_score, "app": cmd_app,
+            "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as err:
+        print(f"s2dlab: config error: {err}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as err:
+        print(f"s2dlab: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

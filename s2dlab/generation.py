@@ -1,0 +1,148 @@
+"""Sampling backends returning rollouts with token ids and the sampler's per-token log-probs.
+
+`hf` (default) batches over transformers' `generate`; `vllm` hands the same request to vLLM's offline `LLM`
+engine and is only importable on a GPU box with the `[vllm]` extra. Both return `Rollout`s
+(docs/CONTRACTS.md), which `s2dlab.scoring.score_rollouts` turns into run-store rows.
+
+Training stages do not use this module for their own rollouts: TRL's trainers generate (with vLLM through
+TRL's `use_vllm` options on a GPU box). This module serves evaluation, teacher rollouts for the warmup,
+probe snapshots and the app's live view.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+BACKENDS = ("hf", "vllm")
+
+
+@dataclass
+class Rollout:
+    prompt_id: str  # the problem record's id
+    sample_idx: int  # 0..n-1 within the problem
+    prompt: str  # the bare problem text
+    prompt_text: str  # the prompt as the model saw it (chat template applied)
+    prompt_ids: list[int]
+    completion_ids: list[int]  # sampled tokens, eos included when the model stopped, no padding
+    completion: str  # decoded completion_ids, special tokens skipped
+    sampler_logprobs: list[float]  # log-prob of each sampled token under the sampling distribution
+    finished: bool  # ended with eos (False: cut at max_new_tokens)
+    policy: str = "student"  # who sampled it: "student" or "teacher"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def format_prompt(tokenizer, problem: str, prompt_suffix: str = "", chat_template_kwargs: dict | None = None) -> str:
+    """The problem as the model sees it: one user turn in the chat template, generation prompt added."""
+    content = f"{problem} {prompt_suffix}".strip() if prompt_suffix else problem
+    return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
+                                         add_generation_prompt=True, **(chat_template_kwargs or {}))
+
+
+def vllm_available() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def _check_sampling(temperature: float, top_p: float, top_k: int, n: int, max_new_tokens: int) -> None:
+    if temperature < 0:
+        raise ValueError(f"temperature={temperature} must be >= 0 (0 means greedy)")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p={top_p} must be in (0, 1]")
+    if top_k < 0:
+        raise ValueError(f"top_k={top_k} must be >= 0 (0 disables top-k)")
+    if n < 1 or max_new_tokens < 1:
+        raise ValueError(f"n={n} and max_new_tokens={max_new_tokens} must both be >= 1")
+
+
+def sample(model, tokenizer, records: list[dict], n: int = 1, max_new_tokens: int = 64, temperature: float = 1.0,
+           top_p: float = 1.0, top_k: int = 0, batch_size: int = 64, seed: int | None = None,
+           prompt_suffix: str = "", chat_template_kwargs: dict | None = None, progress: bool = True,
+           backend: str = "hf", policy: str = "student") -> list[Rollout]:
+    """Sample `n` completions for each problem record (`{"id", "prompt", ...}`); temperature 0 is greedy.
+
+    `model` is a loaded model for `hf` and a model name or folder for `vllm`.
+    """
+    _check_sampling(temperature, top_p, top_k, n, max_new_tokens)
+    if backend == "hf":
+        return _sample_hf(model, tokenizer, records, n, max_new_tokens, temperature, top_p, top_k, batch_size, seed,
+                          prompt_suffix, chat_template_kwargs, progress, policy)
+    if backend == "vllm":
+        return _sample_vllm(model, tokenizer, records, n, max_new_tokens, temperature, top_p, top_k, seed,
+                            prompt_suffix, chat_template_kwargs, policy)
+    raise ValueError(f"backend={backend!r} is not one of {BACKENDS}")
+
+
+@torch.no_grad()
+def _sample_hf(model, tokenizer, records, n, max_new_tokens, temperature, top_p, top_k, batch_size, seed,
+               prompt_suffix, chat_template_kwargs, progress, policy) -> list[Rollout]:
+    device = next(model.parameters()).device
+    eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+    # One entry per (problem, sample): n copies of each prompt, batched together.
+    jobs = [(rec, k) for rec in records for k in range(n)]
+    texts = {rec["id"]: format_prompt(tokenizer, rec["prompt"], prompt_suffix, chat_template_kwargs) for rec in records}
+    greedy = temperature == 0
+    gen_kwargs = dict(max_new_tokens=max_new_tokens, do_sample=not greedy, pad_token_id=pad_id, eos_token_id=eos_id,
+                      output_scores=True, return_dict_in_generate=True)
+    if not greedy:
+        gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k)
+    else:
+        gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+    was_training = model.training
+    model.eval()
+    out: list[Rollout] = []
+    with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        bar = tqdm(range(0, len(jobs), batch_size), desc=f"sampling ({policy})", disable=not progress, leave=False)
+        for start in bar:
+            chunk = jobs[start:start + batch_size]
+            enc = tokenizer([texts[rec["id"]] for rec, _ in chunk], return_tensors="pt", padding=True,
+                            padding_side="left", add_special_tokens=False).to(device)
+            res = model.generate(**enc, **gen_kwargs)
+            new_BT = res.sequences[:, enc.input_ids.shape[1]:]
+            # scores are the processed logits the sampler drew from (temperature, top-k, top-p applied):
+            # their log-softmax at the sampled token is the sampler's log-prob.
+            scores_BTV = torch.stack(res.scores, dim=1).float()
+            logp_BT = torch.log_softmax(scores_BTV, dim=-1).gather(-1, new_BT.unsqueeze(-1)).squeeze(-1)
+            for i, (rec, k) in enumerate(chunk):
+                ids = new_BT[i].tolist()
+                finished = eos_id in ids
+                length = ids.index(eos_id) + 1 if finished else len(ids)
+                prompt_ids = enc.input_ids[i][enc.attention_mask[i].bool()].tolist()
+                out.append(Rollout(
+                    prompt_id=rec["id"], sample_idx=k, prompt=rec["prompt"], prompt_text=texts[rec["id"]],
+                    prompt_ids=prompt_ids, completion_ids=ids[:length],
+                    completion=tokenizer.decode(ids[:length], skip_special_tokens=True),
+                    sampler_logprobs=logp_BT[i, :length].tolist(), finished=finished, policy=policy))
+    if was_training:
+        model.train()
+    return out
+
+
+def _sample_vllm(model, tokenizer, records, n, max_new_tokens, temperature, top_p, top_k, seed, prompt_suffix,
+                 chat_template_kwargs, policy) -> list[Rollout]:
+    if not vllm_available():
+        raise RuntimeError("backend='vllm' needs vLLM, which installs only on a CUDA machine: "
+                           "pip install 's2dlab[vllm]' there, or use backend='hf'")
+    from vllm import LLM, SamplingParams  # noqa: PLC0415 - optional dependency
+
+    llm = model if isinstance(model, LLM) else LLM(model=str(model), seed=seed or 0)
+    params = SamplingParams(n=n, temperature=temperature, top_p=top_p, top_k=top_k if top_k > 0 else -1,
+                            max_tokens=max_new_tokens, logprobs=0, seed=seed)
+    texts = [format_prompt(tokenizer, rec["prompt"], prompt_suffix, chat_template_kwargs) for rec in records]
+    results = llm.generate([{"prompt": t} for t in texts], params)
+    out = []
+    for rec, text, res in zip(records, texts, results):
+        for k, comp in enumerate(res.outputs):
+            ids = list(comp.token_ids)
+            logps = [lp[t].logprob for lp, t in zip(comp.logprobs or [], ids)]
+            out.append(Rollout(prompt_id=rec["id"], sample_idx=k, prompt=rec["prompt"], prompt_text=text,
+                               prompt_ids=list(res.prompt_token_ids), completion_ids=ids,
+                               completion=tokenizer.decode(ids, skip_special_tokens=True), sampler_logprobs=logps,
+                               finished=comp.finish_reason == "stop", policy=policy))
+    return out

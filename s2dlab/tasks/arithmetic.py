@@ -1,0 +1,142 @@
+"""Synthetic multi-step integer arithmetic: the embedded task of the `tiny` preset.
+
+A problem joins `n_terms` numbers of `digits` digits with operators from `ops`, e.g. `73-67+70=?`. The answer is
+the integer value (it may be negative) and the worked solution does one operation per line, products first and
+then left to right, ending in the boxed answer:
+
+    73-67=6
+    6+70=76
+    \\boxed{76}
+
+Each problem is one point of a finite space (numbers x operators) and the text determines the point, so distinct
+indices give distinct problem texts, and disjoint splits are slices of one draw of distinct indices.
+"""
+
+from __future__ import annotations
+
+import random
+
+ALLOWED_OPS = "+-*"
+
+
+def _check_knobs(n_terms: int, digits: int, ops: str) -> str:
+    """Validated operator string (duplicates removed, order kept)."""
+    if not isinstance(n_terms, int) or n_terms < 2:
+        raise ValueError(f"n_terms={n_terms!r}: need an integer >= 2 (one operation per step)")
+    if not isinstance(digits, int) or digits < 1:
+        raise ValueError(f"digits={digits!r}: need an integer >= 1")
+    if not isinstance(ops, str) or not ops or any(o not in ALLOWED_OPS for o in ops):
+        raise ValueError(f"ops={ops!r}: need a non-empty string of operators from {ALLOWED_OPS!r}")
+    return "".join(dict.fromkeys(ops))
+
+
+def space_size(n_terms: int = 3, digits: int = 2, ops: str = "+-") -> int:
+    """Number of distinct problems for these knobs."""
+    ops = _check_knobs(n_terms, digits, ops)
+    numbers = 10**digits - 10 ** (digits - 1)
+    return numbers**n_terms * len(ops) ** (n_terms - 1)
+
+
+def _decode(index: int, n_terms: int, digits: int, ops: str) -> tuple[list[int], list[str]]:
+    """The problem at `index` of the space (mixed radix: numbers, then operators)."""
+    low = 10 ** (digits - 1)
+    count = 10**digits - low
+    numbers = []
+    for _ in range(n_terms):
+        index, r = divmod(index, count)
+        numbers.append(low + r)
+    operators = []
+    for _ in range(n_terms - 1):
+        index, r = divmod(index, len(ops))
+        operators.append(ops[r])
+    return numbers, operators
+
+
+def _apply(a: int, op: str, b: int) -> int:
+    return a + b if op == "+" else a - b if op == "-" else a * b
+
+
+def solve(numbers: list[int], operators: list[str]) -> tuple[int, list[str]]:
+    """(value, step lines): products first (usual precedence), then + and - left to right."""
+    numbers, operators, steps = list(numbers), list(operators), []
+    while "*" in operators:
+        k = operators.index("*")
+        value = numbers[k] * numbers[k + 1]
+        steps.append(f"{numbers[k]}*{numbers[k + 1]}={value}")
+        numbers[k:k + 2] = [value]
+        del operators[k]
+    value = numbers[0]
+    for op, b in zip(operators, numbers[1:]):
+        result = _apply(value, op, b)
+        steps.append(f"{value}{op}{b}={result}")
+        value = result
+    return value, steps
+
+
+def _record(problem_id: str, numbers: list[int], operators: list[str]) -> dict:
+    expression = str(numbers[0]) + "".join(f"{op}{b}" for op, b in zip(operators, numbers[1:]))
+    value, steps = solve(numbers, operators)
+    return {"id": problem_id, "prompt": f"{expression}=?", "answer": str(value),
+            "solution": "\n".join(steps + [f"\\boxed{{{value}}}"])}
+
+
+def _draw(total: int, seed: int, n_terms: int, digits: int, ops: str) -> list[tuple[list[int], list[str]]]:
+    ops = _check_knobs(n_terms, digits, ops)
+    size = space_size(n_terms, digits, ops)
+    if total > size:
+        raise ValueError(f"asked for {total} distinct problems but n_terms={n_terms}, digits={digits}, ops={ops!r} "
+                         f"allow only {size}; lower the sizes or raise n_terms/digits")
+    indices = _distinct_indices(random.Random(seed), size, total)
+    return [_decode(i, n_terms, digits, ops) for i in indices]
+
+
+def _distinct_indices(rng: random.Random, size: int, k: int) -> list[int]:
+    """`k` distinct indices below `size`. Sparse draws reject the rare repeat (expected draws < 2k); dense ones
+    sample the whole space, which is then small (`random.sample` needs len(range), so not for huge spaces)."""
+    if 2 * k >= size:
+        return rng.sample(range(size), k)
+    seen: set[int] = set()
+    out = []
+    while len(out) < k:
+        i = rng.randrange(size)
+        if i not in seen:
+            seen.add(i)
+            out.append(i)
+    return out
+
+
+def make_problems(n: int, seed: int, n_terms: int = 3, digits: int = 2, ops: str = "+-",
+                  id_prefix: str = "arith") -> list[dict]:
+    """`n` distinct problem records (see docs/CONTRACTS.md) with ids `<id_prefix>-00000`, ..., deterministic by seed."""
+    if not isinstance(n, int) or n < 0:
+        raise ValueError(f"n={n!r}: need a non-negative integer")
+    return [_record(f"{id_prefix}-{k:05d}", nums, ops_) for k, (nums, ops_) in
+            enumerate(_draw(n, seed, n_terms, digits, ops))]
+
+
+def arithmetic_splits(sizes: dict[str, int], seed: int, n_terms: int = 3, digits: int = 2, ops: str = "+-",
+                      id_prefix: str = "arith") -> dict[str, list[dict]]:
+    """Named splits with no problem text in common, e.g. `{"sft": 8000, "eval": 300}` -> ids `arith-eval-00042`.
+
+    One draw of `sum(sizes)` distinct problems is cut in the order of `sizes`, so the result depends on the seed,
+    the knobs and every size: keep the sizes fixed when comparing runs.
+    """
+    for name, size in sizes.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"split name {name!r}: need a non-empty string")
+        if not isinstance(size, int) or size < 0:
+            raise ValueError(f"sizes[{name!r}]={size!r}: need a non-negative integer")
+    problems = _draw(sum(sizes.values()), seed, n_terms, digits, ops)
+    out, start = {}, 0
+    for name, size in sizes.items():
+        out[name] = [_record(f"{id_prefix}-{name}-{k:05d}", nums, ops_)
+                     for k, (nums, ops_) in enumerate(problems[start:start + size])]
+        start += size
+    return out
+
+
+def to_dataset(records: list[dict]):
+    """A `datasets.Dataset` with one row per record (columns id, prompt, answer, solution)."""
+    from datasets import Dataset  # imported here: generating problems does not need datasets
+
+    return Dataset.from_list(records)

@@ -14,6 +14,8 @@ as its last output: a missing, empty or corrupt run shows a sentence there, neve
 from __future__ import annotations
 
 import argparse
+import functools
+import html
 import logging
 import os
 import sys
@@ -46,14 +48,15 @@ INTRO = (
 
 def _message(err: Exception) -> str:
     if isinstance(err, cb.AppError):
-        return f"⚠ {err}"
+        return f"⚠ {html.escape(str(err), quote=False)}"
     log.exception("unexpected error in an app callback")
-    return f"⚠ Something went wrong: {type(err).__name__}: {err}"
+    return f"⚠ Something went wrong: {type(err).__name__}: {html.escape(str(err), quote=False)}"
 
 
 def _guard(fn, empties):
     """Call `fn`; on any error return `empties` (cleared outputs) plus the message for the status box."""
 
+    @functools.wraps(fn)  # keeps the signature: Gradio passes event data (gr.SelectData) by annotation
     def wrapper(*args):
         try:
             out = fn(*args)
@@ -61,7 +64,6 @@ def _guard(fn, empties):
         except Exception as err:  # every failure becomes a message in the UI
             return (*[e() if callable(e) else e for e in empties], _message(err))
 
-    wrapper.__name__ = getattr(fn, "__name__", "handler")
     return wrapper
 
 
@@ -190,11 +192,11 @@ def build_demo(runs_root: str | os.PathLike) -> gr.Blocks:
             stage = "opd" if "opd" in stages else stages[-1]
             return (_dd(stages, stage), *on_stage(run_id, stage, color, correct, policy))
 
-        def on_load():
+        def on_load(current=None):
             runs = store.run_choices()
             if not runs:
                 raise cb.AppError(f"No runs under {store.root}: it holds no folder with a run.json.")
-            return (_dd(runs, runs[0]),)
+            return (_dd(runs, current),)  # keeps the current run on reload when it still exists
 
         step_outs = [*token_outs, table]
         step_empty = [*token_empty, _empty_table]
@@ -258,8 +260,8 @@ def build_demo(runs_root: str | os.PathLike) -> gr.Blocks:
             # token view first (what the user looks at), then the heavier tabs; each reports its own errors
             return (event.then(**run_chain).then(**stages_chain).then(**compare_chain).then(**live_chain))
 
-        chain(demo.load(g(on_load, [_empty_dd]), outputs=[run_dd, status]))
-        chain(refresh_btn.click(g(on_load, [_empty_dd]), outputs=[run_dd, status]))
+        chain(demo.load(g(on_load, [_empty_dd]), inputs=[run_dd], outputs=[run_dd, status]))
+        chain(refresh_btn.click(g(on_load, [_empty_dd]), inputs=[run_dd], outputs=[run_dd, status]))
         run_dd.input(**run_chain).then(**stages_chain).then(**compare_chain).then(**live_chain)
         stage_dd.input(g(on_stage, stage_empty), inputs=[run_dd, stage_dd, *filters], outputs=[*stage_outs, status])
         step_dd.input(g(on_step, step_empty), inputs=[run_dd, stage_dd, step_dd, *filters],

@@ -70,7 +70,7 @@ _MODELS = _LRU(2)
 
 
 class _LazyVocab(Mapping):
-    """id -> token text through a tokenizer, decoded on demand (a 150k-token vocabulary is never walked)."""
+    """id -> token text through a `tokenizers.Tokenizer`, decoded on demand (a 150k vocabulary is never walked)."""
 
     def __init__(self, tokenizer, fallback: Mapping[int, str]):
         self.tokenizer, self.fallback, self.cache = tokenizer, fallback, {}
@@ -78,8 +78,7 @@ class _LazyVocab(Mapping):
     def __getitem__(self, i: int) -> str:
         if i not in self.cache:
             try:
-                piece = self.tokenizer.convert_ids_to_tokens(int(i))
-                self.cache[i] = self.tokenizer.convert_tokens_to_string([piece]) if piece is not None else None
+                self.cache[i] = self.tokenizer.decode([int(i)], skip_special_tokens=False) or None
             except Exception:  # ids beyond the vocabulary, odd tokenizers: fall back to the rows' own tokens
                 self.cache[i] = None
             if self.cache[i] is None:
@@ -187,34 +186,41 @@ class Store:
     def vocab(self, run: Run, df: pd.DataFrame) -> Mapping[int, str]:
         """Names for top-k ids: the run's saved tokenizer when there is one inside the root, else the rows."""
         fallback = viz.vocab_from_rows(df)
-        tok = self.tokenizer(run)
-        return _LazyVocab(tok, fallback) if tok is not None else fallback
+        folder = self.tokenizer_dir(run)
+        if folder is None:
+            return fallback
+        try:
+            tok = _TOKENIZERS.get(_file_key(folder / "tokenizer.json"), lambda: _fast_tokenizer(folder))
+        except Exception:  # an unreadable tokenizer only costs the names of the alternatives
+            return fallback
+        return _LazyVocab(tok, fallback)
 
-    def tokenizer(self, run: Run, stage: str | None = None):
-        """The run's tokenizer folder (`tokenizer/`, or a stage's `model/`), or None. Local files only."""
+    def tokenizer_dir(self, run: Run, stage: str | None = None) -> Path | None:
+        """The run's saved tokenizer (`tokenizer/`, else a stage's `model/`) inside the root, or None."""
         candidates = [run.path / "tokenizer"]
         if stage:
             candidates.insert(0, run.model_dir(stage))
         candidates += [run.model_dir(s) for s in run.stages()]
         for folder in candidates:
-            if (folder / "tokenizer.json").is_file() or (folder / "tokenizer_config.json").is_file():
+            if (folder / "tokenizer.json").is_file():
                 try:
-                    folder = self._inside(folder)
+                    return self._inside(folder)
                 except AppError:
-                    continue
-                key = _file_key(folder / ("tokenizer.json" if (folder / "tokenizer.json").exists()
-                                          else "tokenizer_config.json"))
-                try:
-                    return _TOKENIZERS.get(key, lambda: _load_tokenizer(folder))
-                except Exception:
                     continue
         return None
 
 
-def _load_tokenizer(folder: Path):
-    from transformers import AutoTokenizer
+def _fast_tokenizer(folder: Path):
+    # the `tokenizers` library alone: names ids without importing transformers (seconds on a small machine)
+    from tokenizers import Tokenizer
 
-    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    return Tokenizer.from_file(str(folder / "tokenizer.json"))
+
+
+def _hf_tokenizer(folder: Path):
+    from s2dlab.models import load_tokenizer
+
+    return load_tokenizer(folder, local_files_only=True)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -601,7 +607,8 @@ def live_score(run: Run, student_stage: str, teacher_stage: str, problem: str, *
     tiny = models_cfg.get("student", "tiny") == "tiny"
     chat_kwargs = {} if tiny else {"enable_thinking": bool(gen.get("enable_thinking", False))}
 
-    tokenizer = (store.tokenizer(run, student_stage) if store else None) or _load_tokenizer(folders[student_stage])
+    tok_dir = (store.tokenizer_dir(run, student_stage) if store else None) or folders[student_stage]
+    tokenizer = _hf_tokenizer(tok_dir)
     loaded = {}
     for stage, folder in folders.items():
         key = _file_key(folder / "config.json")

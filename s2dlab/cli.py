@@ -107,14 +107,16 @@ def _run_config(run_path: str, overrides: list[str]):
 
 
 def cmd_run(args) -> int:
-    from s2dlab.pipeline import results_table, run_pipeline
-
-    cfg = _config(args)
+    cfg = _config(args)  # before the heavy imports, so a config error answers at once
     if args.print_config:
         print(to_yaml(cfg), end="")
         return 0
+    from s2dlab.pipeline import results_table, run_pipeline
+
     out = Path(args.out or Path("runs") / cfg.name)
     results = run_pipeline(cfg, out, ablations=args.ablations, seeds=args.seeds)
+    if not results:  # another process of an `accelerate launch`: the main one reports
+        return 0
     print(f"\nresults ({cfg.eval.sets[0]} eval, {'mean ± sd over ' + str(args.seeds) + ' seeds' if args.seeds > 1 else 'seed ' + str(cfg.seed)}):")
     print(results_table(results))
     print(f"\nwritten to {out}/results.json; open the dashboard with: s2dlab app {out.parent}")
@@ -132,13 +134,16 @@ def cmd_stage(args) -> int:
         print(to_yaml(cfg), end="")
         return 0
     common.offline_defaults()
-    run = create_run(args.out, cfg.to_dict(), cfg.seed)
-    if args.name != "base":
-        importlib.import_module("s2dlab.stages.base").ensure_shipped(cfg, run)
+    # Under `accelerate launch` the main process creates the run folder (and copies the shipped base models)
+    # before the others open it; after the stage everyone waits for the main process to write the model.
+    with common.process_state(cfg).main_process_first():
+        run = create_run(args.out, cfg.to_dict(), cfg.seed)
+        common.tokenizer_for(cfg, run)
+        if args.name != "base":
+            importlib.import_module("s2dlab.stages.base").ensure_shipped(cfg, run)
     result = importlib.import_module(f"s2dlab.stages.{args.name}").run(cfg, run)
-    from accelerate import PartialState
-
-    if PartialState().is_main_process:
+    common.process_state(cfg).wait_for_everyone()
+    if common.is_main_process():
         from s2dlab.evaluate import evaluate_stage
 
         for stage in ([f"base_{r}" for r in ("teacher", "student")] if args.name == "base" else [args.name]):
@@ -263,7 +268,14 @@ COMMANDS = {"run": cmd_run, "stage": cmd_stage, "eval": cmd_eval, "score": cmd_s
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse fills the `overrides` positional at its first chance, so `key=value`s after an option
+    # (`stage opd --out DIR opd.steps=5`) arrive here as leftovers: take them as overrides too.
+    if extra and hasattr(args, "overrides") and all("=" in a and not a.startswith("-") for a in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return COMMANDS[args.command](args)
     except ConfigError as err:

@@ -45,8 +45,8 @@ class TaskConfig:
     name: str = "arithmetic"  # arithmetic (embedded, synthetic) | dapo (DAPO-Math-17k) | math (MATH train)
     source: str | None = None  # local JSONL for the training problems (hub dataset when None, GPU box only)
     data_seed: int = 0  # seed of the data splits, fixed across --seeds so every seed sees the same problems
-    n_terms: int = 3  # arithmetic: numbers per problem (difficulty knob)
-    digits: int = 2  # arithmetic: digits per number (difficulty knob)
+    n_terms: int = 4  # arithmetic: numbers per problem (difficulty knob), e.g. 7+3-5+8=?
+    digits: int = 1  # arithmetic: digits per number (difficulty knob); 2 is too hard for the tiny teacher
     sft_size: int = 8000  # arithmetic: gold worked solutions for stage 0 (base models) and the gold_sft arm
     teacher_rl_size: int = 1000  # labeled problems (final answers only) for teacher GRPO
     student_rl_size: int = 1000  # held-out labeled problems for student GRPO and the direct-GRPO baseline
@@ -74,7 +74,7 @@ class BaseStageConfig:
     enabled: bool = True  # stage 0 runs only for tiny models (real checkpoints are already pretrained)
     source: str = "shipped"  # shipped: copy the base models that ship with s2dlab (seconds) | train: SFT from scratch
     teacher_steps: int = 1500  # SFT steps for the base teacher
-    student_steps: int = 1200  # SFT steps for the base student (~600 gives a weaker student)
+    student_steps: int = 400  # SFT steps for the base student, kept short so the student is weak but nonzero
     learning_rate: float = 3e-3  # constant lr; accuracy jumps and is noisy, hence best-checkpoint selection
     batch_size: int = 32  # sequences per step
     select_every: int = 100  # evaluate greedy accuracy every N steps and keep the best checkpoint

@@ -48,6 +48,27 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
+def vllm_engine(model_path, gpu_memory_utilization: float = 0.9, seed: int = 0, dtype: str = "auto", **kwargs):
+    """vLLM's offline `LLM` on this process's GPU for a folder or hub id; pass it to `sample(backend="vllm")`.
+
+    vLLM sizes its KV cache from the GPU memory left free, so torch's cached blocks (a stage that just trained in
+    this process) are released first, and `gpu_memory_utilization` bounds vLLM's share when models stay loaded
+    beside it. Other keyword arguments go to `vllm.LLM` as they are.
+    """
+    if not vllm_available():
+        raise RuntimeError("backend='vllm' needs vLLM, which installs only on a CUDA machine: "
+                           "pip install 's2dlab[vllm]' there, or use backend='hf'")
+    import gc
+
+    from vllm import LLM  # noqa: PLC0415 - optional dependency
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return LLM(model=str(model_path), gpu_memory_utilization=gpu_memory_utilization, seed=seed, dtype=dtype,
+               **kwargs)
+
+
 def _check_sampling(temperature: float, top_p: float, top_k: int, n: int, max_new_tokens: int) -> None:
     if temperature < 0:
         raise ValueError(f"temperature={temperature} must be >= 0 (0 means greedy)")
@@ -131,7 +152,7 @@ def _sample_vllm(model, tokenizer, records, n, max_new_tokens, temperature, top_
                            "pip install 's2dlab[vllm]' there, or use backend='hf'")
     from vllm import LLM, SamplingParams  # noqa: PLC0415 - optional dependency
 
-    llm = model if isinstance(model, LLM) else LLM(model=str(model), seed=seed or 0)
+    llm = model if isinstance(model, LLM) else vllm_engine(model, seed=seed or 0)
     params = SamplingParams(n=n, temperature=temperature, top_p=top_p, top_k=top_k if top_k > 0 else -1,
                             max_tokens=max_new_tokens, logprobs=0, seed=seed)
     texts = [format_prompt(tokenizer, rec["prompt"], prompt_suffix, chat_template_kwargs) for rec in records]

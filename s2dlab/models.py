@@ -150,6 +150,8 @@ def load_model(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "auto
         raise ValueError(f"dtype={dtype!r} is not one of 'auto', 'float32', 'bfloat16', 'float16'")
     if isinstance(dtype, str) and dtype != "auto":
         dtype = getattr(torch, dtype)
+    if _is_local(name_or_path) and not (Path(name_or_path) / "config.json").exists():
+        raise FileNotFoundError(f"{name_or_path}: not a model folder saved with save_pretrained (no config.json)")
     try:
         model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=dtype, **kwargs)
     except OSError as err:

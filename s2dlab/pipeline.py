@@ -85,21 +85,31 @@ def run_stage(cfg: Config, run: Run, step: Step) -> dict:
 
 def run_seed(cfg: Config, out_dir: str | Path, ablations: bool = False, progress: bool = True) -> dict:
     """Run every stage of one seed into `out_dir`, evaluate, and write `results.json`."""
-    from s2dlab.stages.common import offline_defaults
+    from s2dlab.stages.common import is_main_process, offline_defaults, process_state, tokenizer_for
 
     offline_defaults()
-    run = create_run(out_dir, cfg.to_dict(), cfg.seed)
+    # Under `accelerate launch` every process runs every stage; only the main one writes the run store
+    # (the others return {}), and all of them wait at a barrier for its models and evaluations.
+    with process_state(cfg).main_process_first():
+        run = create_run(out_dir, cfg.to_dict(), cfg.seed)
+        tokenizer_for(cfg, run)
+    main = is_main_process()
     steps, arms = plan(cfg, ablations)
     timings = dict((run.read_json("timings.json") or {}))
-    bar = tqdm(steps, desc=f"s2dlab run (seed {cfg.seed})", disable=not progress)
+    bar = tqdm(steps, desc=f"s2dlab run (seed {cfg.seed})", disable=not progress or not main)
     for step in bar:
         bar.set_postfix_str(step.out)
         t0 = time.time()
         run_stage(cfg, run, step)
-        evaluate_stage(cfg, run, step.out, progress=False)
-        if step.out not in timings:
-            timings[step.out] = round(time.time() - t0, 1)
-            run.write_json("timings.json", timings)
+        process_state(cfg).wait_for_everyone()
+        if main:
+            evaluate_stage(cfg, run, step.out, progress=False)
+            if step.out not in timings:
+                timings[step.out] = round(time.time() - t0, 1)
+                run.write_json("timings.json", timings)
+        process_state(cfg).wait_for_everyone()
+    if not main:
+        return {}
     results = collect_results(cfg, run, arms)
     results["timings_s"] = timings
     run.write_results(results)
@@ -190,6 +200,8 @@ def run_pipeline(cfg: Config, out_dir: str | Path, ablations: bool = False, seed
         c = copy.deepcopy(cfg)
         c.seed = cfg.seed + k
         per_seed.append(run_seed(c, out_dir / f"seed_{k}", ablations, progress))
+    if not all(per_seed):  # another process of an `accelerate launch`
+        return {}
     agg = aggregate(per_seed)
     from s2dlab.runs import atomic_write_json
 

@@ -127,7 +127,8 @@ def _auto_vmax(values: Sequence[float | None]) -> float:
 
 
 _CSS = """
-.s2d-heatmap{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px;line-height:1.9;color:#111}
+.s2d-heatmap{position:relative;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px;line-height:1.9;color:#111}
+.s2d-heatmap:hover{z-index:1000}
 .s2d-heatmap .s2d-title{font-weight:600;margin-bottom:4px}
 .s2d-heatmap .s2d-legend{display:flex;align-items:center;gap:6px;font-size:11px;margin:2px 0 6px 0;color:#333}
 .s2d-heatmap .s2d-bar{display:inline-block;width:160px;height:10px;border:1px solid #999;border-radius:2px}
@@ -136,7 +137,7 @@ _CSS = """
 .s2d-heatmap .s2d-tok:hover{outline:2px solid #000;z-index:5}
 .s2d-heatmap .s2d-nl::before{content:"\\21B5";opacity:.55}
 .s2d-heatmap .s2d-empty::before{content:"\\2205";opacity:.55}
-.s2d-heatmap .s2d-tok:hover::after{position:absolute;left:0;top:100%;margin-top:3px;z-index:1000;pointer-events:none;
+.s2d-heatmap .s2d-tok:hover::after{position:fixed;margin-top:1.5em;margin-left:-1ch;z-index:1000;pointer-events:none;
  white-space:pre;background:#222;color:#fff;font-size:11px;line-height:1.45;padding:4px 7px;border-radius:4px;
  box-shadow:0 2px 6px rgba(0,0,0,.3);content:"pos " attr(data-i) "   value " attr(data-v)}
 .s2d-heatmap .s2d-tok[data-ps]:hover::after{content:"pos " attr(data-i) "   implicit reward " attr(data-r)
@@ -526,11 +527,11 @@ def stage_curves_figure(run, metrics: Sequence[str] | None = None, stages: Seque
             shown = True
         if si > 0:
             fig.add_vline(x=offset, line_width=1, line_dash="dot", line_color="#999")
-        fig.add_annotation(x=offset, y=1.0, xref="x", yref="paper", text=stage, showarrow=False, xanchor="left",
-                           yanchor="bottom", font=dict(size=10, color=color))
+        fig.add_annotation(x=offset, y=1.0, yshift=22, xref="x", yref="paper", text=stage, showarrow=False,
+                           xanchor="left", yanchor="bottom", textangle=0, font=dict(size=10, color=color))
         offset = base + max(steps) + max(1.0, 0.02 * (max(steps) - min(steps) + 1))
     fig.update_layout(height=max(260, height_per_metric * len(names) + 60), template="plotly_white",
-                      margin=dict(l=50, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.08))
+                      margin=dict(l=50, r=20, t=80, b=40), legend=dict(orientation="h", y=-0.08))
     fig.update_xaxes(title_text="steps (stages end to end)", row=len(names), col=1)
     return fig
 
@@ -581,11 +582,11 @@ def _pick_metric(df: pd.DataFrame, metric: str | None) -> str | None:
 
 
 def _is_spread(col: str) -> bool:
-    return col.endswith(("_std", "/std", "_sem", "/sem", "_stderr"))
+    return col.endswith(("_std", "/std", "_sd", "_sem", "/sem", "_stderr", "_n"))
 
 
 def results_bar_figure(results: Mapping | None, metric: str | None = None) -> go.Figure:
-    """Bars of one metric per arm (default `accuracy`), with error bars from a `<metric>_std` column if present."""
+    """Bars of one metric per arm (default `accuracy`), with error bars from a `<metric>_sd` column if present."""
     df = results_table(results)
     col = _pick_metric(df, metric) if not df.empty else None
     fig = go.Figure()
@@ -593,14 +594,19 @@ def results_bar_figure(results: Mapping | None, metric: str | None = None) -> go
         fig.add_annotation(text="no results yet", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
         fig.update_layout(height=200, template="plotly_white", xaxis_visible=False, yaxis_visible=False)
         return fig
-    err = next((df[c] for c in (f"{col}_std", f"{col}/std", f"{col}_sem", f"{col}/sem") if c in df), None)
+    # spread as written by s2dlab.pipeline.aggregate (`<metric>_sd` over seeds) or common alternatives
+    err = next((df[c] for c in (f"{col}_sd", f"{col}_std", f"{col}/std", f"{col}_sem", f"{col}/sem") if c in df),
+               None)
     highlight = {"workflow": "#2166ac", "direct_grpo": "#b2182b"}
     fig.add_trace(go.Bar(x=list(df.index), y=df[col], marker_color=[highlight.get(a, "#969696") for a in df.index],
                          error_y=None if err is None else dict(type="data", array=list(err)),
                          text=[None if _finite(v) is None else f"{v:.3g}" for v in df[col]], textposition="outside",
                          hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
+    finite = [v for v in map(_finite, df[col]) if v is not None]
     fig.update_layout(title=f"{col} by arm", yaxis_title=col, template="plotly_white", height=360,
                       margin=dict(l=50, r=20, t=50, b=40))
+    if finite and min(finite) >= 0:  # room above the tallest bar for its label
+        fig.update_yaxes(range=[0, max(max(finite), 1e-9) * 1.2])
     return fig
 
 
@@ -632,8 +638,7 @@ def _empty_figure(message: str) -> go.Figure:
 
 
 def c1_figure(rows, x: str = "sum_implicit_reward", y: str = "correct",
-              title: str = "C1: does the teacher's dense reward rank correct rollouts above incorrect ones?"
-              ) -> go.Figure:
+              title: str = "C1: does the dense reward rank correct rollouts first?") -> go.Figure:
     """Each graded rollout at (its summed implicit reward, correct or not), jittered vertically, split at 0.
 
     A reward-shaped teacher puts correct rollouts to the right of incorrect ones; the title gives the AUROC
@@ -674,8 +679,13 @@ def c1_figure(rows, x: str = "sum_implicit_reward", y: str = "correct",
 
 
 def _bin_labels(edges: Sequence[float]) -> list[str]:
-    return [f"[{a:g}, {b:g})" if i < len(edges) - 2 else f"[{a:g}, {b:.3g}]"
-            for i, (a, b) in enumerate(zip(edges, edges[1:]))]
+    # the last bin is open-ended (diagnostics stretches its edge to the largest value), so "≥ a" keeps the
+    # categories of different series identical
+    return [f"[{a:g}, {b:g})" if i < len(edges) - 2 else f"≥ {a:g}" for i, (a, b) in enumerate(zip(edges, edges[1:]))]
+
+
+# the order C2 snapshots are drawn in (results.json sorts its keys); others follow alphabetically
+_C2_ORDER = ["before_warmup", "after_warmup", "opd_start", "opd_end", "raw_teacher_before_warmup"]
 
 
 def _histograms(c2: Any) -> dict[str, dict]:
@@ -726,9 +736,11 @@ def c2_histogram_figure(c2: Mapping | None, *,
     series = _histograms(c2)
     if not series:
         return _empty_figure("no C2 data")
+    order = [k for k in _C2_ORDER if k in series] + [k for k in series if k not in _C2_ORDER]
     fig = go.Figure()
     palette = pcolors.qualitative.D3
-    for i, (name, h) in enumerate(series.items()):
+    for i, key in enumerate(order):
+        h, name = series[key], key.replace("_", " ")
         total = max(1, sum(h["counts"]))
         labels = _bin_labels(h["edges"])
         fig.add_trace(go.Bar(x=labels, y=[c / total for c in h["counts"]], name=name,

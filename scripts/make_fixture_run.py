@@ -126,14 +126,15 @@ def main(argv=None) -> None:
     eval_set = [problem(rng, 20000 + i) for i in range(24)]
     answers = {r["id"]: r["answer"] for r in probe + eval_set}
 
-    if args.out.exists():
-        shutil.rmtree(args.out)
+    # built in a hidden folder beside the target and swapped in at the end, so a failed build keeps the old one
+    build = args.out.parent / f".{args.out.name}.build" / args.out.name
+    shutil.rmtree(build.parent, ignore_errors=True)
     from s2dlab.config import load_config
 
     cfg = load_config("tiny")
     cfg.eval.n_samples = EVAL_K
     cfg.eval.sets = ["arithmetic"]
-    run = create_run(args.out, cfg.to_dict(), seed=SEED)
+    run = create_run(build, cfg.to_dict(), seed=SEED)
     tok.save_pretrained(run.path / "tokenizer")
 
     teacher = build_tiny_model(TINY_TEACHER, tok, seed=1)
@@ -228,7 +229,10 @@ def main(argv=None) -> None:
     results = collect_results(cfg, run, {"workflow": "student_grpo", "direct_grpo": "direct_grpo"})
     run.write_results(results)
     size = sum(p.stat().st_size for p in run.path.rglob("*") if p.is_file())
-    print(f"wrote {run.path} ({size / 1024:.0f} KiB)")
+    shutil.rmtree(args.out, ignore_errors=True)
+    build.rename(args.out)
+    build.parent.rmdir()
+    print(f"wrote {args.out} ({size / 1024:.0f} KiB)")
     for arm, m in results["arms"].items():
         print(f"  {arm:<12} avg@4 {m['accuracy']:.2f}")
 

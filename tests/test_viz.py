@@ -190,8 +190,9 @@ def test_stage_curves_figure(tmp_path):
 RESULTS = {
     "arms": {
         "no_opd": {"accuracy": 0.40},
-        "direct_grpo": {"accuracy": 0.39, "accuracy_std": 0.02, "math": {"avg@4": 0.3}},
-        "workflow": {"accuracy": 0.49, "accuracy_std": 0.01, "math": {"avg@4": 0.45}, "per_seed": [0.48, 0.5]},
+        "direct_grpo": {"accuracy": 0.39, "accuracy_sd": 0.02, "accuracy_n": 2, "math": {"avg@4": 0.3}},
+        "workflow": {"accuracy": 0.49, "accuracy_sd": 0.01, "accuracy_n": 2, "math": {"avg@4": 0.45},
+                     "per_seed": [0.48, 0.5]},
     },
 }
 
@@ -203,7 +204,7 @@ def test_results_table_and_bars():
     fig = viz.results_bar_figure(RESULTS)
     assert list(fig.data[0].x) == ["workflow", "direct_grpo", "no_opd"]
     assert list(fig.data[0].y) == [0.49, 0.39, 0.40]
-    assert fig.data[0].error_y.array is not None
+    assert list(fig.data[0].error_y.array)[:2] == [0.01, 0.02]
     assert viz.results_table(None).empty
     assert "no results" in viz.results_bar_figure({}).layout.annotations[0].text
 
@@ -227,12 +228,17 @@ def test_c2_histogram_figure():
     fig = viz.c2_histogram_figure(closeness)
     assert len(fig.data) == 1 and len(fig.data[0].x) == len(closeness["histogram"]["counts"])
     assert sum(fig.data[0].y) == pytest.approx(1.0)
-    fig = viz.c2_histogram_figure({"before warmup": closeness, "after warmup": {"edges": [0, 1, 2], "counts": [3, 1]},
-                                   "raw": [0.0005, 0.02, 0.5, 12.0]})
-    assert [t.name for t in fig.data] == ["before warmup", "after warmup", "raw"]
+    fig = viz.c2_histogram_figure({"raw": [0.0005, 0.02, 0.5, 12.0], "after_warmup": {"edges": [0, 1, 2], "counts": [3, 1]},
+                                   "before_warmup": closeness})
+    assert [t.name for t in fig.data] == ["before warmup", "after warmup", "raw"]  # workflow order, not key order
     assert list(fig.data[1].y) == [0.75, 0.25]
     assert list(fig.data[2].customdata) == closeness["histogram"]["counts"]  # raw values binned the same way
     assert "no C2" in viz.c2_histogram_figure(None).layout.annotations[0].text
+    # series whose largest value differs still share the same bin labels (the last bin is open-ended)
+    a = diagnostics.c2_closeness([{"reverse_kl": [0.5, 14.5]}])
+    b = diagnostics.c2_closeness([{"reverse_kl": [0.5, 12.8]}])
+    fig = viz.c2_histogram_figure({"a": a, "b": b})
+    assert list(fig.data[0].x) == list(fig.data[1].x) and fig.data[0].x[-1] == "≥ 3"
 
 
 def test_quadrant_figure():

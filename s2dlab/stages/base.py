@@ -66,6 +66,8 @@ class BestCheckpoint(TrainerCallback):
         self.history = info.get("history", [])
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
         if state.global_step % self.every == 0 or state.global_step == state.max_steps:
             self.check(model, state.global_step)
 
@@ -104,6 +106,8 @@ def train_one(cfg: Config, run: Run, role: str, tokenizer, steps: int) -> dict:
                          processing_class=tokenizer,
                          callbacks=[common.RunStoreCallback(run, stage), best])
     trainer.train(resume_from_checkpoint=common.last_checkpoint(stage_dir))
+    if not trainer.accelerator.is_main_process:
+        return {}
     best_dir = stage_dir / "best"
     final = common.load_model(best_dir) if (best_dir / "config.json").exists() else trainer.model
     common.set_generation_defaults(final, tokenizer)

@@ -43,11 +43,57 @@ def offline_defaults() -> None:
 # --- devices and models -----------------------------------------------------------------------------------------------
 
 def device_of(cfg: Config) -> str:
-    if cfg.models.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
     if cfg.models.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("models.device=cuda but no CUDA device is visible; use models.device=cpu or auto")
-    return cfg.models.device
+    device = cfg.models.device if cfg.models.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        # Under `accelerate launch` each process owns one GPU: "cuda" then means this process's GPU, so models
+        # loaded outside the trainers (probe counterpart, teacher) land next to the policy, not all on GPU 0.
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    return device
+
+
+# --- several processes (`accelerate launch`): one writer, everyone in step ----------------------------------------------
+
+def is_main_process() -> bool:
+    """The process that writes the run store: global rank 0 under `accelerate launch` / torchrun, else the only one."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def process_state(cfg: Config):
+    """accelerate's `PartialState` for this launch (one process unless started by `accelerate launch`).
+
+    Made before any trainer, with the CPU flag of the config (a CPU launch otherwise counts as one process) and a
+    long timeout: the other processes wait at a barrier while the main one evaluates a finished stage.
+    """
+    from datetime import timedelta
+
+    from accelerate import PartialState
+
+    cpu = device_of(cfg) == "cpu"
+    if cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # accelerate calls each CPU process's device "cpu:0", which torch.load cannot map a resumed trainer's
+        # optimizer state to; plain "cpu" works everywhere.
+        os.environ.setdefault("ACCELERATE_TORCH_DEVICE", "cpu")
+    return PartialState(cpu=cpu, timeout=timedelta(hours=3))
+
+
+def gathered_state_dict(trainer) -> dict | None:
+    """The full weights of a trainer's model when they are sharded across processes (ZeRO-3 / FSDP), else None.
+
+    A collective there: call it on every process. Under DeepSpeed ZeRO-3 it needs `zero3_save_16bit_model`
+    (set in configs/accelerate/zero3.yaml) and is complete on the main process only.
+    """
+    if not params_sharded(trainer.model):
+        return None
+    return trainer.accelerator.get_state_dict(trainer.model_wrapped)
+
+
+def params_sharded(model) -> bool:
+    """True when the model's parameters are split across processes (DeepSpeed ZeRO-3 or FSDP)."""
+    p = next(model.parameters(), None)
+    return p is not None and (hasattr(p, "ds_id") or type(p).__name__ in ("DTensor", "FlatParameter")
+                              or type(model).__name__ == "FullyShardedDataParallel")
 
 
 def is_tiny(cfg: Config) -> bool:
@@ -170,8 +216,19 @@ def reward_fn(cfg: Config):
 
 def training_args(cfg: Config, stage_dir: Path, *, steps: int, learning_rate: float, batch_size: int,
                   save_every: int, warmup_ratio: float = 0.0) -> dict:
-    """Keyword arguments shared by every TRL config (TrainingArguments fields)."""
+    """Keyword arguments shared by every TRL config (TrainingArguments fields).
+
+    `batch_size` counts sequences per optimizer step over all processes: under `accelerate launch` each process
+    takes an equal share, so a stage sees the same data per step on one GPU or eight (and every arm keeps the
+    same student budget).
+    """
     device = device_of(cfg)
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if batch_size % processes:
+        from s2dlab.config import ConfigError
+
+        raise ConfigError(f"a batch of {batch_size} sequences per step does not split evenly over {processes} "
+                          f"processes; change the stage's batch_size or the process count")
     bf16 = cfg.models.dtype == "bfloat16" and device == "cuda"
     return dict(
         output_dir=str(stage_dir / "checkpoints"),
@@ -179,7 +236,7 @@ def training_args(cfg: Config, stage_dir: Path, *, steps: int, learning_rate: fl
         learning_rate=learning_rate,
         lr_scheduler_type="constant_with_warmup" if warmup_ratio else "constant",
         warmup_steps=int(warmup_ratio * steps),
-        per_device_train_batch_size=batch_size,
+        per_device_train_batch_size=batch_size // processes,
         gradient_accumulation_steps=1,
         logging_steps=1,
         save_strategy="steps",
@@ -198,10 +255,12 @@ def training_args(cfg: Config, stage_dir: Path, *, steps: int, learning_rate: fl
 
 
 def last_checkpoint(stage_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """The newest complete Trainer checkpoint: `trainer_state.json` is written last, so a checkpoint that a kill cut
+    short is passed over for the one before it (kept until the new one is complete)."""
     ckpt_dir = stage_dir / "checkpoints"
-    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    done = [p for p in ckpt_dir.glob("checkpoint-*")
+            if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()] if ckpt_dir.is_dir() else []
+    return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
 
 
 # --- stage bookkeeping --------------------------------------------------------------------------------------------------
@@ -214,22 +273,31 @@ def stage_done(run: Run, stage: str) -> bool:
 def link_stage(run: Run, stage: str, source: str) -> dict:
     """Finish a stage by pointing at an existing checkpoint (a hub id or folder) instead of copying its weights."""
     out = {"status": "done", "finished": time.time(), "model_source": source}
-    run.write_json(f"{stage}/stage.json", out)
+    if is_main_process():
+        run.write_json(f"{stage}/stage.json", out)
     return out
 
 
 def mark_started(run: Run, stage: str, **info) -> None:
+    if not is_main_process():
+        return
     prev = run.read_json(f"{stage}/stage.json") or {}
     run.write_json(f"{stage}/stage.json", {**prev, "status": "running", "started": prev.get("started", time.time()),
-                                          **info})
+                                          "processes": int(os.environ.get("WORLD_SIZE", "1")), **info})
 
 
-def finish_stage(run: Run, stage: str, model, tokenizer, **info) -> dict:
-    """Save the hand-off model, then mark the stage done (in that order, so a kill in between reruns it)."""
+def finish_stage(run: Run, stage: str, model, tokenizer, state_dict: dict | None = None, **info) -> dict:
+    """Save the hand-off model, then mark the stage done (in that order, so a kill in between reruns it).
+
+    Only the main process writes (others return `{}`); `state_dict` is the full weights when the model's own are
+    sharded across processes (`gathered_state_dict`).
+    """
+    if not is_main_process():
+        return {}
     model_dir = run.model_dir(stage)
     tmp = model_dir.with_name("model.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, state_dict=state_dict)
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(model_dir, ignore_errors=True)
     os.replace(tmp, model_dir)
@@ -322,11 +390,12 @@ class RunStoreCallback(TrainerCallback):
             self.take(state.global_step, state)
 
     def take(self, step: int, state=None) -> None:
-        from accelerate import PartialState
-
-        if not (state.is_world_process_zero if state is not None else PartialState().is_main_process):
+        if not (state.is_world_process_zero if state is not None else is_main_process()):
             return
         student, teacher = self.models()
+        if params_sharded(student) or params_sharded(teacher):
+            # ZeRO-3 / FSDP: a forward pass needs every process, so a main-process probe would hang; skipped.
+            return
         metrics = self.probe.snapshot(step, student, teacher)
         if metrics:
             self.run.append_metrics(self.stage, {"step": step, **metrics})

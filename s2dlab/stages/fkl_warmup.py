@@ -40,14 +40,37 @@ def teacher_rollouts(cfg: Config, run: Run, stage: str, teacher, tokenizer) -> l
     w, g = cfg.fkl_warmup, cfg.generation
     pool = common.prompt_pool(cfg)
     n = math.ceil(w.num_rollouts / len(pool))
-    rollouts = sample(teacher, tokenizer, pool, n=n, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
-                      top_p=g.top_p, top_k=g.top_k, batch_size=g.batch_size, seed=cfg.seed,
-                      prompt_suffix=cfg.task.prompt_suffix, chat_template_kwargs=common.chat_kwargs(cfg),
-                      backend="hf", policy="teacher")[: w.num_rollouts]
+    # Several processes: each samples a contiguous block of the pool with its own copy of the teacher, and the
+    # blocks are gathered in order, so every process trains on the same rows. vLLM samples on the main process only.
+    ps = common.process_state(cfg)
+    if g.backend == "vllm":
+        mine = pool if ps.is_main_process else []
+    else:
+        block = math.ceil(len(pool) / ps.num_processes)
+        mine = pool[ps.process_index * block:(ps.process_index + 1) * block]
+    rollouts = []
+    if mine:
+        source = teacher
+        if g.backend == "vllm":
+            from s2dlab.generation import vllm_engine
+
+            source = vllm_engine(teacher.name_or_path, gpu_memory_utilization=g.vllm_gpu_memory_utilization,
+                                 seed=cfg.seed, dtype=cfg.models.dtype)
+        rollouts = sample(source, tokenizer, mine, n=n, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
+                          top_p=g.top_p, top_k=g.top_k, batch_size=g.batch_size, seed=cfg.seed,
+                          prompt_suffix=cfg.task.prompt_suffix, chat_template_kwargs=common.chat_kwargs(cfg),
+                          backend=g.backend, policy="teacher")
+        del source
     rows = [{"prompt_id": r.prompt_id, "prompt": r.prompt, "completion": r.completion, "finished": r.finished}
             for r in rollouts]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    common.write_jsonl(path, rows)
+    if ps.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        rows = gather_object(rows)
+    rows = rows[: w.num_rollouts]
+    if ps.is_main_process:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        common.write_jsonl(path, rows)
     return rows
 
 
@@ -101,8 +124,9 @@ def run(cfg: Config, run: Run, *, init: str = "base_student", teacher: str = "te
     if not common.last_checkpoint(stage_dir):
         store.take(0)
     trainer.train(resume_from_checkpoint=common.last_checkpoint(stage_dir))
+    state_dict = common.gathered_state_dict(trainer)  # every process: a collective under ZeRO-3 / FSDP
     if not trainer.accelerator.is_main_process:
         return {}
     store.take(w.steps)
-    return common.finish_stage(run, out, trainer.model, tokenizer, init=init, teacher=teacher, loss=w.loss,
-                               steps=w.steps, rollouts_used=len(rows))
+    return common.finish_stage(run, out, trainer.model, tokenizer, state_dict=state_dict, init=init, teacher=teacher,
+                               loss=w.loss, steps=w.steps, rollouts_used=len(rows))

@@ -43,6 +43,8 @@ def run(cfg: Config, run: Run) -> dict:
     trainer = SFTTrainer(model=student, args=args, train_dataset=sft_dataset(cfg, common.task_splits(cfg)["sft"]),
                          processing_class=tokenizer, callbacks=[common.RunStoreCallback(run, STAGE)])
     trainer.train(resume_from_checkpoint=common.last_checkpoint(stage_dir))
+    state_dict = common.gathered_state_dict(trainer)  # every process: a collective under ZeRO-3 / FSDP
     if not trainer.accelerator.is_main_process:
         return {}
-    return common.finish_stage(run, STAGE, trainer.model, tokenizer, init="base_student", steps=steps)
+    return common.finish_stage(run, STAGE, trainer.model, tokenizer, state_dict=state_dict, init="base_student",
+                               steps=steps)

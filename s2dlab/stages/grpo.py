@@ -40,7 +40,7 @@ def grpo_config(cfg: Config, section: GRPOStageConfig, stage_dir) -> GRPOConfig:
     g = cfg.generation
     return GRPOConfig(
         **common.training_args(cfg, stage_dir, steps=section.steps, learning_rate=section.learning_rate,
-                               batch_size=completions // world_size(), save_every=section.save_every,
+                               batch_size=completions, save_every=section.save_every,
                                warmup_ratio=section.warmup_ratio),
         num_generations=section.num_generations,
         max_completion_length=g.max_new_tokens,
@@ -85,8 +85,10 @@ def run_grpo(cfg: Config, run: Run, *, stage: str, section: GRPOStageConfig, pol
     if store.probe and not common.last_checkpoint(stage_dir):
         store.take(0)
     trainer.train(resume_from_checkpoint=common.last_checkpoint(stage_dir))
+    state_dict = common.gathered_state_dict(trainer)  # every process: a collective under ZeRO-3 / FSDP
     if store.probe and trainer.accelerator.is_main_process:
         store.take(section.steps)
     if not trainer.accelerator.is_main_process:
         return {}
-    return common.finish_stage(run, stage, trainer.model, tokenizer, init=policy_from, steps=section.steps)
+    return common.finish_stage(run, stage, trainer.model, tokenizer, state_dict=state_dict, init=policy_from,
+                               steps=section.steps)

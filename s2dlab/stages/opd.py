@@ -22,6 +22,7 @@ reward and the reverse KL falling during training.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 
@@ -31,7 +32,7 @@ from tqdm.auto import tqdm
 from trl import DistillationConfig, DistillationTrainer
 from trl.trainer.utils import selective_log_softmax
 
-from s2dlab.config import Config
+from s2dlab.config import Config, ConfigError
 from s2dlab.generation import sample
 from s2dlab.runs import Run
 from s2dlab.stages import common
@@ -43,6 +44,9 @@ def run(cfg: Config, run: Run, *, init: str = "fkl_warmup", teacher: str = "teac
         ) -> dict:
     if common.stage_done(run, out):
         return run.read_json(f"{out}/stage.json")
+    if cfg.opd.loss == "sampled_token" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("opd.loss=sampled_token is a single-process loop; run it without accelerate launch, or "
+                          "use opd.loss=full_reverse_kl (TRL's DistillationTrainer) on several processes")
     tokenizer = common.tokenizer_for(cfg, run)
     device = common.device_of(cfg)
     teacher_model = common.load_stage_model(cfg, run, teacher, tokenizer, device).eval()
@@ -50,14 +54,15 @@ def run(cfg: Config, run: Run, *, init: str = "fkl_warmup", teacher: str = "teac
     common.check_pair(teacher_model, student, tokenizer)
     common.mark_started(run, out, init=init, teacher=teacher, loss=cfg.opd.loss)
     probe = common.Probe.for_stage(cfg, run, out, tokenizer)
+    state_dict = None
     if cfg.opd.loss == "full_reverse_kl":
-        model = _train_distillation(cfg, run, out, student, teacher_model, tokenizer, probe)
+        model, state_dict = _train_distillation(cfg, run, out, student, teacher_model, tokenizer, probe)
     else:
         model = _train_sampled_token(cfg, run, out, student, teacher_model, tokenizer, probe)
     if model is None:
         return {}
-    return common.finish_stage(run, out, model, tokenizer, init=init, teacher=teacher, loss=cfg.opd.loss,
-                               steps=cfg.opd.steps)
+    return common.finish_stage(run, out, model, tokenizer, state_dict=state_dict, init=init, teacher=teacher,
+                               loss=cfg.opd.loss, steps=cfg.opd.steps)
 
 
 # --- full reverse KL: TRL's DistillationTrainer ---------------------------------------------------------------------
@@ -82,10 +87,11 @@ def _train_distillation(cfg, run, stage, student, teacher, tokenizer, probe):
     if not common.last_checkpoint(stage_dir):
         store.take(0)
     trainer.train(resume_from_checkpoint=common.last_checkpoint(stage_dir))
+    state_dict = common.gathered_state_dict(trainer)  # every process: a collective under ZeRO-3 / FSDP
     if not trainer.accelerator.is_main_process:
-        return None
+        return None, None
     store.take(o.steps)
-    return trainer.model
+    return trainer.model, state_dict
 
 
 # --- sampled-token implicit reward with importance sampling (own loop) ----------------------------------------------

@@ -37,10 +37,14 @@ def cell_setup() -> str:
     overrides = ",\n".join(f"        {o!r}" for o in TINY_OVERRIDES)
     return f'''if PRESET == "tiny":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tiny preset never touches the Hugging Face Hub
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # text progress bars are fine here
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import transformers
 from IPython.display import HTML, display
 
 from s2dlab import pipeline, viz
@@ -59,6 +63,7 @@ NOTEBOOK_OVERRIDES = {{
 }}
 cfg = load_config(PRESET, overrides=NOTEBOOK_OVERRIDES[PRESET])
 common.offline_defaults()
+transformers.logging.disable_progress_bar()  # no bar for every model load
 run = create_run(RUN_DIR, cfg.to_dict(), cfg.seed)
 steps, arms = pipeline.plan(cfg)
 K, EVAL_SET = cfg.eval.n_samples, cfg.eval.sets[0]
@@ -112,8 +117,9 @@ Qwen3-1.7B student, DAPO-Math, on a GPU box). `RUN_DIR` is the run folder that n
     ("md", """\
 ## The task
 
-On the tiny preset the task is synthetic arithmetic: three 2-digit numbers joined by `+` or `-`. Each problem
-record carries the prompt, the final answer and a worked solution, one step per line, ending in `\\boxed{...}`.
+On the tiny preset the task is synthetic arithmetic: `task.n_terms` numbers of `task.digits` digits joined by `+`
+or `-` (by default four one-digit numbers, such as `7+3-5+8=?`). Each problem record carries the prompt, the
+final answer and a worked solution, one operation per line, ending in `\\boxed{...}`.
 The labeled data of the RL stages are **final answers only**; worked solutions are used only to make the base
 models (stage 0), the way pretraining would. The splits are disjoint and fixed by `task.data_seed`."""),
     ("code", """\
@@ -287,12 +293,8 @@ for teacher_stage in ("base_teacher", "teacher_grpo"):
     scored[teacher_stage] = score_rollouts(student, teacher, tok, rollouts, grade_fn=common.grade_fn(cfg),
                                            answers=answers)
 accuracy = {s: results["stages"][s]["accuracy"] for s in ("base_teacher", "teacher_grpo")}
-for teacher_stage, rows in scored.items():
-    sep = c1_separation(rows)
-    print(f"{teacher_stage:<13} AUROC {sep['auroc']:.2f}   mean summed implicit reward: correct "
-          f"{sep['mean_sum_reward_correct']:+.2f}, incorrect {sep['mean_sum_reward_incorrect']:+.2f}")
-print()
-print(verdict_c1(c1_separation(scored["teacher_grpo"]), accuracy["base_teacher"], accuracy["teacher_grpo"]))"""),
+print(verdict_c1(c1_separation(scored["teacher_grpo"]), accuracy["base_teacher"], accuracy["teacher_grpo"]))
+pd.DataFrame({f"scored by {s}": c1_separation(rows) for s, rows in scored.items()}).T"""),
     ("md", """\
 Each dot is one student rollout, placed at its summed implicit reward. A reward-shaped teacher pushes the correct
 ones (top row) to the right of the incorrect ones (bottom row)."""),
@@ -345,7 +347,7 @@ folder. Only completions that stopped on their own are kept (`fkl_warmup.only_co
 wrong ones, which uses labels; off by default). They are not all correct: the student learns the teacher's
 *distribution*, mistakes included."""),
     ("code", """\
-teacher_rows = pd.read_json(run.stage_dir("fkl_warmup") / "teacher_rollouts.jsonl", lines=True)
+teacher_rows = pd.DataFrame(common.read_jsonl(run.stage_dir("fkl_warmup") / "teacher_rollouts.jsonl"))
 splits = common.task_splits(cfg)
 answers = {r["id"]: r["answer"] for r in splits["teacher_rl"] + splits["student_rl"]}
 grade = common.grade_fn(cfg)
@@ -700,7 +702,14 @@ into the run store (`opd/rollouts/step_*.parquet`, student samples scored by the
 
 {BUDGET_NOTE} Reads the run store only, once stages 0-2b exist (it builds them if missing).""")),
     ("code", cell_setup()),
-    ("code", cell_ensure("opd", "Stages 0-2b (if missing), each evaluated.")),
+    ("code", """\
+# Stages 0-2b, built if missing and evaluated (instant when notebook 02b has run). A run folder that holds OPD
+# snapshots but no model weights, such as a copy of the committed fixture (see WORKSHOP.md), is read as it is.
+if run.has_model("opd") or not run.rollout_steps("opd"):
+    upto = [s.out for s in steps].index("opd")
+    for step in steps[: upto + 1]:
+        pipeline.run_stage(cfg, run, step)
+        evaluate_stage(cfg, run, step.out, progress=False)"""),
     ("code", """\
 from s2dlab.diagnostics import token_quadrants
 

@@ -73,7 +73,7 @@ class GenerationConfig:
 class BaseStageConfig:
     enabled: bool = True  # stage 0 runs only for tiny models (real checkpoints are already pretrained)
     source: str = "shipped"  # shipped: copy the base models that ship with s2dlab (seconds) | train: SFT from scratch
-    teacher_steps: int = 1500  # SFT steps for the base teacher
+    teacher_steps: int = 700  # SFT steps for the base teacher: good but not yet reward-shaped, so stage 1 has work to do
     student_steps: int = 400  # SFT steps for the base student, kept short so the student is weak but nonzero
     learning_rate: float = 3e-3  # constant lr; accuracy jumps and is noisy, hence best-checkpoint selection
     batch_size: int = 32  # sequences per step
@@ -144,6 +144,7 @@ class Config:
     preset: str = "tiny"  # tiny | qwen3_paper
     seed: int = 0  # one seed drives data splits, init, sampling and training
     report_to: str = "none"  # TRL/transformers report_to: none | trackio | wandb | tensorboard
+    micro_batch_size: int = 0  # sequences per device per forward/backward (gradient accumulation); 0 = a process's whole share of the step
     models: ModelsConfig = field(default_factory=ModelsConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
@@ -186,7 +187,7 @@ EVAL_SETS = ("arithmetic", "math500", "aime24", "gsm8k", "amc23")
 POSITIVE = ("steps", "learning_rate", "batch_size", "num_generations", "prompts_per_step", "n_samples",
             "max_new_tokens", "num_rollouts", "n_terms", "digits", "select_every", "select_size", "num_prompts",
             "num_samples", "eval_size", "save_every")
-NON_NEGATIVE = ("teacher_steps", "student_steps", "kl_coef", "epsilon", "epsilon_high", "temperature", "top_k",
+NON_NEGATIVE = ("micro_batch_size", "teacher_steps", "student_steps", "kl_coef", "epsilon", "epsilon_high", "temperature", "top_k",
                 "every", "teacher_samples", "warmup_ratio", "sft_size", "teacher_rl_size", "student_rl_size")
 UNIT_INTERVAL = ("top_p", "student_rl_fraction", "vllm_gpu_memory_utilization")
 

@@ -131,7 +131,7 @@ def load_stage_model(cfg: Config, run: Run, stage: str, tokenizer, device: str |
     path = info.get("model_source") or run.model_dir(stage)
     if not info.get("model_source") and not (path / "config.json").exists():
         raise FileNotFoundError(f"{path}: stage {stage!r} has no saved model yet; run that stage first "
-                                f"(s2dlab stage {stage.split('.')[-1]} --out {run.path})")
+                                f"(s2dlab stage {'base' if stage.startswith('base_') else stage.split('.')[-1]} --out {run.path})")
     dtype = cfg.models.dtype if not is_tiny(cfg) else "float32"
     model = load_model(path, dtype=dtype)
     set_generation_defaults(model, tokenizer)
@@ -223,12 +223,18 @@ def training_args(cfg: Config, stage_dir: Path, *, steps: int, learning_rate: fl
     same student budget).
     """
     device = device_of(cfg)
+    from s2dlab.config import ConfigError
+
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     if batch_size % processes:
-        from s2dlab.config import ConfigError
-
         raise ConfigError(f"a batch of {batch_size} sequences per step does not split evenly over {processes} "
                           f"processes; change the stage's batch_size or the process count")
+    share = batch_size // processes
+    micro = cfg.micro_batch_size or share
+    if share % micro:
+        raise ConfigError(f"micro_batch_size={micro} does not divide the {share} sequences each of the {processes} "
+                          f"processes takes per step; pick a divisor of {share}")
+    accum = share // micro
     bf16 = cfg.models.dtype == "bfloat16" and device == "cuda"
     return dict(
         output_dir=str(stage_dir / "checkpoints"),
@@ -236,8 +242,8 @@ def training_args(cfg: Config, stage_dir: Path, *, steps: int, learning_rate: fl
         learning_rate=learning_rate,
         lr_scheduler_type="constant_with_warmup" if warmup_ratio else "constant",
         warmup_steps=int(warmup_ratio * steps),
-        per_device_train_batch_size=batch_size // processes,
-        gradient_accumulation_steps=1,
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=accum,
         logging_steps=1,
         save_strategy="steps",
         save_steps=save_every,

@@ -132,8 +132,8 @@ class EvalConfig:
 @dataclass
 class ProbeConfig:
     every: int = 25  # snapshot every N training steps (0 = only at the end of a stage)
-    num_prompts: int = 8  # fixed probe problems (from the eval split)
-    num_samples: int = 2  # student samples per probe problem
+    num_prompts: int = 16  # fixed probe problems (from the eval split)
+    num_samples: int = 4  # student samples per probe problem (64 rollouts: enough for a C1 AUROC)
     teacher_samples: int = 1  # teacher samples per probe problem, shown beside the student's
     top_k: int = 5  # alternatives stored per token
 

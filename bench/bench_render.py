@@ -99,7 +99,7 @@ def browser_side(results: list[dict], repeats: int) -> None:
             r["paint_html_ms"] = statistics.median(paint(doc, last) for _ in range(repeats))
             chart = pio.to_html(r["fig"], include_plotlyjs=True, full_html=True)
             r["paint_fig_ms"] = statistics.median(
-                paint(chart, "() => document.querySelectorAll('.js-plotly-plot .plot .trace').length >= 2")
+                paint(chart, "() => document.querySelectorAll('.js-plotly-plot g.trace').length >= 2")
                 for _ in range(repeats))
             r["paint_fig_net_ms"] = r["paint_fig_ms"] - base_ms
         browser.close()

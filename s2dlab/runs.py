@@ -78,6 +78,11 @@ _VERSIONED_PACKAGES = ["python", "torch", "transformers", "trl", "s2dlab", "acce
                        "math-verify", "pyarrow", "pandas", "plotly", "gradio", "vllm"]
 
 
+# The process umask, read once at import (reading it means setting it, which is not thread-safe later).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 class RunStoreError(Exception):
     """A run-store file is missing where it must exist, or cannot be parsed. The message names the path."""
 
@@ -96,6 +101,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -71,8 +71,9 @@ def test_token_view_rollout_selection_and_injection(browser, app_url):
     colours = page.eval_on_selector_all("#student-heatmap .s2d-tok",
                                         "els => [...new Set(els.map(e => getComputedStyle(e).backgroundColor))]")
     assert len(colours) > 3
-    page.wait_for_selector("#token-chart .js-plotly-plot .plot .bars path", timeout=30_000)
-    assert page.locator("#token-chart .js-plotly-plot .plot .bars path").count() >= spans.count()
+    bars = "#token-chart .js-plotly-plot .trace.bars .point path"
+    page.wait_for_selector(bars, state="attached", timeout=30_000)
+    assert page.locator(bars).count() == 2 * spans.count()  # reverse KL and implicit reward at every position
 
     # hovering a token shows its numbers (the CSS tooltip reads the span's data-* attributes)
     tok = spans.nth(3)

@@ -228,6 +228,11 @@ def test_eval_results_json(tmp_path):
 # atomicity
 
 
+def test_atomic_write_gives_normal_file_mode(tmp_path):
+    target = atomic_write_bytes(tmp_path / "f.bin", b"x")
+    assert target.stat().st_mode & 0o777 == 0o666 & ~runs._UMASK
+
+
 def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):
     target = tmp_path / "f.json"
     atomic_write_json(target, {"v": 1})

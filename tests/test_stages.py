@@ -97,9 +97,9 @@ def test_base_trains_from_scratch_with_best_checkpoint(tmp_path):
 def test_shipped_base_refuses_another_task(tmp_path):
     from s2dlab.config import ConfigError
 
-    cfg = small_config("task.n_terms=4")
+    cfg = small_config("task.n_terms=3")
     run = create_run(tmp_path, cfg.to_dict(), cfg.seed)
-    with pytest.raises(ConfigError, match="task.n_terms=4 .*base.source=train"):
+    with pytest.raises(ConfigError, match="task.n_terms=3 .*base.source=train"):
         base.run(cfg, run)
 
 

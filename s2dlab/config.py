@@ -132,7 +132,7 @@ class EvalConfig:
 @dataclass
 class ProbeConfig:
     every: int = 25  # snapshot every N training steps (0 = only at the end of a stage)
-    num_prompts: int = 16  # fixed probe problems (from the eval split)
+    num_prompts: int = 16  # fixed probe problems (from the eval split); 0 turns probe snapshots off
     num_samples: int = 4  # student samples per probe problem (64 rollouts: enough for a C1 AUROC)
     teacher_samples: int = 1  # teacher samples per probe problem, shown beside the student's
     top_k: int = 5  # alternatives stored per token
@@ -185,9 +185,9 @@ CHOICES: dict[str, tuple] = {
 }
 EVAL_SETS = ("arithmetic", "math500", "aime24", "gsm8k", "amc23")
 POSITIVE = ("steps", "learning_rate", "batch_size", "num_generations", "prompts_per_step", "n_samples",
-            "max_new_tokens", "num_rollouts", "n_terms", "digits", "select_every", "select_size", "num_prompts",
+            "max_new_tokens", "num_rollouts", "n_terms", "digits", "select_every", "select_size",
             "num_samples", "eval_size", "save_every")
-NON_NEGATIVE = ("micro_batch_size", "teacher_steps", "student_steps", "kl_coef", "epsilon", "epsilon_high", "temperature", "top_k",
+NON_NEGATIVE = ("num_prompts", "micro_batch_size", "teacher_steps", "student_steps", "kl_coef", "epsilon", "epsilon_high", "temperature", "top_k",
                 "every", "teacher_samples", "warmup_ratio", "sft_size", "teacher_rl_size", "student_rl_size")
 UNIT_INTERVAL = ("top_p", "student_rl_fraction", "vllm_gpu_memory_utilization")
 

@@ -222,6 +222,7 @@ def results_table(results: dict) -> str:
             return f"{100 * m[key]:.1f} ± {100 * m[key + '_sd']:.1f}"
         return f"{100 * m[key]:.1f}"
 
-    for arm, m in arms.items():
+    order = ["workflow", "direct_grpo", *ABLATIONS]
+    for arm, m in sorted(arms.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)):
         lines.append(f"{arm:<14} {cell(m, 'accuracy'):>16} {cell(m, 'greedy'):>16} {cell(m, f'pass@{k}'):>16}")
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """The s2dlab app: browse runs, see where the teacher's dense reward lands token by token.
 
     python app/app.py runs                 # http://127.0.0.1:7860, no share link
-    python app/app.py runs --port 8000 --share
+    python app/app.py runs --port 8000 --share --open    # or: s2dlab app runs
 
 Tabs: Token view (a student rollout beside the teacher's for the same problem, coloured by implicit reward, hover
 for every number), Rollouts (a snapshot's table; pick a row to open it), Stages (curves, results, C1/C2),
@@ -117,7 +117,7 @@ def build_demo(runs_root: str | os.PathLike) -> gr.Blocks:
                 with gr.Row():
                     correct_radio = gr.Radio(["all", "correct", "incorrect"], value="all", label="correct")
                     policy_radio = gr.Radio(["all", "student", "teacher"], value="all", label="sampled by")
-                gr.Markdown("Click a column header to sort; click a row to open it in the token view.")
+                gr.Markdown("Sort from a column header (its ⋮ menu); click a row to open it in the token view.")
                 table = gr.Dataframe(value=_empty_table(), interactive=False, elem_id="rollout-table", wrap=True,
                                      max_height=600)
 
@@ -298,13 +298,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--host", default="127.0.0.1",
                     help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes the app on your network)")
     ap.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
+    ap.add_argument("--open", action="store_true", help="open the app in the default web browser")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     root = Path(args.runs_root)
     if not root.is_dir():
         log.warning("%s does not exist yet; the app will say so until runs appear there", root)
     demo = build_demo(root)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=False, show_error=False)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=args.open, show_error=False)
 
 
 if __name__ == "__main__":

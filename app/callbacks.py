@@ -451,7 +451,8 @@ def verdicts(store: Store, run_id: str) -> str:
         rows = _student_rows(store, run, run_id, "teacher_grpo") or _student_rows(store, run, run_id, "opd")
         sep = diag.c1_separation(rows) if rows else None
     if sep is not None:
-        lines.append("**C1** " + diag.verdict_c1(sep, c1.get("teacher_accuracy_before"), c1.get("teacher_accuracy_after")))
+        before, after = c1.get("teacher_accuracy_before"), c1.get("teacher_accuracy_after")
+        lines.append("**C1** " + diag.verdict_c1(sep, before, after))
     else:
         lines.append("**C1** no scored rollouts to judge yet.")
     c2 = (res or {}).get("c2") or {}
@@ -599,7 +600,9 @@ def live_score(run: Run, student_stage: str, teacher_stage: str, problem: str, *
         if not stage or not run.has_model(stage):
             raise AppError(f"Stage {stage!r} has no saved model in this run ({run.path}); live scoring needs "
                            "local checkpoints (model/ folders).")
-    folders = {s: (store._inside(run.model_dir(s)) if store else run.model_dir(s)) for s in (student_stage, teacher_stage)}
+    folders = {s: run.model_dir(s) for s in (student_stage, teacher_stage)}
+    if store is not None:
+        folders = {s: store._inside(f) for s, f in folders.items()}
     cfg_info = run.info.get("config") or {}
     task = cfg_info.get("task") or {}
     gen = cfg_info.get("generation") or {}

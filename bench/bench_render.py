@@ -136,7 +136,8 @@ def main(argv=None) -> None:
     print(f"{'tokens':>7} | {'heatmap ms':>10} {'µs/tok':>7} {'KiB':>7} | {'chart ms':>8} {'json ms':>7} {'KiB':>6}"
           + (f" | {'paint heatmap ms':>16} {'paint chart ms':>14}" if browser else ""))
     for r in results:
-        line = (f"{r['n']:>7} | {r['html_ms']:>10.1f} {1000 * r['html_ms'] / r['n']:>7.2f} {r['html_bytes'] / 1024:>7.0f}"
+        per_token_us = 1000 * r["html_ms"] / r["n"]
+        line = (f"{r['n']:>7} | {r['html_ms']:>10.1f} {per_token_us:>7.2f} {r['html_bytes'] / 1024:>7.0f}"
                 f" | {r['fig_ms']:>8.1f} {r['json_ms']:>7.1f} {r['json_bytes'] / 1024:>6.0f}")
         if browser:
             line += f" | {r['paint_html_ms']:>16.0f} {r['paint_fig_ms']:>14.0f}"

@@ -223,8 +223,9 @@ display(HTML(viz.rollout_heatmap_html(row, id_to_text=viz.vocab_from_rows(pd.Dat
     ("code", """\
 viz.per_token_figure(row)"""),
     ("md", """\
-Red tokens are where the teacher disagrees with the student. Before the teacher has been trained with RL (stage
-1) these numbers say little about right and wrong; notebook 01 shows how that changes.
+Red tokens are where the teacher disagrees with the student: on this task, mostly the digits of a wrong
+intermediate result. Whether such numbers can be trusted as a reward, that is whether they tell right from wrong,
+is condition C1, the subject of notebook 01.
 
 **Next:** `01_teacher_grpo` trains the teacher with the sparse reward."""),
 ]
@@ -264,9 +265,10 @@ table.loc[["base_teacher", "teacher_grpo"], ["accuracy", "greedy", f"pass@{K}"]]
 `reward` is the mean sparse reward of the step's completions (the training accuracy at T=1);
 `frac_reward_zero_std` the share of groups where every completion got the same reward, which therefore carry no
 learning signal at all. Every `probe.every` steps a probe samples a fixed set of eval problems:
-`probe/teacher_accuracy` is the teacher's accuracy on them. All of it is in `teacher_grpo/metrics.jsonl`."""),
+`probe/teacher_accuracy` is the teacher's accuracy on them, and `probe/auroc` the C1 measure below on the base
+student's probe rollouts (small, so noisy). All of it is in `teacher_grpo/metrics.jsonl`."""),
     ("code", """\
-viz.stage_curves_figure(run, metrics=["reward", "frac_reward_zero_std", "probe/teacher_accuracy"],
+viz.stage_curves_figure(run, metrics=["reward", "frac_reward_zero_std", "probe/teacher_accuracy", "probe/auroc"],
                         stages=["teacher_grpo"])"""),
     ("md", """\
 ## Seeing C1
@@ -304,13 +306,19 @@ display(viz.c1_figure(scored["teacher_grpo"], title="C1 with the RL teacher (aft
     ("md", """\
 How to read it:
 
-- The summed implicit reward mixes two things: how much the teacher agrees with the student's *style* (the
-  format, the line structure, which both models learned from the same data) and whether the *content* is right.
-  Only the second should move with correctness.
-- On the tiny preset the separation usually grows after stage 1, and stays well short of perfect: 300 problems
-  are evaluation noise of about 3 points, and 100 GRPO steps is a short run. The probe in
-  `teacher_grpo/rollouts/` records the same measure during training (`s2dlab score RUN` prints it).
-- The paper measures C1 at scale with a Qwen3-8B teacher; this is the same measurement on a toy.
+- An AUROC clearly above 0.5 means the dense reward points the right way on average: summed over a rollout, the
+  teacher's per-token judgement ranks the student's right answers above its wrong ones. OPD relies on that.
+- Compare the two rows. Stage 1 makes the teacher a better *solver* (the accuracy table above); C1 asks whether
+  it is also a good *judge of the student's text*, which is what distillation uses. The shipped base teacher was
+  trained on worked solutions, so it already judges fairly well, and 100 GRPO steps may move the AUROC only a
+  little: with about 200 rollouts, differences of ±0.05 are noise. The `raw_teacher` arm in notebook 04 asks the
+  question that matters downstream: how good is a student distilled from the teacher *before* stage 1?
+- The summed implicit reward mixes two things: agreement on *style* (the layout both models learned from the same
+  data) and on *content*. Only the second should move with correctness; the heatmaps of notebook 05 show it
+  sitting on the digits of wrong intermediate results.
+- The probe in `teacher_grpo/rollouts/` records the same measure during training (`probe/auroc` in the metrics;
+  `s2dlab score RUN` prints it). The paper measures C1 with a Qwen3-8B teacher; this is the same measurement on
+  a toy.
 
 **Next:** `02a_forward_kl_warmup` moves the student toward the RL teacher before on-policy distillation."""),
 ]
@@ -791,7 +799,7 @@ display(HTML(viz.token_heatmap_html(row["tokens"], row["reverse_kl"], per_token_
     ("code", """\
 from s2dlab.cli import main as s2dlab_cli
 
-s2dlab_cli(["score", str(run.path)])"""),
+_ = s2dlab_cli(["score", str(run.path)])  # the exit status, 0"""),
     ("md", """\
 The dashboard shows every run under a folder: stages, curves, results, and every scored rollout as a heatmap
 with the same hover details. From the repository root, in a terminal:

@@ -127,12 +127,14 @@ def _auto_vmax(values: Sequence[float | None]) -> float:
 
 
 _CSS = """
-.s2d-heatmap{position:relative;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px;line-height:1.9;color:#111}
+.s2d-heatmap{position:relative;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px;
+ line-height:1.9;color:#111}
 .s2d-heatmap:hover{z-index:1000}
 .s2d-heatmap .s2d-title{font-weight:600;margin-bottom:4px}
 .s2d-heatmap .s2d-legend{display:flex;align-items:center;gap:6px;font-size:11px;margin:2px 0 6px 0;color:#333}
 .s2d-heatmap .s2d-bar{display:inline-block;width:160px;height:10px;border:1px solid #999;border-radius:2px}
-.s2d-heatmap .s2d-tokens{white-space:pre-wrap;word-break:break-all;background:#fff;padding:4px;border:1px solid #e3e3e3;border-radius:4px}
+.s2d-heatmap .s2d-tokens{white-space:pre-wrap;word-break:break-all;background:#fff;padding:4px;border:1px solid #e3e3e3;
+ border-radius:4px}
 .s2d-heatmap .s2d-tok{position:relative;border-radius:2px;padding:1px 0;cursor:default}
 .s2d-heatmap .s2d-tok:hover{outline:2px solid #000;z-index:5}
 .s2d-heatmap .s2d-nl::before{content:"\\21B5";opacity:.55}
@@ -252,12 +254,13 @@ def token_heatmap_html(tokens: Sequence[str | bytes], values: Sequence[float | N
         elif text.strip(" \t\r") == "\n" or (text.endswith("\n") and not text.strip()):
             cls += " s2d-nl"
         pos = str(first) if last - first == 1 else f"{first}–{last - 1}"
+        # formatted numbers ("+0.123", "n/a") hold nothing to escape; token texts and alternatives are escaped
         attrs = [f'class="{cls}"', f'style="background:{bg};color:{fg}"', f'data-i="{pos}"',
-                 f'data-v="{esc(" | ".join(_fmt("{:+.3f}", vals[i]) for i in members))}"']
+                 f'data-v="{" | ".join(_fmt("{:+.3f}", vals[i]) for i in members)}"']
         if per_token_info is not None:
             infos = [per_token_info[i] or {} for i in members]
             for key, attr, fmt in _INFO_ATTRS:
-                attrs.append(f'data-{attr}="{esc(" | ".join(_fmt(fmt, info.get(key)) for info in infos))}"')
+                attrs.append(f'data-{attr}="{" | ".join(_fmt(fmt, info.get(key)) for info in infos)}"')
             for key, attr in (("teacher_top", "ttop"), ("student_top", "stop")):
                 attrs.append(f'data-{attr}="{esc(" | ".join(_fmt_top(info.get(key)) for info in infos))}"')
         spans.append(f"<span {' '.join(attrs)}>{esc(text)}</span>")
@@ -305,7 +308,7 @@ def token_display_bytes(tokenizer, token_ids: Sequence[int]) -> list[str | bytes
 
 def _bytes_to_unicode() -> dict[int, str]:
     # GPT-2's reversible byte <-> printable-character map used by byte-level BPE (Qwen, Llama 3, GPT-2).
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -339,10 +342,11 @@ def row_token_info(row: Mapping | pd.Series, id_to_text: Mapping[int, str] | Non
         if ids is None or logps is None:
             return None
         out = []
-        for i, lp in list(zip(ids, logps))[:top]:
-            if i is None or int(i) < 0:
+        for i, lp in zip(ids[:top], logps[:top]):
+            if i is None or i < 0:
                 continue
-            out.append((id_to_text.get(int(i), f"#{int(i)}"), math.exp(lp) if _finite(lp) is not None else None))
+            i = int(i)
+            out.append((id_to_text.get(i, f"#{i}"), math.exp(lp) if lp is not None and math.isfinite(lp) else None))
         return out
 
     infos = []

@@ -1,6 +1,6 @@
 """Build the small committed run under tests/data/fixture_run/ that the app, viz and browser tests read.
 
-    python scripts/make_fixture_run.py            # ~1 minute on 2 CPU cores, writes < 1 MB, no model weights
+    python scripts/make_fixture_run.py     # ~2 minutes on 2 idle CPU cores; writes ~550 KB, no model weights
 
 What is real and what is not:
 - Real: a tiny teacher and student (the tiny preset's Qwen3 sizes, char tokenizer plus two added tokens `é`, `→`)

@@ -285,6 +285,7 @@ def test_build_demo_and_main(monkeypatch, tmp_path):
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: seen.update(kw))
     app_module.main([str(DATA)])
     assert seen["server_name"] == "127.0.0.1" and seen["share"] is False and seen["server_port"] is None
-    app_module.main([str(DATA), "--port", "7999", "--share"])
-    assert seen["server_port"] == 7999 and seen["share"] is True
+    assert seen["inbrowser"] is False
+    app_module.main([str(DATA), "--port", "7999", "--share", "--open"])
+    assert seen["server_port"] == 7999 and seen["share"] is True and seen["inbrowser"] is True
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"

@@ -98,6 +98,33 @@ def test_token_view_rollout_selection_and_injection(browser, app_url):
     page.close()
 
 
+def test_sorted_rollout_table_opens_the_clicked_row(browser, app_url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url)
+    page.wait_for_selector("#student-heatmap .s2d-tok", timeout=60_000)
+    page.get_by_role("tab", name="Rollouts").click()
+    header = page.locator("#rollout-table th[title='sum_implicit_reward']")
+    header.hover()
+    header.locator("button[aria-label='Open cell menu']").click()
+    page.get_by_text("Sort ascending").first.click()
+    from app import callbacks as cb
+
+    lowest = cb.rollout_table(cb.Store(DATA), "fixture_run", "opd", None)["sum_implicit_reward"].min()
+    first_row = page.locator("#rollout-table .virtual-row[data-index='0'] [role=gridcell]")
+    page.wait_for_function("([low]) => { const c = document.querySelectorAll("
+                           "\"#rollout-table .virtual-row[data-index='0'] [role=gridcell]\"); "
+                           "return c.length && Math.abs(parseFloat(c[5].innerText) - low) < 1e-3 }",
+                           arg=[float(lowest)], timeout=15_000)
+    values = first_row.all_inner_texts()
+    first_row.nth(5).click()
+    head = page.locator("#student-heatmap .s2d-head").first
+    head.wait_for(timeout=30_000)
+    page.wait_for_function(f"() => document.querySelector('#student-heatmap .s2d-head')?.innerText"
+                           f".includes('Σ implicit reward {lowest:+.2f}')", timeout=30_000)
+    assert f"sample #{values[1]}" in head.inner_text()
+    page.close()
+
+
 def test_corrupt_run_shows_a_message(browser, tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "run.json").write_text("{truncated")

@@ -1,7 +1,6 @@
 """The run store: round trips, crash safety, error messages that name the path, stage-name validation."""
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -11,11 +10,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from s2dlab import runs
-from s2dlab.runs import Run, RunStoreError, atomic_write_bytes, atomic_write_json, create_run, list_runs, open_run
+from s2dlab.runs import RunStoreError, atomic_write_bytes, atomic_write_json, create_run, list_runs, open_run
 
 
 def visible(folder: Path) -> list[str]:

@@ -228,8 +228,8 @@ def test_c2_histogram_figure():
     fig = viz.c2_histogram_figure(closeness)
     assert len(fig.data) == 1 and len(fig.data[0].x) == len(closeness["histogram"]["counts"])
     assert sum(fig.data[0].y) == pytest.approx(1.0)
-    fig = viz.c2_histogram_figure({"raw": [0.0005, 0.02, 0.5, 12.0], "after_warmup": {"edges": [0, 1, 2], "counts": [3, 1]},
-                                   "before_warmup": closeness})
+    fig = viz.c2_histogram_figure({"raw": [0.0005, 0.02, 0.5, 12.0],
+                                   "after_warmup": {"edges": [0, 1, 2], "counts": [3, 1]}, "before_warmup": closeness})
     assert [t.name for t in fig.data] == ["before warmup", "after warmup", "raw"]  # workflow order, not key order
     assert list(fig.data[1].y) == [0.75, 0.25]
     assert list(fig.data[2].customdata) == closeness["histogram"]["counts"]  # raw values binned the same way

@@ -281,7 +281,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"s2dlab: config error: {err}", file=sys.stderr)
         return 2
-    except FileNotFoundError as err:
+    except Exception as err:
+        # Known, user-fixable problems (missing run or stage, corrupt file, model or data not available offline,
+        # mismatched tokenizers) print one line; anything else keeps its traceback.
+        from s2dlab.models import ModelNotAvailableError, TokenizerMismatchError
+        from s2dlab.runs import RunStoreError
+        from s2dlab.tasks import DatasetNotAvailableError
+
+        known = (FileNotFoundError, RunStoreError, ModelNotAvailableError, TokenizerMismatchError,
+                 DatasetNotAvailableError)
+        if not isinstance(err, known):
+            raise
         print(f"s2dlab: {err}", file=sys.stderr)
         return 2
 

@@ -91,3 +91,10 @@ def test_cli_help_documents_every_subcommand():
     assert proc.returncode == 0
     for cmd in ("run", "stage", "eval", "score", "app", "demo"):
         assert cmd in proc.stdout
+
+
+def test_cli_missing_run_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "s2dlab", "eval", str(tmp_path / "nope")], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no such run folder" in proc.stderr and str(tmp_path / "nope") in proc.stderr

@@ -121,7 +121,7 @@ def collect_results(cfg: Config, run: Run, arms: dict[str, str]) -> dict:
     from s2dlab.diagnostics import c1_separation, c2_closeness
 
     k = cfg.eval.n_samples
-    stages = {s: run.eval(s) for s in run.stages() if run.eval(s)}
+    stages = {s: ev for s in run.stages() if (ev := run.eval(s))}
 
     def metrics(stage: str) -> dict:
         ev = stages.get(stage)
@@ -160,7 +160,7 @@ def collect_results(cfg: Config, run: Run, arms: dict[str, str]) -> dict:
     c2["opd_curve"] = opd_curve
     return {
         "name": run.name, "seed": cfg.seed, "eval": {"sets": cfg.eval.sets, "k": k},
-        "arms": {arm: metrics(stage) for arm, stage in arms.items() if metrics(stage)},
+        "arms": {arm: m for arm, stage in arms.items() if (m := metrics(stage))},
         "stages": {s: metrics(s) for s in stages},
         "teacher": {"base": metrics("base_teacher").get("accuracy"), "rl": metrics("teacher_grpo").get("accuracy")},
         "student": {s: metrics(s).get("accuracy") for s in stages if not s.endswith("teacher") and s != "teacher_grpo"},

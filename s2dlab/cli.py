@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from s2dlab.config import PRESETS, ConfigError, load_config, to_yaml
+from s2dlab.errors import S2DLabError
 
 STAGE_CHOICES = ("base", "teacher_grpo", "fkl_warmup", "opd", "student_grpo", "direct_grpo", "gold_sft")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -281,20 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"s2dlab: config error: {err}", file=sys.stderr)
         return 2
-    except Exception as err:
-        # Known, user-fixable problems (missing run or stage, corrupt file, model or data not available offline,
-        # mismatched tokenizers) print one line; anything else keeps its traceback.
-        from s2dlab.models import ModelNotAvailableError, TokenizerMismatchError
-        from s2dlab.runs import RunStoreError
-        from s2dlab.tasks import DatasetNotAvailableError
-
-        known = (FileNotFoundError, RunStoreError, ModelNotAvailableError, TokenizerMismatchError,
-                 DatasetNotAvailableError)
-        if not isinstance(err, known):
-            raise
+    except S2DLabError as err:
+        # A mistake the user can fix (s2dlab.errors): one line, no traceback. Anything else is a bug.
         print(f"s2dlab: {err}", file=sys.stderr)
         return 2
-
 
 if __name__ == "__main__":
     sys.exit(main())

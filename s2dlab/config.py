@@ -21,11 +21,13 @@ from typing import Any
 
 import yaml
 
+from s2dlab.errors import S2DLabError
+
 PRESETS_DIR = Path(__file__).parent / "presets"
 PRESETS = ("tiny", "qwen3_paper")
 
 
-class ConfigError(ValueError):
+class ConfigError(S2DLabError, ValueError):
     """A bad config key or value; the message is one line naming the key, the value and what is allowed."""
 
 

@@ -17,6 +17,8 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
+from s2dlab.errors import MissingError, S2DLabError
+
 PAD_TOKEN = "<|endoftext|>"
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
@@ -34,11 +36,11 @@ CHAT_TEMPLATE = (
 )
 
 
-class TokenizerMismatchError(ValueError):
+class TokenizerMismatchError(S2DLabError, ValueError):
     """Teacher and student do not share a tokenizer; per-token log-probs would compare different tokens."""
 
 
-class ModelNotAvailableError(RuntimeError):
+class ModelNotAvailableError(S2DLabError, RuntimeError):
     """A hub id was asked for while offline and the weights are not in the local cache."""
 
 
@@ -151,7 +153,7 @@ def load_model(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "auto
     if isinstance(dtype, str) and dtype != "auto":
         dtype = getattr(torch, dtype)
     if _is_local(name_or_path) and not (Path(name_or_path) / "config.json").exists():
-        raise FileNotFoundError(f"{name_or_path}: not a model folder saved with save_pretrained (no config.json)")
+        raise MissingError(f"{name_or_path}: not a model folder saved with save_pretrained (no config.json)")
     try:
         model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=dtype, **kwargs)
     except OSError as err:
@@ -163,7 +165,7 @@ def load_model(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "auto
 
 def _not_available(name_or_path, err: Exception) -> Exception:
     if _is_local(name_or_path):
-        return FileNotFoundError(f"{name_or_path}: not a model folder saved with save_pretrained ({err})")
+        return MissingError(f"{name_or_path}: not a model folder saved with save_pretrained ({err})")
     how = (f"download it on a machine with internet (`hf download {name_or_path}`) and copy the Hugging Face cache "
            f"here, or pass a local folder that holds the weights")
     if _offline():

@@ -51,6 +51,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from s2dlab.errors import S2DLabError
+
 __all__ = [
     "RunStoreError",
     "Run",
@@ -83,7 +85,7 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
-class RunStoreError(Exception):
+class RunStoreError(S2DLabError):
     """A run-store file is missing where it must exist, or cannot be parsed. The message names the path."""
 
 

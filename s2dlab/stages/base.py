@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
+from s2dlab.errors import MissingError
 from s2dlab.config import Config
 from s2dlab.runs import Run
 from s2dlab.stages import common
@@ -119,7 +120,7 @@ def train_one(cfg: Config, run: Run, role: str, tokenizer, steps: int) -> dict:
 def shipped_info() -> dict:
     path = SHIPPED / "shipped.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: the shipped tiny base models are missing from this install; "
+        raise MissingError(f"{path}: the shipped tiny base models are missing from this install; "
                                 f"use base.source=train")
     return json.loads(path.read_text())
 

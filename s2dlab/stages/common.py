@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from s2dlab.errors import MissingError
 from s2dlab.config import Config
 from s2dlab.generation import sample
 from s2dlab.models import (
@@ -130,7 +131,7 @@ def load_stage_model(cfg: Config, run: Run, stage: str, tokenizer, device: str |
     info = run.read_json(f"{stage}/stage.json") or {}
     path = info.get("model_source") or run.model_dir(stage)
     if not info.get("model_source") and not (path / "config.json").exists():
-        raise FileNotFoundError(f"{path}: stage {stage!r} has no saved model yet; run that stage first "
+        raise MissingError(f"{path}: stage {stage!r} has no saved model yet; run that stage first "
                                 f"(s2dlab stage {'base' if stage.startswith('base_') else stage.split('.')[-1]} --out {run.path})")
     dtype = cfg.models.dtype if not is_tiny(cfg) else "float32"
     model = load_model(path, dtype=dtype)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from s2dlab.errors import MissingError, S2DLabError
 from s2dlab.rewards import extract_boxed
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ DAPO_PREFIX = ("Solve the following math problem step by step. The last line of 
 DAPO_SUFFIX = '\n\nRemember to put your answer on its own line after "Answer:".'
 
 
-class DatasetNotAvailableError(RuntimeError):
+class DatasetNotAvailableError(S2DLabError, RuntimeError):
     """A hub dataset could not be loaded (offline and not cached, or no network)."""
 
 
@@ -181,9 +182,9 @@ def _resolve(source: str | os.PathLike, spec: TaskSpec) -> Path:
     if path.is_dir():
         path = path / spec.file_name
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no {spec.file_name} in the folder {source}")
+            raise MissingError(f"{path}: no {spec.file_name} in the folder {source}")
     elif not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file or folder")
+        raise MissingError(f"{path}: no such file or folder")
     return path
 
 

@@ -3,7 +3,7 @@
     s2dlab run [--preset tiny] [--config FILE] [--out DIR] [--ablations] [--seeds N] [key=value ...]
     s2dlab stage NAME --out DIR [--preset tiny] [key=value ...]
     s2dlab eval RUN [--stage NAME] [--force] [key=value ...]
-    s2dlab score RUN [--stage NAME] [--step N]
+    s2dlab score RUN [--stage NAME] [--json]
     s2dlab app [RUNS_ROOT] [--port N] [--host 127.0.0.1] [--share]
     s2dlab demo [--out runs/demo] [--port N]
 
@@ -21,7 +21,6 @@ from pathlib import Path
 from s2dlab.config import PRESETS, ConfigError, load_config, to_yaml
 from s2dlab.errors import S2DLabError
 
-STAGE_CHOICES = ("base", "teacher_grpo", "fkl_warmup", "opd", "student_grpo", "direct_grpo", "gold_sft")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -39,19 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
                                    "distillation -> student GRPO, against direct GRPO.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="the whole workflow, the direct-GRPO baseline (and ablations), evaluated",
-                       description="Run base -> teacher_grpo -> fkl_warmup -> opd -> student_grpo and direct_grpo, "
-                                   "evaluate every checkpoint, print the results table and write results.json. "
+    p = sub.add_parser("run", help="the four-stage workflow and cold GRPO (and every ablation row), evaluated",
+                       description="Run base -> teacher_grpo -> fkl_warmup -> opd -> student_grpo and cold_grpo, "
+                                   "evaluate every checkpoint, print the arms with intervals and write summary.json. "
                                    "Rerunning the same --out resumes.")
     _add_config_args(p)
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<name>)")
-    p.add_argument("--ablations", action="store_true", help="add raw_teacher, no_warmup, no_opd and gold_sft arms")
+    p.add_argument("--ablations", action="store_true", help="every row of the paper's Table 2 (and gold_sft)")
     p.add_argument("--seeds", type=int, default=1, metavar="N", help="repeat with seeds seed..seed+N-1, report mean ± sd")
 
     p = sub.add_parser("stage", help="one stage into a run folder",
                        description="Run one stage; the stages it starts from must be in the run folder already "
                                    "(the shipped tiny base models are put there on demand).")
-    p.add_argument("name", choices=STAGE_CHOICES, help="stage to run")
+    p.add_argument("name", help="stage folder to write: base, teacher_grpo, fkl_warmup, opd, student_grpo, cold_grpo, "
+                                "or an ablation row's stage (replay, full.opd, raw_teacher.opd, ...)")
     _add_config_args(p)
     p.add_argument("--out", metavar="DIR", required=True, help="run folder")
 
@@ -66,8 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print C1 (is the teacher reward-shaped?) and C2 (is the teacher close?) from a "
                                    "run's scored rollout snapshots, and the entropy/divergence token quadrants.")
     p.add_argument("run", help="run folder")
-    p.add_argument("--stage", default="opd", help="stage whose snapshot feeds the quadrants (default: opd)")
-    p.add_argument("--step", type=int, help="snapshot step (default: latest)")
+    p.add_argument("--stage", default="opd", help="stage whose last snapshot's token quadrants to print (default: opd)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("app", help="open the Gradio dashboard on a runs folder",
@@ -112,107 +111,106 @@ def cmd_run(args) -> int:
     if args.print_config:
         print(to_yaml(cfg), end="")
         return 0
-    from s2dlab.pipeline import results_table, run_pipeline
+    from s2dlab.pipeline import run_pipeline
+    from s2dlab.summary import arms_table, claims_text
 
     out = Path(args.out or Path("runs") / cfg.name)
-    results = run_pipeline(cfg, out, ablations=args.ablations, seeds=args.seeds)
-    if not results:  # another process of an `accelerate launch`: the main one reports
+    summary = run_pipeline(cfg, out, ablations=args.ablations, seeds=args.seeds)
+    if not summary:  # another process of an `accelerate launch`: the main one reports
         return 0
-    print(f"\nresults ({cfg.eval.sets[0]} eval, {'mean ± sd over ' + str(args.seeds) + ' seeds' if args.seeds > 1 else 'seed ' + str(cfg.seed)}):")
-    print(results_table(results))
-    print(f"\nwritten to {out}/results.json; open the dashboard with: s2dlab app {out.parent}")
+    which = f"mean over {args.seeds} seeds" if args.seeds > 1 else f"seed {cfg.seed}"
+    print(f"\nresults ({cfg.eval.sets[0]} eval, {which}):")
+    print(arms_table(summary))
+    if summary.get("claims"):
+        print("\nthe paper's predictions (difference of avg@k, 95% CI):")
+        print(claims_text(summary))
+    for key in ("c1", "c2"):
+        if summary.get(key, {}).get("verdict"):
+            print("\n" + summary[key]["verdict"])
+    print(f"\nwritten to {out}/summary.json; open the dashboard with: s2dlab app {out.parent}")
     return 0
 
 
 def cmd_stage(args) -> int:
-    import importlib
-
+    from s2dlab.distributed import is_main_process, process_state
+    from s2dlab.pipeline import after_stage, find_step, run_stage
     from s2dlab.runs import create_run
-    from s2dlab.stages import common
+    from s2dlab.stages import lifecycle
 
     cfg = _config(args)
     if args.print_config:
         print(to_yaml(cfg), end="")
         return 0
-    common.offline_defaults()
+    step = find_step(cfg, args.name)  # an unknown name answers before any work
+    lifecycle.offline_defaults()
     # Under `accelerate launch` the main process creates the run folder (and copies the shipped base models)
     # before the others open it; after the stage everyone waits for the main process to write the model.
-    with common.process_state(cfg).main_process_first():
+    with process_state(cfg).main_process_first():
         run = create_run(args.out, cfg.to_dict(), cfg.seed)
-        common.tokenizer_for(cfg, run)
-        if args.name != "base":
-            importlib.import_module("s2dlab.stages.base").ensure_shipped(cfg, run)
-    result = importlib.import_module(f"s2dlab.stages.{args.name}").run(cfg, run)
-    common.process_state(cfg).wait_for_everyone()
-    if common.is_main_process():
-        from s2dlab.evaluate import evaluate_stage
+        lifecycle.tokenizer_for(cfg, run)
+    if step.name == "base":
+        import importlib
 
-        for stage in ([f"base_{r}" for r in ("teacher", "student")] if args.name == "base" else [args.name]):
-            if common.stage_done(run, stage):
-                res = evaluate_stage(cfg, run, stage)
-                print(f"{stage}: accuracy (avg@{cfg.eval.n_samples}) {res['accuracy']:.1%}")
-        print(json.dumps(result, indent=2, default=str) if result else "", end="")
+        importlib.import_module("s2dlab.stages.base").run(cfg, run)
+        names = ["base_teacher", "base_student"]
+    else:
+        run_stage(cfg, run, step)
+        names = [step.name]
+    process_state(cfg).wait_for_everyone()
+    if is_main_process():
+        from s2dlab.summary import stage_line
+
+        for name in names:
+            if lifecycle.finished(run, name):
+                after_stage(cfg, run, name)
+                print(stage_line(run, name))
     return 0
 
 
 def cmd_eval(args) -> int:
     from s2dlab.evaluate import evaluate_stage
-    from s2dlab.stages.common import offline_defaults, stage_done
+    from s2dlab.stages.lifecycle import finished, offline_defaults
 
     offline_defaults()
     run, cfg = _run_config(args.run, args.overrides)
-    stages = [args.stage] if args.stage else [s for s in run.stages() if stage_done(run, s)]
-    if args.stage and not stage_done(run, args.stage):
-        raise SystemExit(f"s2dlab eval: stage {args.stage!r} has no finished model in {run.path}; finished stages: "
-                         f"{', '.join(s for s in run.stages() if stage_done(run, s)) or 'none'}")
+    done = [s for s in run.stages() if finished(run, s)]
+    if args.stage and args.stage not in done:
+        raise ConfigError(f"stage {args.stage!r} has no finished model in {run.path}; finished stages: "
+                          f"{', '.join(done) or 'none'}")
     k = cfg.eval.n_samples
-    for stage in stages:
+    for stage in [args.stage] if args.stage else done:
         res = evaluate_stage(cfg, run, stage, force=args.force)
         for name, m in res["sets"].items():
             greedy = f", greedy {m['greedy']:.1%}" if "greedy" in m else ""
-            print(f"{stage:<28} {name:<10} avg@{k} {m[f'avg@{k}']:.1%}, pass@{k} {m[f'pass@{k}']:.1%}{greedy}")
+            print(f"{stage:<28} {name:<14} avg@{k} {m[f'avg@{k}']:.1%}, pass@{k} {m[f'pass@{k}']:.1%}{greedy}")
     return 0
 
 
 def cmd_score(args) -> int:
-    from s2dlab.diagnostics import token_quadrants, verdict_c1, verdict_c2
     from s2dlab.runs import open_run
+    from s2dlab.summary import arms_table, claims_text, read_summary
 
     run = open_run(args.run)
-    results = run.results() or {}
-    if not results:
-        from s2dlab.config import config_from_dict
-        from s2dlab.pipeline import collect_results, plan
-
-        cfg = config_from_dict(run.info["config"])
-        results = collect_results(cfg, run, plan(cfg, ablations=True)[1])
-    c1, c2 = results.get("c1", {}), results.get("c2", {})
-    out = {"c1": c1, "c2": c2}
-    steps = run.rollout_steps(args.stage)
-    if steps:
-        step = args.step if args.step is not None else steps[-1]
-        if step not in steps:
-            raise SystemExit(f"s2dlab score: {args.stage} has snapshots at steps {steps}, not {step}")
-        rows = [r for r in run.rollouts(args.stage, step).to_dict("records") if r.get("policy") == "student"]
-        out["quadrants"] = {"stage": args.stage, "step": step, **token_quadrants(rows)}
+    summary = read_summary(run)
     if args.json:
-        print(json.dumps(out, indent=2, default=str))
+        print(json.dumps({k: summary.get(k) for k in ("c1", "c2", "claims", "arms")}, indent=2, default=str))
         return 0
-    sep = c1.get("separation_after") or c1.get("separation_before") or {}
-    print("C1 (reward-shaped teacher): " + verdict_c1(sep, c1.get("teacher_accuracy_before"),
-                                                      c1.get("teacher_accuracy_after")))
-    after = c2.get("after_warmup") or c2.get("opd_end") or {}
-    if after:
-        print("C2 (teacher close to student): " + verdict_c2(after, c2.get("before_warmup")))
-    for label in ("before_warmup", "after_warmup", "opd_start", "opd_end"):
-        if label in c2:
-            print(f"  mean reverse KL per token, {label.replace('_', ' ')}: {c2[label]['mean_reverse_kl']:.3f}")
-    if "quadrants" in out:
-        q = out["quadrants"]
-        print(f"Token quadrants ({q['stage']} step {q['step']}; student entropy x reverse KL, split at the medians):")
-        for name, m in q.get("quadrants", {}).items():
-            print(f"  {name:<36} {m['token_share']:6.1%} of tokens, {m['abs_reward_share']:6.1%} of "
-                  f"|implicit reward|, mean reward {m['mean_implicit_reward']:+.3f}")
+    print(arms_table(summary))
+    if summary.get("claims"):
+        print("\nthe paper's predictions (difference of avg@k, 95% CI):\n" + claims_text(summary))
+    for seed in summary.get("per_seed", [summary]):
+        prefix = f"seed {seed['seed']}: " if "per_seed" in summary else ""
+        for key in ("c1", "c2"):
+            print("\n" + prefix + seed.get(key, {}).get("verdict", f"{key} not measured"))
+    stage = summary.get("stages", {}).get(args.stage)
+    if stage and stage.get("quadrants"):
+        q = stage["quadrants"]
+        print(f"\nWhere the |implicit reward| sits ({args.stage}, last snapshot; the student is *confident* when its "
+              f"top token has p >= {q['confident_prob']}, the teacher *agrees* when its top token is the same):")
+        for name, m in q["quadrants"].items():
+            share = "-" if m["abs_reward_share"] is None else f"{m['abs_reward_share']:6.1%}"
+            mean = "-" if m["mean_implicit_reward"] is None else f"{m['mean_implicit_reward']:+.3f}"
+            print(f"  {name:<20} {m['token_share']:6.1%} of tokens, {share} of |implicit reward|, mean {mean}")
     return 0
 
 

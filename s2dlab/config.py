@@ -49,11 +49,12 @@ class TaskConfig:
     data_seed: int = 0  # seed of the data splits, fixed across --seeds so every seed sees the same problems
     n_terms: int = 4  # arithmetic: numbers per problem (difficulty knob), e.g. 7+3-5+8=?
     digits: int = 1  # arithmetic: digits per number (difficulty knob); 2 is too hard for the tiny teacher
-    sft_size: int = 8000  # arithmetic: gold worked solutions for stage 0 (base models) and the gold_sft arm
-    teacher_rl_size: int = 1000  # labeled problems (final answers only) for teacher GRPO
-    student_rl_size: int = 1000  # held-out labeled problems for student GRPO and the direct-GRPO baseline
+    slip_rate: float = 0.4  # arithmetic: chance that a carry/borrow/sign step of the base models' corpus is written wrong
+    corpus_size: int = 8000  # arithmetic: worked solutions (with slips) the tiny base models are pretrained on (stage 0)
+    pool_size: int = 2000  # labeled problems (final answers only), cut into fixed random halves 1H / 2H as in the paper
+    label_budget: int | None = None  # use only the first N labeled problems of the pool (label sweep); None = all
+    val_size: int = 300  # validation problems, disjoint from eval: every tuning decision is read here, never on eval
     eval_size: int = 300  # eval problems (arithmetic); for real data see eval.sets
-    student_rl_fraction: float = 0.2  # real data: share of the labeled pool held out for the student (paper: 80/20)
     prompt_suffix: str = ""  # appended to every problem, e.g. "Let's think step by step and output the final answer within \\boxed{}."
 
 
@@ -75,12 +76,13 @@ class GenerationConfig:
 class BaseStageConfig:
     enabled: bool = True  # stage 0 runs only for tiny models (real checkpoints are already pretrained)
     source: str = "shipped"  # shipped: copy the base models that ship with s2dlab (seconds) | train: SFT from scratch
-    teacher_steps: int = 700  # SFT steps for the base teacher: good but not yet reward-shaped, so stage 1 has work to do
-    student_steps: int = 400  # SFT steps for the base student, kept short so the student is weak but nonzero
-    learning_rate: float = 3e-3  # constant lr; accuracy jumps and is noisy, hence best-checkpoint selection
+    teacher_steps: int = 1500  # SFT steps for the base teacher on the corpus (slips included)
+    student_steps: int = 1200  # SFT steps for the base student on the same corpus
+    learning_rate: float = 3e-3  # peak lr; from scratch, accuracy jumps and is noisy, hence best-checkpoint selection
+    schedule: str = "cosine"  # lr schedule after a 5% warmup: cosine (decays to 0, steadier end) | constant
     batch_size: int = 32  # sequences per step
     select_every: int = 100  # evaluate greedy accuracy every N steps and keep the best checkpoint
-    select_size: int = 200  # problems used for checkpoint selection (from the sft split, not eval)
+    select_size: int = 200  # problems used for checkpoint selection (their own split, not val or eval)
 
 
 @dataclass
@@ -89,78 +91,96 @@ class GRPOStageConfig:
     learning_rate: float = 1e-4  # tiny preset; TRL's default 1e-6 does nothing at this size
     prompts_per_step: int = 4  # distinct prompts per step
     num_generations: int = 8  # completions per prompt (the GRPO group)
+    temperature: float | None = None  # sampling temperature of the rollouts; None = generation.temperature
     epsilon: float = 0.2  # lower clip
     epsilon_high: float = 0.28  # upper clip (clip-higher)
-    kl_coef: float = 0.0  # TRL's GRPO `beta`: KL penalty to the reference model; 0 = no KL, as in the paper
+    kl_coef: float = 0.0  # TRL's GRPO `beta`: KL penalty to the reference model; 0 = no KL
     loss_type: str = "dapo"  # TRL loss normalisation; dapo = token-mean over the batch
     warmup_ratio: float = 0.0  # linear lr warmup share
     save_every: int = 50  # checkpoint every N steps (resume point)
 
 
 @dataclass
+class SFTStageConfig:
+    steps: int = 200  # optimizer steps
+    learning_rate: float = 1e-3  # constant lr
+    batch_size: int = 32  # sequences per step
+    save_every: int = 50  # checkpoint every N steps
+
+
+@dataclass
 class WarmupConfig:
-    enabled: bool = True  # False = the no_warmup ablation
-    loss: str = "sampled"  # sampled: SFT on teacher rollouts | full: full-vocab forward KL with the teacher's logits
+    loss: str = "full"  # full: forward KL(pT||pS) on the teacher's cached next-token distributions (the paper's 2a) | sampled: SFT on sampled teacher tokens (the paper's "teacher-sample SFT" arm)
+    top_k: int = 0  # cache only the teacher's top-k next tokens plus one tail bucket (large vocabularies); 0 = the full vocabulary
     steps: int = 100  # optimizer steps
     learning_rate: float = 1e-3  # constant lr
     batch_size: int = 32  # sequences per step
-    num_rollouts: int = 3200  # teacher rollouts sampled on the (label-free) prompt pool
-    only_correct: bool = False  # keep only rollouts whose answer is right (uses labels; off by default)
+    rollouts_per_prompt: int = 2  # K teacher rollouts cached per prompt of the bridge's prompt set (the paper does not give K)
+    only_correct: bool = False  # keep only rollouts whose answer is right (uses labels; off, as in the paper)
     save_every: int = 50  # checkpoint every N steps
 
 
 @dataclass
 class OPDConfig:
-    enabled: bool = True  # False = the no_opd ablation
-    loss: str = "full_reverse_kl"  # full_reverse_kl (TRL DistillationTrainer, beta=1) | sampled_token (implicit reward as advantage)
+    loss: str = "full_reverse_kl"  # full_reverse_kl (TRL DistillationTrainer, beta=1) | sampled_token (implicit reward as per-token advantage)
     steps: int = 100  # optimizer steps
     learning_rate: float = 5e-4  # constant lr
-    batch_size: int = 32  # student rollouts per step (one per prompt, n=1 as in the paper)
+    batch_size: int = 32  # student rollouts per step
+    rollouts_per_prompt: int = 8  # student rollouts per prompt in a step (paper: 8), so batch_size / 8 prompts per step
     save_every: int = 50  # checkpoint every N steps
 
 
 @dataclass
 class EvalConfig:
-    sets: list[str] = field(default_factory=lambda: ["arithmetic"])  # eval sets: arithmetic | math500 | aime24 | gsm8k | amc23
+    sets: list[str] = field(default_factory=lambda: ["arithmetic"])  # eval sets: arithmetic | arithmetic_val | math500 | aime24 | aime25 | gsm8k | amc23
     sources: dict[str, str] = field(default_factory=dict)  # eval set -> local JSONL (hub when absent)
     n_samples: int = 4  # k for avg@k / pass@k (paper: 16)
-    temperature: float = 1.0  # eval sampling temperature (paper: 0.7)
-    top_p: float = 1.0  # eval nucleus (paper: 0.8)
-    top_k: int = 0  # eval top-k (paper: 20)
+    temperature: float = 1.0  # eval sampling temperature (paper's code: 0.7)
+    top_p: float = 1.0  # eval nucleus (paper's code: 0.8)
+    top_k: int = 0  # eval top-k (paper's code: 20)
     greedy: bool = True  # also report greedy accuracy
     limit: int | None = None  # evaluate only the first N problems of each set
 
 
 @dataclass
 class ProbeConfig:
-    every: int = 25  # snapshot every N training steps (0 = only at the end of a stage)
+    every: int = 25  # snapshot every N training steps (0 = only at the start and end of a stage)
     num_prompts: int = 16  # fixed probe problems (from the eval split); 0 turns probe snapshots off
-    num_samples: int = 4  # student samples per probe problem (64 rollouts: enough for a C1 AUROC)
+    num_samples: int = 4  # student samples per probe problem
     teacher_samples: int = 1  # teacher samples per probe problem, shown beside the student's
     top_k: int = 5  # alternatives stored per token
+    c1_prompts: int = 200  # C1: problems (from the eval split) whose base-student rollouts both teachers score
+    c1_samples: int = 4  # C1: base-student samples per problem (200 x 4 = 800 fixed rollouts)
 
 
 @dataclass
 class Config:
     name: str = "tiny"  # run name; the run goes to runs/<name> unless --out is given
     preset: str = "tiny"  # tiny | qwen3_paper
-    seed: int = 0  # one seed drives data splits, init, sampling and training
+    seed: int = 0  # one seed drives init, sampling and training (the data splits follow task.data_seed)
     report_to: str = "none"  # TRL/transformers report_to: none | trackio | wandb | tensorboard
     micro_batch_size: int = 0  # sequences per device per forward/backward (gradient accumulation); 0 = a process's whole share of the step
     models: ModelsConfig = field(default_factory=ModelsConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     base: BaseStageConfig = field(default_factory=BaseStageConfig)
-    teacher_grpo: GRPOStageConfig = field(default_factory=lambda: GRPOStageConfig(steps=200))
-    fkl_warmup: WarmupConfig = field(default_factory=WarmupConfig)
-    opd: OPDConfig = field(default_factory=OPDConfig)
-    student_grpo: GRPOStageConfig = field(default_factory=GRPOStageConfig)
-    direct_grpo: GRPOStageConfig = field(default_factory=lambda: GRPOStageConfig(steps=300))
+    teacher_grpo: GRPOStageConfig = field(default_factory=lambda: GRPOStageConfig(steps=200))  # stage 1
+    teacher_sft: SFTStageConfig = field(default_factory=SFTStageConfig)  # the SFT teacher of bridge_sft_teacher
+    fkl_warmup: WarmupConfig = field(default_factory=WarmupConfig)  # stage 2a
+    opd: OPDConfig = field(default_factory=OPDConfig)  # stage 2b
+    student_grpo: GRPOStageConfig = field(default_factory=GRPOStageConfig)  # stage 3 (and its replay control)
+    cold_grpo: GRPOStageConfig = field(default_factory=lambda: GRPOStageConfig(steps=300))  # the baseline
+    gold_sft: SFTStageConfig = field(default_factory=lambda: SFTStageConfig(steps=300))  # reference: student SFT on gold solutions
     eval: EvalConfig = field(default_factory=EvalConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def tiny(self) -> bool:
+        """Both models are the embedded tiny ones (character tokenizer, built from config)."""
+        return self.models.teacher == "tiny" and self.models.student == "tiny"
 
     def validate(self) -> Config:
         _validate(self)
@@ -169,6 +189,7 @@ class Config:
 
 # --- allowed values -------------------------------------------------------------------------------------------------
 
+GRPO_SECTIONS = ("teacher_grpo", "student_grpo", "cold_grpo")
 CHOICES: dict[str, tuple] = {
     "preset": PRESETS,
     "report_to": ("none", "trackio", "wandb", "tensorboard"),
@@ -177,21 +198,21 @@ CHOICES: dict[str, tuple] = {
     "models.attn_implementation": ("sdpa", "eager", "flash_attention_2"),
     "task.name": ("arithmetic", "dapo", "math"),
     "base.source": ("shipped", "train"),
+    "base.schedule": ("cosine", "constant"),
     "generation.backend": ("hf", "vllm"),
     "generation.vllm_mode": ("colocate", "server"),
-    "fkl_warmup.loss": ("sampled", "full"),
+    "fkl_warmup.loss": ("full", "sampled"),
     "opd.loss": ("full_reverse_kl", "sampled_token"),
-    "teacher_grpo.loss_type": ("dapo", "grpo", "dr_grpo", "bnpo"),
-    "student_grpo.loss_type": ("dapo", "grpo", "dr_grpo", "bnpo"),
-    "direct_grpo.loss_type": ("dapo", "grpo", "dr_grpo", "bnpo"),
+    **{f"{s}.loss_type": ("dapo", "grpo", "dr_grpo", "bnpo") for s in GRPO_SECTIONS},
 }
-EVAL_SETS = ("arithmetic", "math500", "aime24", "gsm8k", "amc23")
+EVAL_SETS = ("arithmetic", "arithmetic_val", "math500", "aime24", "aime25", "gsm8k", "amc23")
 POSITIVE = ("steps", "learning_rate", "batch_size", "num_generations", "prompts_per_step", "n_samples",
-            "max_new_tokens", "num_rollouts", "n_terms", "digits", "select_every", "select_size",
-            "num_samples", "eval_size", "save_every")
-NON_NEGATIVE = ("num_prompts", "micro_batch_size", "teacher_steps", "student_steps", "kl_coef", "epsilon", "epsilon_high", "temperature", "top_k",
-                "every", "teacher_samples", "warmup_ratio", "sft_size", "teacher_rl_size", "student_rl_size")
-UNIT_INTERVAL = ("top_p", "student_rl_fraction", "vllm_gpu_memory_utilization")
+            "max_new_tokens", "rollouts_per_prompt", "n_terms", "digits", "select_every", "select_size",
+            "num_samples", "eval_size", "save_every", "c1_samples", "corpus_size", "label_budget")
+NON_NEGATIVE = ("num_prompts", "micro_batch_size", "teacher_steps", "student_steps", "kl_coef", "epsilon",
+                "epsilon_high", "temperature", "top_k", "every", "teacher_samples", "warmup_ratio", "slip_rate",
+                "pool_size", "val_size", "c1_prompts")
+UNIT_INTERVAL = ("top_p", "vllm_gpu_memory_utilization")
 
 
 def _validate(cfg: Config) -> None:
@@ -206,16 +227,33 @@ def _validate(cfg: Config) -> None:
                 raise ConfigError(f"{key}={value!r} must be >= 0")
             if leaf in UNIT_INTERVAL and not 0 < value <= 1:
                 raise ConfigError(f"{key}={value!r} must be in (0, 1]")
+    if not cfg.task.slip_rate < 1:
+        raise ConfigError(f"task.slip_rate={cfg.task.slip_rate!r} must be below 1 (a probability per slip step)")
     for name in cfg.eval.sets:
         if name not in EVAL_SETS:
             raise ConfigError(f"eval.sets contains {name!r}; allowed sets are {', '.join(EVAL_SETS)}")
     if cfg.eval.sets == []:
         raise ConfigError("eval.sets=[] is empty; give at least one of " + ", ".join(EVAL_SETS))
-    for name, (g, p) in {"teacher_grpo": (cfg.teacher_grpo.num_generations, cfg.teacher_grpo.prompts_per_step),
-                         "student_grpo": (cfg.student_grpo.num_generations, cfg.student_grpo.prompts_per_step),
-                         "direct_grpo": (cfg.direct_grpo.num_generations, cfg.direct_grpo.prompts_per_step)}.items():
+    for name in GRPO_SECTIONS:
+        g = getattr(cfg, name).num_generations
         if g < 2:
             raise ConfigError(f"{name}.num_generations={g} must be >= 2: GRPO's advantage compares a group")
+    o = cfg.opd
+    if o.batch_size % o.rollouts_per_prompt:
+        raise ConfigError(f"opd.batch_size={o.batch_size} is not a multiple of opd.rollouts_per_prompt="
+                          f"{o.rollouts_per_prompt}; a step holds whole groups of rollouts of one prompt")
+    t = cfg.task
+    if t.name == "arithmetic":
+        if t.label_budget is not None and t.label_budget > t.pool_size:
+            raise ConfigError(f"task.label_budget={t.label_budget} is larger than the labeled pool "
+                              f"(task.pool_size={t.pool_size}); lower the budget or raise the pool")
+        half = (t.label_budget or t.pool_size) // 2
+        for name in GRPO_SECTIONS:
+            ppstep = getattr(cfg, name).prompts_per_step
+            if half < ppstep:
+                raise ConfigError(f"each half of the labeled pool holds {half} problems, fewer than "
+                                  f"{name}.prompts_per_step={ppstep}; raise task.pool_size (or task.label_budget) "
+                                  f"to at least {2 * ppstep}")
 
 
 # --- building a config ----------------------------------------------------------------------------------------------

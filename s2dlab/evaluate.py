@@ -14,6 +14,7 @@ from __future__ import annotations
 from math import comb
 
 from s2dlab.config import Config
+from s2dlab.errors import InputError
 from s2dlab.generation import sample
 from s2dlab.runs import Run
 
@@ -23,7 +24,7 @@ EVAL_SEED = 1234  # one sampling stream for every model compared
 def pass_at_k(n: int, c: int, k: int) -> float:
     """P(at least one of k samples drawn without replacement from n, c of them correct, is correct)."""
     if not 0 <= c <= n or not 1 <= k <= n:
-        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+        raise InputError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
     if n - c < k:
         return 1.0
     return 1.0 - comb(n - c, k) / comb(n, k)
@@ -42,8 +43,10 @@ def summarize(correct_by_problem: dict[str, list[bool]], k: int) -> dict:
 
 
 def evaluate_model(cfg: Config, model, tokenizer, sets: dict[str, list[dict]], progress: bool = True) -> dict:
-    """`{set: {"avg@k", "pass@k", "greedy", "k", "n_problems", "mean_length"}}` for one model."""
-    from s2dlab.stages.common import chat_kwargs, grade_fn
+    """`{set: {"avg@k", "pass@k", "greedy", "k", "n_problems", "mean_length", "per_problem", "greedy_per_problem"}}`
+    for one model. `per_problem` maps each problem id to its number of correct samples out of k (what intervals over
+    problems and paired comparisons between arms are computed from), `greedy_per_problem` to 0/1."""
+    from s2dlab.data import chat_kwargs, grade_fn
 
     e, g = cfg.eval, cfg.generation
     grade = grade_fn(cfg)
@@ -59,9 +62,11 @@ def evaluate_model(cfg: Config, model, tokenizer, sets: dict[str, list[dict]], p
             by_problem.setdefault(r.prompt_id, []).append(grade(r.completion, answers[r.prompt_id]))
         res = summarize(by_problem, e.n_samples)
         res["mean_length"] = sum(len(r.completion_ids) for r in rollouts) / len(rollouts)
+        res["per_problem"] = {pid: int(sum(c)) for pid, c in by_problem.items()}
         if e.greedy:
             greedy = sample(model, tokenizer, records, n=1, temperature=0, seed=EVAL_SEED, **kw)
-            res["greedy"] = sum(grade(r.completion, answers[r.prompt_id]) for r in greedy) / len(greedy)
+            res["greedy_per_problem"] = {r.prompt_id: int(grade(r.completion, answers[r.prompt_id])) for r in greedy}
+            res["greedy"] = sum(res["greedy_per_problem"].values()) / len(greedy)
         out[name] = res
     return out
 
@@ -74,7 +79,9 @@ def headline(result: dict, cfg: Config) -> float | None:
 
 def evaluate_stage(cfg: Config, run: Run, stage: str, force: bool = False, progress: bool = True) -> dict:
     """Evaluate a finished stage's model and write `<stage>/eval.json` (reused unless `force`)."""
-    from s2dlab.stages.common import device_of, eval_sets, load_stage_model, tokenizer_for
+    from s2dlab.data import eval_sets
+    from s2dlab.distributed import device_of
+    from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
 
     prev = run.eval(stage)
     if prev and not force and prev.get("config") == _eval_key(cfg):
@@ -94,5 +101,6 @@ def evaluate_stage(cfg: Config, run: Run, stage: str, force: bool = False, progr
 
 def _eval_key(cfg: Config) -> dict:
     e = cfg.eval
-    return {"sets": list(e.sets), "n_samples": e.n_samples, "temperature": e.temperature, "top_p": e.top_p,
+    # "format": eval.json files written before per-problem counts existed are evaluated again
+    return {"format": 2, "sets": list(e.sets), "n_samples": e.n_samples, "temperature": e.temperature, "top_p": e.top_p,
             "top_k": e.top_k, "limit": e.limit, "max_new_tokens": cfg.generation.max_new_tokens}

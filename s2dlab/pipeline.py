@@ -1,198 +1,212 @@
-"""The workflow, the direct-GRPO baseline, the ablations, evaluation and the results table.
+"""The paper's Table 2 as a plan of stages: the four-stage workflow, cold GRPO, the bridge ablations, the halves.
 
-    base -> teacher_grpo -> fkl_warmup -> opd -> student_grpo      (arm "workflow")
-    base -> direct_grpo                                             (arm "direct_grpo", same labeled problems)
-    --ablations: raw_teacher (2a+2b from the teacher before stage 1, then 3), no_warmup (skip 2a), no_opd (skip 2b),
-                 and the reference arm gold_sft (SFT on gold worked solutions, same student steps)
-
-Every stage is evaluated when it finishes (`<stage>/eval.json`), and `results.json` holds the arms x metrics table
-with the C1/C2 diagnostics. Rerunning a run folder skips finished stages and resumes an interrupted one.
-`--seeds N` runs `seed_0 .. seed_{N-1}` under the run folder and writes the mean and sd of every arm.
-
-    s2dlab run                                  # tiny preset into runs/tiny
-    s2dlab run --ablations --seeds 3 --out runs/tiny3
+    s2dlab run                                  # the four-stage workflow and cold GRPO (tiny preset, runs/tiny)
+    s2dlab run --ablations                      # every row of the table
+    s2dlab run --ablations --seeds 5 --out runs/table2
     s2dlab run --preset qwen3_paper --out runs/qwen3   # GPU box
+
+The labeled pool is cut into fixed halves 1H / 2H (`s2dlab.data`). Arms, each the stage whose model is its student:
+
+    block    arm                  stages (teacher side | student side)                             paper row
+    halves   bridge_1h_stage3     teacher_grpo on 1H | fkl_warmup, opd on 1H prompts, student_grpo  bridge on 1H + stage 3
+                                  on 2H  (the four-stage workflow; `s2dlab run`)                     on 2H
+    halves   bridge_1h            the same, without stage 3                                       bridge on 1H only
+    halves   bridge_1h_replay     the same bridge, then GRPO on 1H again (same counts as stage 3)  replay control
+    top      cold_grpo            GRPO on the base student with the whole pool (`s2dlab run`)       cold GRPO
+    top      bridge               full.teacher_grpo on the pool | full.fkl_warmup, full.opd         full bridge
+    top      bridge_raw_teacher   no stage 1: 2a + 2b from the base teacher                        - stage 1
+    top      bridge_no_warmup     OPD only, for the bridge's student steps                        - stage 2a
+    top      bridge_no_opd        teacher-sample SFT only, for the bridge's student steps          - stage 2b
+    top      bridge_sft_teacher   teacher_sft (SFT on gold solutions of the pool) | 2a + 2b         SFT'd teacher
+    ref      gold_sft             SFT of the base student on gold worked solutions of the pool     (not in the paper)
+
+Every stage is evaluated when it finishes (`<stage>/eval.json`); the fixed-rollout C1/C2 measurements follow the
+stages they need, and `summary.json` / `results.json` are rewritten after every stage (`s2dlab.summary`).
+Rerunning a run folder skips finished stages and resumes an interrupted one. `--seeds N` runs `seed_0 ..
+seed_{N-1}` under the run folder and writes their aggregate with intervals.
 """
 
 from __future__ import annotations
 
 import copy
-import statistics
+import importlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from s2dlab.config import Config
-from s2dlab.evaluate import evaluate_stage
+from s2dlab.config import Config, ConfigError
 from s2dlab.runs import Run, create_run
 
-ABLATIONS = ("raw_teacher", "no_warmup", "no_opd", "gold_sft")
 
-
-@dataclass
+@dataclass(frozen=True)
 class Step:
-    """One stage to run: which module, where it writes, what it starts from."""
+    """One stage to run: its folder (`name`), the stage module and that module's `run` keyword arguments."""
 
+    name: str
     module: str
-    out: str
-    kwargs: dict
+    kwargs: dict = field(default_factory=dict)
+
+    @property
+    def needs(self) -> list[str]:
+        """The stages whose models this one starts from or learns from."""
+        keys = ("init", "teacher", "policy_from")
+        return [v for k, v in self.kwargs.items() if k in keys and v]
 
 
-def plan(cfg: Config, ablations: bool = False) -> tuple[list[Step], dict[str, str]]:
-    """The stages in order, and for each arm the stage whose model is that arm's final student."""
-    w, o = cfg.fkl_warmup.enabled, cfg.opd.enabled
-    steps = [Step("base", "base_teacher", {"roles": ("teacher",)}),
-             Step("base", "base_student", {"roles": ("student",)}),
-             Step("teacher_grpo", "teacher_grpo", {})]
-    student = "base_student"
-    if w:
-        steps.append(Step("fkl_warmup", "fkl_warmup", dict(init=student, teacher="teacher_grpo", out="fkl_warmup")))
-        student = "fkl_warmup"
-    if o:
-        steps.append(Step("opd", "opd", dict(init=student, teacher="teacher_grpo", out="opd")))
-        student = "opd"
-    steps.append(Step("student_grpo", "student_grpo", dict(init=student, teacher="teacher_grpo", out="student_grpo")))
-    steps.append(Step("direct_grpo", "direct_grpo", {}))
-    arms = {"workflow": "student_grpo", "direct_grpo": "direct_grpo"}
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    final: str  # the stage whose model is the arm's student
+    block: str  # top (whole labeled pool) | halves (1H / 2H) | reference
+    row: str  # the paper's row, in words
+
+
+ARMS = (
+    Arm("bridge_1h_stage3", "student_grpo", "halves", "bridge on 1H + stage 3 on 2H (the four-stage workflow)"),
+    Arm("bridge_1h", "opd", "halves", "bridge on 1H only"),
+    Arm("bridge_1h_replay", "replay", "halves", "bridge on 1H + replay on 1H"),
+    Arm("cold_grpo", "cold_grpo", "top", "cold GRPO on the student"),
+    Arm("bridge", "full.opd", "top", "full bridge (1 + 2a + 2b)"),
+    Arm("bridge_raw_teacher", "raw_teacher.opd", "top", "- stage 1 (raw teacher)"),
+    Arm("bridge_no_warmup", "no_warmup.opd", "top", "- stage 2a (OPD only)"),
+    Arm("bridge_no_opd", "no_opd.fkl_warmup", "top", "- stage 2b (teacher-sample SFT only)"),
+    Arm("bridge_sft_teacher", "sft_teacher.opd", "top", "SFT'd teacher instead of stage 1"),
+    Arm("gold_sft", "gold_sft", "reference", "student SFT on gold worked solutions (reference)"),
+)
+ARM_ORDER = [a.name for a in ARMS]
+DEFAULT_ARMS = ("bridge_1h_stage3", "bridge_1h", "cold_grpo")
+
+
+def plan(cfg: Config, ablations: bool = False) -> tuple[list[Step], dict[str, Arm]]:
+    """The stages in dependency order, and the arms they produce (`s2dlab run` or, with `ablations`, every row)."""
+    bridge_steps = cfg.fkl_warmup.steps + cfg.opd.steps  # the top block's student budget
+    steps = [
+        Step("base_teacher", "base", {"roles": ("teacher",)}),
+        Step("base_student", "base", {"roles": ("student",)}),
+        Step("teacher_grpo", "grpo", dict(section="teacher_grpo", policy_from="base_teacher", role="teacher",
+                                          labels="1h", counterpart_from="base_student")),
+        Step("fkl_warmup", "fkl_warmup", dict(init="base_student", teacher="teacher_grpo", prompts="1h")),
+        Step("opd", "opd", dict(init="fkl_warmup", teacher="teacher_grpo", prompts="1h")),
+        Step("student_grpo", "grpo", dict(section="student_grpo", policy_from="opd", role="student", labels="2h",
+                                          counterpart_from="teacher_grpo")),
+        Step("cold_grpo", "grpo", dict(section="cold_grpo", policy_from="base_student", role="student",
+                                       labels="pool", counterpart_from="teacher_grpo")),
+    ]
     if ablations:
         steps += [
-            Step("fkl_warmup", "raw_teacher.fkl_warmup",
-                 dict(init="base_student", teacher="base_teacher", out="raw_teacher.fkl_warmup")),
-            Step("opd", "raw_teacher.opd",
-                 dict(init="raw_teacher.fkl_warmup", teacher="base_teacher", out="raw_teacher.opd")),
-            Step("student_grpo", "raw_teacher.student_grpo",
-                 dict(init="raw_teacher.opd", teacher="base_teacher", out="raw_teacher.student_grpo")),
-            Step("opd", "no_warmup.opd", dict(init="base_student", teacher="teacher_grpo", out="no_warmup.opd")),
-            Step("student_grpo", "no_warmup.student_grpo",
-                 dict(init="no_warmup.opd", teacher="teacher_grpo", out="no_warmup.student_grpo")),
-            Step("student_grpo", "no_opd.student_grpo",
-                 dict(init="fkl_warmup", teacher="teacher_grpo", out="no_opd.student_grpo")),
-            Step("gold_sft", "gold_sft", {}),
+            Step("replay", "grpo", dict(section="student_grpo", policy_from="opd", role="student", labels="1h",
+                                        counterpart_from="teacher_grpo")),
+            Step("full.teacher_grpo", "grpo", dict(section="teacher_grpo", policy_from="base_teacher",
+                                                   role="teacher", labels="pool", counterpart_from="base_student")),
+            Step("full.fkl_warmup", "fkl_warmup", dict(init="base_student", teacher="full.teacher_grpo",
+                                                       prompts="pool")),
+            Step("full.opd", "opd", dict(init="full.fkl_warmup", teacher="full.teacher_grpo", prompts="pool")),
+            Step("raw_teacher.fkl_warmup", "fkl_warmup", dict(init="base_student", teacher="base_teacher",
+                                                              prompts="pool")),
+            Step("raw_teacher.opd", "opd", dict(init="raw_teacher.fkl_warmup", teacher="base_teacher",
+                                                prompts="pool")),
+            Step("no_warmup.opd", "opd", dict(init="base_student", teacher="full.teacher_grpo", prompts="pool",
+                                              steps=bridge_steps)),
+            Step("no_opd.fkl_warmup", "fkl_warmup", dict(init="base_student", teacher="full.teacher_grpo",
+                                                         prompts="pool", loss="sampled", steps=bridge_steps)),
+            Step("teacher_sft", "sft", dict(section="teacher_sft", init="base_teacher", role="teacher",
+                                            labels="pool", counterpart_from="base_student")),
+            Step("sft_teacher.fkl_warmup", "fkl_warmup", dict(init="base_student", teacher="teacher_sft",
+                                                              prompts="pool")),
+            Step("sft_teacher.opd", "opd", dict(init="sft_teacher.fkl_warmup", teacher="teacher_sft",
+                                                prompts="pool")),
+            Step("gold_sft", "sft", dict(section="gold_sft", init="base_student", role="student", labels="pool",
+                                         counterpart_from="full.teacher_grpo")),
         ]
-        arms.update({"raw_teacher": "raw_teacher.student_grpo", "no_warmup": "no_warmup.student_grpo",
-                     "no_opd": "no_opd.student_grpo", "gold_sft": "gold_sft"})
+    if cfg.task.name != "arithmetic":  # real data has final answers only: no gold worked solutions
+        steps = [s for s in steps if s.module != "sft"]
+    names = {s.name for s in steps}
+    arms = {a.name: a for a in ARMS if a.final in names and (ablations or a.name in DEFAULT_ARMS)}
     return steps, arms
 
 
-def run_stage(cfg: Config, run: Run, step: Step) -> dict:
-    import importlib
+def find_step(cfg: Config, name: str) -> Step:
+    """The step that writes stage folder `name` (any row of the full plan), or a one-line error listing them."""
+    steps, _ = plan(cfg, ablations=True)
+    by_name = {s.name: s for s in steps}
+    if name == "base":
+        return Step("base", "base", {})
+    if name not in by_name:
+        raise ConfigError(f"no stage named {name!r}; stages are: base, {', '.join(by_name)}")
+    return by_name[name]
 
+
+def run_stage(cfg: Config, run: Run, step: Step) -> dict:
+    """Run one step (its module's `run`), after checking that the stages it starts from have finished."""
+    from s2dlab.stages import lifecycle
+
+    for need in step.needs:
+        if need.startswith("base_"):
+            importlib.import_module("s2dlab.stages.base").run(cfg, run, roles=(need.removeprefix("base_"),))
+        elif not lifecycle.finished(run, need):
+            raise ConfigError(f"stage {step.name!r} starts from {need!r}, which has not finished in {run.path}; "
+                              f"run it first: s2dlab stage {need} --out {run.path}")
     module = importlib.import_module(f"s2dlab.stages.{step.module}")
-    return module.run(cfg, run, **step.kwargs)
+    kwargs = dict(step.kwargs)
+    if step.module != "base":
+        kwargs["out"] = step.name
+    return module.run(cfg, run, **kwargs)
+
+
+def after_stage(cfg: Config, run: Run, name: str, progress: bool = False) -> None:
+    """Evaluate a finished stage, take the fixed-rollout C1/C2 measurements it makes possible, rewrite the summary."""
+    from s2dlab import summary
+    from s2dlab.evaluate import evaluate_stage
+
+    evaluate_stage(cfg, run, name, progress=progress)
+    summary.measure_after(cfg, run, name)
+    summary.write_summary(cfg, run)
 
 
 def run_seed(cfg: Config, out_dir: str | Path, ablations: bool = False, progress: bool = True) -> dict:
-    """Run every stage of one seed into `out_dir`, evaluate, and write `results.json`."""
-    from s2dlab.stages.common import is_main_process, offline_defaults, process_state, tokenizer_for
+    """Run every stage of one seed into `out_dir`, evaluated and summarised; returns the summary."""
+    from s2dlab import summary
+    from s2dlab.distributed import is_main_process, process_state
+    from s2dlab.stages.lifecycle import offline_defaults, tokenizer_for
 
     offline_defaults()
-    # Under `accelerate launch` every process runs every stage; only the main one writes the run store
-    # (the others return {}), and all of them wait at a barrier for its models and evaluations.
+    # Under `accelerate launch` every process runs every stage; only the main one writes the run store (the others
+    # return {}), and all of them wait at a barrier for its models and evaluations.
     with process_state(cfg).main_process_first():
         run = create_run(out_dir, cfg.to_dict(), cfg.seed)
         tokenizer_for(cfg, run)
     main = is_main_process()
     steps, arms = plan(cfg, ablations)
-    timings = dict((run.read_json("timings.json") or {}))
-    bar = tqdm(steps, desc=f"s2dlab run (seed {cfg.seed})", disable=not progress or not main)
+    run.write_json("plan.json", {"arms": list(arms), "stages": [s.name for s in steps]}) if main else None
+    timings = dict(run.read_json("timings.json") or {})
+    bar = tqdm(steps, desc=f"s2dlab run (seed {cfg.seed})", disable=not progress or not main, dynamic_ncols=True)
     for step in bar:
-        bar.set_postfix_str(step.out)
+        bar.set_postfix_str(step.name)
         t0 = time.time()
+        fresh = step.name not in timings
         run_stage(cfg, run, step)
         process_state(cfg).wait_for_everyone()
         if main:
-            evaluate_stage(cfg, run, step.out, progress=False)
-            if step.out not in timings:
-                timings[step.out] = round(time.time() - t0, 1)
+            after_stage(cfg, run, step.name)
+            if fresh:
+                timings[step.name] = round(time.time() - t0, 1)
                 run.write_json("timings.json", timings)
+            if progress:
+                bar.write(summary.stage_line(run, step.name, timings.get(step.name)))
         process_state(cfg).wait_for_everyone()
-    if not main:
-        return {}
-    results = collect_results(cfg, run, arms)
-    results["timings_s"] = timings
-    run.write_results(results)
-    return results
-
-
-def collect_results(cfg: Config, run: Run, arms: dict[str, str]) -> dict:
-    """Arms x metrics from the stages' eval.json, per-stage accuracies and the C1/C2 diagnostics."""
-    from s2dlab.diagnostics import c1_separation, c2_closeness
-
-    k = cfg.eval.n_samples
-    stages = {s: ev for s in run.stages() if (ev := run.eval(s))}
-
-    def metrics(stage: str) -> dict:
-        ev = stages.get(stage)
-        if not ev:
-            return {}
-        first = ev["sets"][cfg.eval.sets[0]]
-        out = {"accuracy": ev["accuracy"], f"pass@{k}": first.get(f"pass@{k}"), "stage": stage}
-        if "greedy" in first:
-            out["greedy"] = first["greedy"]
-        for name, res in ev["sets"].items():
-            out[f"{name}/avg@{k}"] = res.get(f"avg@{k}")
-        return out
-
-    def snapshot(stage: str, which: str):
-        steps = run.rollout_steps(stage) if stage in stages or run.stage_dir(stage).exists() else []
-        if not steps:
-            return None
-        df = run.rollouts(stage, steps[0] if which == "first" else steps[-1])
-        return [r for r in df.to_dict("records") if r.get("policy", "student") == "student"]
-
-    c1 = {"teacher_accuracy_before": metrics("base_teacher").get("accuracy"),
-          "teacher_accuracy_after": metrics("teacher_grpo").get("accuracy")}
-    for label, which in (("before", "first"), ("after", "last")):
-        rows = snapshot("teacher_grpo", which)
-        if rows:
-            c1[f"separation_{label}"] = c1_separation(rows)
-    c2 = {}
-    for label, stage, which in (("before_warmup", "fkl_warmup", "first"), ("after_warmup", "fkl_warmup", "last"),
-                                ("opd_start", "opd", "first"), ("opd_end", "opd", "last"),
-                                ("raw_teacher_before_warmup", "raw_teacher.fkl_warmup", "first")):
-        rows = snapshot(stage, which)
-        if rows:
-            c2[label] = c2_closeness(rows)
-    opd_curve = [{"step": m["step"], "mean_reverse_kl": m["probe/mean_reverse_kl"]}
-                 for m in run.metrics("opd") if "probe/mean_reverse_kl" in m] if "opd" in run.stages() else []
-    c2["opd_curve"] = opd_curve
-    return {
-        "name": run.name, "seed": cfg.seed, "eval": {"sets": cfg.eval.sets, "k": k},
-        "arms": {arm: m for arm, stage in arms.items() if (m := metrics(stage))},
-        "stages": {s: metrics(s) for s in stages},
-        "teacher": {"base": metrics("base_teacher").get("accuracy"), "rl": metrics("teacher_grpo").get("accuracy")},
-        "student": {s: metrics(s).get("accuracy") for s in stages if not s.endswith("teacher") and s != "teacher_grpo"},
-        "c1": c1, "c2": c2,
-    }
-
-
-def aggregate(per_seed: list[dict]) -> dict:
-    """Mean and sd over seeds of every numeric arm metric; the per-seed tables are kept."""
-    arms: dict[str, dict] = {}
-    for res in per_seed:
-        for arm, m in res["arms"].items():
-            for key, value in m.items():
-                if isinstance(value, (int, float)):
-                    arms.setdefault(arm, {}).setdefault(key, []).append(value)
-    out = {}
-    for arm, m in arms.items():
-        out[arm] = {}
-        for key, values in m.items():
-            out[arm][key] = statistics.fmean(values)
-            out[arm][f"{key}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
-            out[arm][f"{key}_n"] = len(values)
-    return {"arms": out, "seeds": [r["seed"] for r in per_seed], "per_seed": per_seed,
-            "eval": per_seed[0]["eval"] if per_seed else {}}
+    return summary.write_summary(cfg, run) if main else {}
 
 
 def run_pipeline(cfg: Config, out_dir: str | Path, ablations: bool = False, seeds: int = 1,
                  progress: bool = True) -> dict:
-    """One seed into `out_dir`, or `seeds` seeds into `out_dir/seed_k` plus an aggregate `results.json`."""
+    """One seed into `out_dir`, or `seeds` seeds into `out_dir/seed_k` plus their aggregate `results.json`."""
+    from s2dlab import summary
+
     out_dir = Path(out_dir)
     if seeds < 1:
-        raise ValueError(f"--seeds {seeds}: give 1 or more")
+        raise ConfigError(f"--seeds {seeds}: give 1 or more")
     if seeds == 1:
         return run_seed(cfg, out_dir, ablations, progress)
     per_seed = []
@@ -202,27 +216,4 @@ def run_pipeline(cfg: Config, out_dir: str | Path, ablations: bool = False, seed
         per_seed.append(run_seed(c, out_dir / f"seed_{k}", ablations, progress))
     if not all(per_seed):  # another process of an `accelerate launch`
         return {}
-    agg = aggregate(per_seed)
-    from s2dlab.runs import atomic_write_json
-
-    atomic_write_json(out_dir / "results.json", agg)
-    return agg
-
-
-def results_table(results: dict) -> str:
-    """Plain-text arms table (mean ± sd when several seeds)."""
-    arms = results.get("arms", {})
-    k = results.get("eval", {}).get("k", "k")
-    lines = [f"{'arm':<14} {'avg@' + str(k):>16} {'greedy':>16} {'pass@' + str(k):>16}"]
-
-    def cell(m, key):
-        if m.get(key) is None:
-            return "-"
-        if f"{key}_sd" in m and m.get(f"{key}_n", 1) > 1:
-            return f"{100 * m[key]:.1f} ± {100 * m[key + '_sd']:.1f}"
-        return f"{100 * m[key]:.1f}"
-
-    order = ["workflow", "direct_grpo", *ABLATIONS]
-    for arm, m in sorted(arms.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)):
-        lines.append(f"{arm:<14} {cell(m, 'accuracy'):>16} {cell(m, 'greedy'):>16} {cell(m, f'pass@{k}'):>16}")
-    return "\n".join(lines)
+    return summary.write_aggregate(out_dir)

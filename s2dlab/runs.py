@@ -7,7 +7,9 @@ Layout (the contract in DESIGN.md):
     runs/<name>/<stage>/metrics.jsonl     one JSON object per logged step
     runs/<name>/<stage>/rollouts/step_000100.parquet   scored rollout snapshots
     runs/<name>/<stage>/eval.json         accuracy avg@k / pass@k per eval set
-    runs/<name>/results.json              arms x metrics, C1/C2 figures
+    runs/<name>/results.json              arms x metrics with intervals and each arm's budget
+    runs/<name>/summary.json              C1, C2, verdicts and everything a reader shows (s2dlab.summary)
+    runs/<name>/diagnostics/              the fixed rollouts C1 and C2 are measured on (parquet)
 
     run = create_run("runs/demo", config={"preset": "tiny"}, seed=0)   # reuses run.json when it exists
     run.append_metrics("opd", {"step": 10, "loss": 0.3})
@@ -66,8 +68,9 @@ __all__ = [
 ]
 
 # Workflow order of stage folders; arm-prefixed folders (`raw_teacher.opd`) come after, by arm then stage.
-STAGE_ORDER = ["base_teacher", "base_student", "teacher_grpo", "fkl_warmup", "opd", "student_grpo", "direct_grpo"]
-ARM_ORDER = ["raw_teacher", "no_warmup", "no_opd", "gold_sft"]
+STAGE_ORDER = ["base_teacher", "base_student", "teacher_grpo", "fkl_warmup", "opd", "student_grpo", "replay",
+               "cold_grpo", "teacher_sft", "gold_sft"]
+ARM_ORDER = ["full", "raw_teacher", "no_warmup", "no_opd", "sft_teacher"]
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
@@ -463,6 +466,18 @@ class Run:
     def results(self) -> dict | None:
         """`results.json`, or None when it does not exist."""
         return read_json_file(self.path / RESULTS_FILE)
+
+    def write_rows(self, relpath: str | os.PathLike, rows: list[dict]) -> Path:
+        """Write rows (dicts of plain values and lists) as one parquet file inside the run folder (atomic)."""
+        table = pa.Table.from_pylist([_plain_row(r) for r in rows])
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        return atomic_write_bytes(self.path / _validate_relpath(relpath), sink.getvalue().to_pybytes())
+
+    def read_rows(self, relpath: str | os.PathLike) -> list[dict] | None:
+        """A parquet file inside the run folder as a list of dicts, or None when it does not exist."""
+        path = self.path / _validate_relpath(relpath)
+        return read_rollout_file(path).to_dict("records") if path.is_file() else None
 
     def write_json(self, relpath: str | os.PathLike, obj: Any) -> Path:
         """Write any JSON file inside the run folder (atomic); ValueError for absolute paths or `..`."""

@@ -17,12 +17,14 @@ def test_tiny_defaults_and_overrides():
 def test_qwen3_paper_preset_matches_design():
     cfg = load_config("qwen3_paper")
     assert (cfg.models.student, cfg.models.teacher) == ("Qwen/Qwen3-1.7B", "Qwen/Qwen3-8B")
-    assert cfg.eval.sets == ["math500", "aime24"] and cfg.eval.n_samples == 16
+    assert cfg.eval.sets == ["math500", "aime24", "aime25"] and cfg.eval.n_samples == 16
     assert (cfg.eval.temperature, cfg.eval.top_p, cfg.eval.top_k) == (0.7, 0.8, 20)
-    g = cfg.teacher_grpo
-    assert (g.num_generations, g.learning_rate, g.kl_coef, g.epsilon, g.epsilon_high, g.loss_type) == \
-        (8, 1e-6, 0.0, 0.2, 0.28, "dapo")
-    assert cfg.opd.learning_rate == 1e-6 and cfg.task.student_rl_fraction == 0.2
+    for g in (cfg.teacher_grpo, cfg.student_grpo, cfg.cold_grpo):  # the paper's Table 8
+        assert (g.learning_rate, g.kl_coef, g.epsilon, g.epsilon_high) == (1e-6, 5e-4, 0.2, 0.2)
+    assert cfg.generation.max_new_tokens == 16384 and cfg.generation.temperature == 1.0
+    o = cfg.opd  # Table 9
+    assert (o.learning_rate, o.rollouts_per_prompt, o.batch_size) == (1e-6, 8, 64)
+    assert cfg.fkl_warmup.loss == "full" and cfg.fkl_warmup.top_k == 64 and cfg.task.name == "dapo"
     assert cfg.task.prompt_suffix.endswith("within \\boxed{}.")
     assert cfg.generation.enable_thinking is False
 

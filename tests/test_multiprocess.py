@@ -26,16 +26,20 @@ from s2dlab.stages.base import SHIPPED
 
 pytestmark = pytest.mark.slow
 
-STAGE = "direct_grpo"
+STAGE = "cold_grpo"
 SMALL = ["models.device=cpu", f"{STAGE}.save_every=1", "eval.n_samples=1", "task.eval_size=8", "eval.greedy=false",
          "probe.num_prompts=2", "probe.every=1"]
 # Without the shipped tiny base models, train throwaway ones in a few seconds.
 TRAIN_BASE = ["base.source=train", "base.teacher_steps=5", "base.student_steps=5", "base.select_every=5",
-              "base.select_size=10", "task.sft_size=100"]
+              "base.select_size=10", "task.corpus_size=100"]
 
 
 def overrides(steps: int) -> list[str]:
-    base = [] if (SHIPPED / "shipped.json").exists() else TRAIN_BASE
+    if (SHIPPED / "shipped.json").exists():  # the task the shipped base models were pretrained on
+        base = [f"{k}={v}" for k, v in json.loads((SHIPPED / "shipped.json").read_text())["config"].items()
+                if k != "task.prompt_suffix"]
+    else:
+        base = TRAIN_BASE
     return [f"{STAGE}.steps={steps}", *SMALL, *base]
 
 
@@ -85,12 +89,12 @@ def stage_info(run_dir: Path) -> dict:
 def prepared(tmp_path_factory) -> Path:
     """A run folder holding the base models, with `teacher_grpo` pointed at the base teacher so probes run."""
     from s2dlab.runs import open_run
-    from s2dlab.stages import common
+    from s2dlab.stages import lifecycle
 
     out = tmp_path_factory.mktemp("mp") / "prepared"
     run([sys.executable, "-m", "s2dlab", "stage", "base", "--out", str(out), *overrides(2)])
     r = open_run(out)
-    common.link_stage(r, "teacher_grpo", str(r.model_dir("base_teacher")))
+    lifecycle.link_stage(r, "teacher_grpo", str(r.model_dir("base_teacher")), role="teacher")
     return out
 
 

@@ -116,9 +116,9 @@ def test_stage_names_and_order(tmp_path):
     run = create_run(tmp_path / "r", {}, 0)
     assert run.stage_dir("raw_teacher.opd") == tmp_path / "r" / "raw_teacher.opd"
     assert run.model_dir("opd") == tmp_path / "r" / "opd" / "model"
-    names = ["no_opd.student_grpo", "direct_grpo", "opd", "raw_teacher.opd", "raw_teacher.fkl_warmup",
+    names = ["no_opd.fkl_warmup", "cold_grpo", "opd", "raw_teacher.opd", "raw_teacher.fkl_warmup",
              "teacher_grpo", "base_student", "base_teacher", "fkl_warmup", "student_grpo", "no_warmup.opd",
-             "custom", "gold_sft"]
+             "custom", "gold_sft", "full.opd", "replay"]
     for n in names:
         (tmp_path / "r" / n).mkdir()
     (tmp_path / "r" / ".cache").mkdir()
@@ -129,8 +129,8 @@ def test_stage_names_and_order(tmp_path):
     (tmp_path / "r" / "notes").mkdir()
     create_run(tmp_path / "r" / "seed_0", {}, 0)  # a sub-run is not a stage
     assert run.stages() == ["base_teacher", "base_student", "teacher_grpo", "fkl_warmup", "opd", "student_grpo",
-                            "direct_grpo", "raw_teacher.fkl_warmup", "raw_teacher.opd", "no_warmup.opd",
-                            "no_opd.student_grpo", "custom", "gold_sft"]
+                            "replay", "cold_grpo", "gold_sft", "full.opd", "raw_teacher.fkl_warmup",
+                            "raw_teacher.opd", "no_warmup.opd", "no_opd.fkl_warmup", "custom"]
     assert not run.has_model("opd")
     (tmp_path / "r" / "opd" / "model").mkdir()
     (tmp_path / "r" / "opd" / "model" / "config.json").write_text("{}")

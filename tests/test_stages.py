@@ -1,21 +1,24 @@
-"""Each stage for a few steps on the tiny models: weights change, artifacts follow the run-store schema, reruns
-are no-ops, interrupted stages resume."""
-
-import json
+"""Each stage for a few steps on the tiny models: weights change, artifacts follow the run-store schema, stage.json
+records what the stage spent, reruns are no-ops, interrupted stages resume."""
 
 import pytest
 import torch
 
-from s2dlab.config import load_config
+from s2dlab import data
+from s2dlab.config import ConfigError, load_config
 from s2dlab.runs import create_run, open_run
-from s2dlab.stages import base, common, direct_grpo, fkl_warmup, opd, student_grpo, teacher_grpo
+from s2dlab.stages import base, fkl_warmup, grpo, lifecycle, opd, sft
 
-SMALL = ["task.eval_size=8", "eval.n_samples=1", "eval.greedy=false", "probe.num_prompts=2", "probe.every=1",
-         "probe.num_samples=2", "generation.max_new_tokens=32", "fkl_warmup.num_rollouts=32",
-         "fkl_warmup.batch_size=8", "fkl_warmup.steps=2", "fkl_warmup.save_every=1", "opd.steps=2",
-         "opd.batch_size=8", "opd.save_every=1"]
-for _s in ("teacher_grpo", "student_grpo", "direct_grpo"):
-    SMALL += [f"{_s}.steps=2", f"{_s}.prompts_per_step=4", f"{_s}.num_generations=4", f"{_s}.save_every=1"]
+SMALL = ["task.eval_size=8", "task.val_size=8", "task.pool_size=32", "eval.n_samples=1", "eval.greedy=false",
+         "probe.num_prompts=2", "probe.every=1", "probe.num_samples=2", "probe.c1_prompts=4", "probe.c1_samples=2",
+         "generation.max_new_tokens=32", "fkl_warmup.rollouts_per_prompt=1", "fkl_warmup.batch_size=8",
+         "fkl_warmup.steps=2", "fkl_warmup.save_every=1", "opd.steps=2", "opd.batch_size=8",
+         "opd.rollouts_per_prompt=4", "opd.save_every=1", "teacher_sft.steps=2", "teacher_sft.batch_size=8",
+         "gold_sft.steps=2", "gold_sft.batch_size=8"]
+# the task the shipped base models were pretrained on (so the tests start from them whatever the defaults say)
+SMALL += [f"{k}={v}" for k, v in base.shipped_info()["config"].items() if k != "task.prompt_suffix"]
+for _s in ("teacher_grpo", "student_grpo", "cold_grpo"):
+    SMALL += [f"{_s}.steps=2", f"{_s}.prompts_per_step=2", f"{_s}.num_generations=4", f"{_s}.save_every=1"]
 
 ROLLOUT_COLUMNS = {"stage", "step", "policy", "prompt_id", "sample_idx", "prompt", "completion", "answer", "extracted",
                    "correct", "reward", "token_ids", "tokens", "student_logprob", "teacher_logprob",
@@ -29,18 +32,19 @@ def small_config(*extra):
 
 @pytest.fixture(scope="module")
 def shared_run(tmp_path_factory):
-    """One run folder with the shipped base models and stage 1, shared by the tests that start from them."""
+    """One run folder with the shipped base models and stage 1 on 1H, shared by the tests that start from them."""
     cfg = small_config()
     run = create_run(tmp_path_factory.mktemp("run"), cfg.to_dict(), cfg.seed)
     base.run(cfg, run)
-    teacher_grpo.run(cfg, run)
+    grpo.run(cfg, run, out="teacher_grpo", section="teacher_grpo", policy_from="base_teacher", role="teacher",
+             labels="1h", counterpart_from="base_student")
     return cfg, run
 
 
 def weights(run, stage):
-    tok = common.tokenizer_for(load_config("tiny"), run)
-    return {k: v.clone() for k, v in common.load_stage_model(load_config("tiny"), run, stage, tok, "cpu")
-            .state_dict().items()}
+    cfg = load_config("tiny")
+    tok = lifecycle.tokenizer_for(cfg, run)
+    return {k: v.clone() for k, v in lifecycle.load_stage_model(cfg, run, stage, tok, "cpu").state_dict().items()}
 
 
 def assert_all_changed(before, after):
@@ -50,7 +54,7 @@ def assert_all_changed(before, after):
 
 def assert_stage_schema(run, stage, steps, probes=True):
     info = run.read_json(f"{stage}/stage.json")
-    assert info["status"] == "done"
+    assert info["status"] == "done" and info["steps"] == steps and info["sequences"] > 0
     assert (run.model_dir(stage) / "config.json").exists()
     assert (run.model_dir(stage) / "tokenizer.json").exists()
     metrics = run.metrics(stage)
@@ -67,6 +71,7 @@ def assert_stage_schema(run, stage, steps, probes=True):
             specials = {"<|im_end|>", "<|im_start|>", "<|endoftext|>", "<|unk|>"}
             assert "".join(t for t in row["tokens"] if t not in specials) == row["completion"]
         assert any("probe/mean_reverse_kl" in m for m in metrics)
+    return info
 
 
 def test_base_shipped_models_are_copied(shared_run):
@@ -74,15 +79,15 @@ def test_base_shipped_models_are_copied(shared_run):
     for stage in base.STAGES:
         info = run.read_json(f"{stage}/stage.json")
         assert info["status"] == "done" and info["source"] == "shipped"
-    tok = common.tokenizer_for(cfg, run)
-    t = common.load_stage_model(cfg, run, "base_teacher", tok, "cpu")
-    s = common.load_stage_model(cfg, run, "base_student", tok, "cpu")
+    tok = lifecycle.tokenizer_for(cfg, run)
+    t = lifecycle.load_stage_model(cfg, run, "base_teacher", tok, "cpu")
+    s = lifecycle.load_stage_model(cfg, run, "base_student", tok, "cpu")
     assert sum(p.numel() for p in t.parameters()) > sum(p.numel() for p in s.parameters())
 
 
 def test_base_trains_from_scratch_with_best_checkpoint(tmp_path):
     cfg = small_config("base.source=train", "base.teacher_steps=4", "base.student_steps=4", "base.select_every=2",
-                       "base.select_size=4")
+                       "base.select_size=4", "task.corpus_size=64")
     run = create_run(tmp_path, cfg.to_dict(), cfg.seed)
     base.run(cfg, run, roles=("student",))
     info = run.read_json("base_student/stage.json")
@@ -90,38 +95,75 @@ def test_base_trains_from_scratch_with_best_checkpoint(tmp_path):
     best = run.read_json("base_student/best/best.json")
     assert [h["step"] for h in best["history"]] == [2, 4]
     assert [m["step"] for m in run.metrics("base_student") if "select/greedy_accuracy" in m] == [2, 4]
-    fresh = common.fresh_model(cfg, "student", common.tokenizer_for(cfg, run)).state_dict()
+    fresh = lifecycle.fresh_model(cfg, "student", lifecycle.tokenizer_for(cfg, run)).state_dict()
     assert_all_changed(fresh, weights(run, "base_student"))
 
 
 def test_shipped_base_refuses_another_task(tmp_path):
-    from s2dlab.config import ConfigError
-
     cfg = small_config("task.n_terms=3")
     run = create_run(tmp_path, cfg.to_dict(), cfg.seed)
     with pytest.raises(ConfigError, match="task.n_terms=3 .*base.source=train"):
         base.run(cfg, run)
+    with pytest.raises(ConfigError, match="task.slip_rate=0.25 .*base.source=train"):
+        base.run(small_config("task.slip_rate=0.25"), run)
 
 
-def test_teacher_grpo(shared_run):
+def test_teacher_grpo_records_its_labels(shared_run):
     cfg, run = shared_run
-    assert_stage_schema(run, "teacher_grpo", 2)
+    info = assert_stage_schema(run, "teacher_grpo", 2)
+    assert info["role"] == "teacher" and info["init"] == "base_teacher" and info["counterpart"] == "base_student"
+    assert info["labels"] == {"set": "1h", "n": 16, "kind": "answers"} and "teacher" not in info
+    assert info["sequences"] == 2 * 2 * 4  # steps x prompts x group
     assert_all_changed(weights(run, "base_teacher"), weights(run, "teacher_grpo"))
     m = [m for m in run.metrics("teacher_grpo") if "reward" in m]
     assert len(m) == 2 and all(0 <= x["reward"] <= 1 for x in m)
-    before = teacher_grpo.run(cfg, run)  # rerun of a finished stage is a no-op
-    assert before["status"] == "done" and len(run.metrics("teacher_grpo")) == len(run.metrics("teacher_grpo"))
+    again = grpo.run(cfg, run, out="teacher_grpo", section="teacher_grpo", policy_from="base_teacher",
+                     role="teacher", labels="1h")  # a finished stage is a no-op
+    assert again == run.read_json("teacher_grpo/stage.json")
 
 
-@pytest.mark.parametrize("loss", ["sampled", "full"])
-def test_fkl_warmup(shared_run, loss):
+@pytest.mark.parametrize("loss,top_k", [("full", 0), ("full", 8), ("sampled", 0)])
+def test_fkl_warmup(shared_run, loss, top_k):
     cfg, run = shared_run
-    cfg = small_config(f"fkl_warmup.loss={loss}")
-    out = f"warmup_{loss}"
-    fkl_warmup.run(cfg, run, out=out)
-    assert_stage_schema(run, out, 2)
+    cfg = small_config(f"fkl_warmup.loss={loss}", f"fkl_warmup.top_k={top_k}")
+    out = f"warmup_{loss}_{top_k}"
+    fkl_warmup.run(cfg, run, out=out, init="base_student", teacher="teacher_grpo", prompts="1h")
+    info = assert_stage_schema(run, out, 2)
+    assert info["teacher"] == "teacher_grpo" and info["loss"] == loss and info["prompts"] == {"set": "1h", "n": 16}
+    assert "labels" not in info  # label-free: the warmup reads prompts, never answers
     assert_all_changed(weights(run, "base_student"), weights(run, out))
-    assert len(common.read_jsonl(run.stage_dir(out) / "teacher_rollouts.jsonl")) == 32
+    rollouts = data.read_jsonl(run.stage_dir(out) / "teacher_rollouts.jsonl")
+    assert len(rollouts) == 16 and all(r["completion_ids"] for r in rollouts)
+    if loss == "full":
+        cache = torch.load(run.stage_dir(out) / "teacher_cache.pt")
+        assert len(cache) == info["rollouts_used"]
+        assert cache[0]["logp"].shape[1] == (top_k or 100)
+    if top_k:
+        t = info["truncation"]
+        # lumping the tail can only lower a KL: the truncated value never exceeds the exact one
+        assert 0 <= t["start"]["error"] and t["start"]["truncated"] <= t["start"]["exact"] + 1e-6
+        assert 0 <= t["start"]["teacher_tail_mass"] < 1 and "end" in t
+
+
+def test_forward_kl_terms_known_values():
+    """The cached-distribution loss against torch's own KL, full and with a top-k + tail bucket."""
+    g = torch.Generator().manual_seed(0)
+    s = torch.log_softmax(torch.randn(5, 12, generator=g), -1)
+    t = torch.log_softmax(torch.randn(5, 12, generator=g) * 2, -1)
+    full = fkl_warmup.forward_kl_terms(s, t, None, None)
+    ref = torch.nn.functional.kl_div(s, t, log_target=True, reduction="none").sum(-1)  # KL(pT || pS)
+    assert torch.allclose(full, ref, atol=1e-6)
+    top, ids = t.topk(4, dim=-1)
+    tail = torch.log1p(-top.exp().sum(-1))
+    lumped = fkl_warmup.forward_kl_terms(s, top, ids, tail)
+    # the same KL computed on explicit 5-outcome distributions (4 tokens + the rest of the mass)
+    s_top = s.gather(-1, ids)
+    p5 = torch.cat([top.exp(), tail.exp().unsqueeze(-1)], -1)
+    q5 = torch.cat([s_top.exp(), 1 - s_top.exp().sum(-1, keepdim=True)], -1)
+    assert torch.allclose(lumped, (p5 * (p5.log() - q5.log())).sum(-1), atol=1e-5)
+    assert (lumped <= full + 1e-6).all()
+    everything = fkl_warmup.forward_kl_terms(s, *t.topk(12, dim=-1), torch.full((5,), -30.0))
+    assert torch.allclose(everything, full, atol=1e-5)
 
 
 @pytest.mark.parametrize("loss", ["full_reverse_kl", "sampled_token"])
@@ -129,57 +171,88 @@ def test_opd(shared_run, loss):
     cfg, run = shared_run
     cfg = small_config(f"opd.loss={loss}")
     out = f"opd_{loss}"
-    opd.run(cfg, run, init="base_student", out=out)
-    assert_stage_schema(run, out, 2)
+    opd.run(cfg, run, out=out, init="base_student", teacher="teacher_grpo", prompts="1h")
+    info = assert_stage_schema(run, out, 2)
+    assert info["rollouts_per_prompt"] == 4 and info["sequences"] == 16 and info["teacher"] == "teacher_grpo"
     assert_all_changed(weights(run, "base_student"), weights(run, out))
 
 
-def test_student_grpo_and_direct_grpo(shared_run):
+def test_opd_repeats_each_prompt_rollouts_per_prompt_times(shared_run):
     cfg, run = shared_run
-    student_grpo.run(cfg, run, init="base_student", out="student_grpo")
-    direct_grpo.run(cfg, run)
-    for stage in ("student_grpo", "direct_grpo"):
-        assert_stage_schema(run, stage, 2)
-        assert_all_changed(weights(run, "base_student"), weights(run, stage))
+    cfg = small_config("opd.steps=1", "probe.num_prompts=0")
+    seen = []
+    real = opd.OPDTrainer._generate_and_score_completions
+
+    def spy(self, inputs):
+        seen.append([str(x["prompt"]) for x in inputs])
+        return real(self, inputs)
+
+    opd.OPDTrainer._generate_and_score_completions = spy
+    try:
+        opd.run(cfg, run, out="opd_groups", init="base_student", teacher="teacher_grpo", prompts="1h")
+    finally:
+        opd.OPDTrainer._generate_and_score_completions = real
+    (batch,) = seen
+    assert len(batch) == 8 and len(set(batch)) == 2 and all(batch.count(p) == 4 for p in set(batch))
 
 
-def test_sampled_token_opd_resumes_after_interruption(shared_run, monkeypatch):
+def test_sampled_token_loss_gradient_matches_full_reverse_kl_in_expectation():
+    """The score-function loss -A log pS(y) with A = log pT(y) - log pS(y) held fixed has, averaged over y ~ pS, the
+    gradient of the full-vocabulary reverse KL (the identity the sampled-token OPD loss rests on)."""
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(7, generator=g, requires_grad=True)
+    t_logp = torch.log_softmax(torch.randn(7, generator=g), -1)
+    logp = torch.log_softmax(z, -1)
+    kl = (logp.exp() * (logp - t_logp)).sum()
+    (exact,) = torch.autograd.grad(kl, z)
+    # expectation over y ~ pS, summed exactly over the 7 outcomes
+    logp = torch.log_softmax(z, -1)
+    p = logp.exp().detach()
+    surrogate = sum(p[y] * -(t_logp[y] - logp[y]).detach() * logp[y] for y in range(7))
+    (estimate,) = torch.autograd.grad(surrogate, z)
+    assert torch.allclose(exact, estimate, atol=1e-6)
+
+
+def test_student_grpo_replay_and_cold_grpo(shared_run):
     cfg, run = shared_run
-    cfg = small_config("opd.loss=sampled_token", "opd.steps=3", "opd.save_every=1", "probe.every=0")
-    calls = {"n": 0}
-    real = opd.sampled_token_loss
+    for out, section, labels in (("student_grpo", "student_grpo", "2h"), ("replay", "student_grpo", "1h"),
+                                 ("cold_grpo", "cold_grpo", "pool")):
+        grpo.run(cfg, run, out=out, section=section, policy_from="base_student", role="student", labels=labels,
+                 counterpart_from="teacher_grpo")
+        info = assert_stage_schema(run, out, 2)
+        assert info["labels"]["set"] == labels and info["counterpart"] == "teacher_grpo" and "teacher" not in info
+        assert_all_changed(weights(run, "base_student"), weights(run, out))
+    assert run.read_json("cold_grpo/stage.json")["labels"]["n"] == 32
 
-    def dying_loss(*args):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt  # killed during step 3
-        return real(*args)
 
-    monkeypatch.setattr(opd, "sampled_token_loss", dying_loss)
-    with pytest.raises(KeyboardInterrupt):
-        opd.run(cfg, run, init="base_student", out="opd_resume")
-    assert run.read_json("opd_resume/stage.json")["status"] == "running"
-    assert json.loads((run.stage_dir("opd_resume") / "checkpoints/last/state.json").read_text())["step"] == 2
-    monkeypatch.setattr(opd, "sampled_token_loss", real)
-    opd.run(cfg, run, init="base_student", out="opd_resume")
-    steps = [m["step"] for m in run.metrics("opd_resume") if "loss" in m]
-    assert steps == [1, 2, 3]  # resumed at step 3, nothing logged twice
-    assert run.read_json("opd_resume/stage.json")["status"] == "done"
+def test_sft_teacher_and_gold_sft(shared_run):
+    cfg, run = shared_run
+    sft.run(cfg, run, out="teacher_sft", section="teacher_sft", init="base_teacher", role="teacher", labels="pool",
+            counterpart_from="base_student")
+    info = assert_stage_schema(run, "teacher_sft", 2)
+    assert info["role"] == "teacher" and info["labels"] == {"set": "pool", "n": 32, "kind": "solutions"}
+    assert_all_changed(weights(run, "base_teacher"), weights(run, "teacher_sft"))
+    sft.run(cfg, run, out="gold_sft", section="gold_sft", init="base_student", role="student", labels="pool")
+    assert_stage_schema(run, "gold_sft", 2, probes=False)  # no counterpart given: no probes
 
 
 def test_grpo_resumes_from_trainer_checkpoint(shared_run):
     cfg, run = shared_run
-    c2 = small_config("direct_grpo.steps=1")
-    from s2dlab.stages.grpo import run_grpo
-
-    kw = dict(section=c2.direct_grpo, policy_from="base_student", role="student", counterpart_from=None,
-              records=common.task_splits(c2)["student_rl"], stage="grpo_resume")
-    run_grpo(c2, run, **kw)
+    kw = dict(out="grpo_resume", section="cold_grpo", policy_from="base_student", role="student", labels="pool")
+    grpo.run(small_config("cold_grpo.steps=1"), run, **kw)
     # pretend it was interrupted after its step-1 checkpoint and the user asks for 2 steps now
     state = run.read_json("grpo_resume/stage.json")
     run.write_json("grpo_resume/stage.json", {**state, "status": "running"})
-    c3 = small_config("direct_grpo.steps=2")
-    run_grpo(c3, run, **{**kw, "section": c3.direct_grpo})
+    grpo.run(small_config("cold_grpo.steps=2"), run, **kw)
     steps = [m["step"] for m in run.metrics("grpo_resume") if "reward" in m]
     assert steps == [1, 2]
     assert open_run(run.path).read_json("grpo_resume/stage.json")["status"] == "done"
+
+
+def test_bad_budgets_are_one_line_config_errors():
+    with pytest.raises(ConfigError, match="task.label_budget=5000 is larger than the labeled pool"):
+        load_config("tiny", overrides=["task.label_budget=5000"])
+    with pytest.raises(ConfigError, match="each half of the labeled pool holds 2 problems, fewer than"):
+        load_config("tiny", overrides=["task.pool_size=4"])
+    with pytest.raises(ConfigError, match="opd.batch_size=30 is not a multiple of opd.rollouts_per_prompt=8"):
+        load_config("tiny", overrides=["opd.batch_size=30"])

@@ -1,21 +1,24 @@
 """Stage 0, `base` (tiny preset only): make weak-but-nonzero base teacher and student, like pretrained checkpoints.
 
 Real runs start from pretrained Qwen3 checkpoints; the tiny preset has no such thing, so this stage trains both
-tiny models from scratch with TRL's `SFTTrainer` on synthetic worked solutions (`73-67=6\\n6+70=76\\n\\boxed{76}`),
-loss on the completion only. Accuracy after from-scratch SFT jumps sharply and is noisy at a constant learning rate,
+tiny models from scratch with TRL's `SFTTrainer` on a corpus of worked solutions (`7+8=15\\n15-5=10\\n...`), loss on
+the completion only. Like web text, the corpus carries common mistakes: each carry, borrow or sign step is written
+wrong with probability `task.slip_rate` (see `s2dlab.tasks.arithmetic`), so the base models' likelihood puts that
+much weight on plausible slips. That is what makes the raw teacher *not* reward-shaped (the paper's C1), and what
+sparse-reward RL on the teacher removes. Accuracy after from-scratch SFT jumps sharply and is noisy at a constant learning rate,
 so every `base.select_every` steps we measure greedy accuracy on a selection split (disjoint from eval) and hand off
 the best checkpoint, not the last. The teacher gets more steps and is larger; the student is kept weaker
-(`base.student_steps`), so that the comparison of arms has room to show.
+(smaller, `base.student_steps`), so that distillation has something to transfer.
 
 Writes `base_teacher/` and `base_student/` (model, metrics.jsonl, stage.json with the selection history).
 
 The tiny base models also ship with the package (`s2dlab/assets/tiny_base/`, made by
 `python scripts/make_tiny_base.py`, which runs this stage), so `base.source=shipped` (the default) copies them
-into the run in a second; `base.source=train` trains them here (~7 min on 2 CPU cores).
+into the run in a second; `base.source=train` trains them here (minutes on 2 CPU cores; the script prints the time).
 
     s2dlab stage base --out runs/tiny                                      # shipped models
     s2dlab stage base --out runs/tiny base.source=train                    # train both from scratch
-    s2dlab stage base --out runs/weak base.source=train base.student_steps=600   # a weaker student
+    s2dlab stage base --out runs/clean base.source=train task.slip_rate=0      # a corpus without slips
 """
 
 from __future__ import annotations
@@ -24,35 +27,33 @@ import json
 import shutil
 from pathlib import Path
 
-from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
-from trl import SFTConfig, SFTTrainer
+from trl import SFTTrainer
 
+from s2dlab import data
+from s2dlab.config import Config, ConfigError, flatten
+from s2dlab.distributed import device_of
 from s2dlab.errors import MissingError
-from s2dlab.config import Config
+from s2dlab.models import load_model, set_generation_defaults
 from s2dlab.runs import Run
-from s2dlab.stages import common
+from s2dlab.stages import lifecycle
+from s2dlab.stages.sft import sft_config, sft_dataset
 
 STAGES = ("base_teacher", "base_student")
 SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "tiny_base"
 # What the shipped models were trained on: a config that differs here needs base.source=train.
-SHIPPED_KEYS = ("task.n_terms", "task.digits", "task.data_seed", "task.sft_size", "task.prompt_suffix")
-
-
-def sft_dataset(cfg: Config, records: list[dict]) -> Dataset:
-    """Prompt-completion conversations; SFTTrainer masks the prompt (completion-only loss)."""
-    return Dataset.from_list([{"prompt": common.user_message(cfg, r["prompt"]),
-                               "completion": [{"role": "assistant", "content": r["solution"]}]} for r in records])
+SHIPPED_KEYS = ("task.n_terms", "task.digits", "task.data_seed", "task.corpus_size", "task.slip_rate",
+                "task.prompt_suffix")
 
 
 def greedy_accuracy(cfg: Config, model, tokenizer, records: list[dict]) -> float:
     from s2dlab.generation import sample
 
-    grade = common.grade_fn(cfg)
+    grade = data.grade_fn(cfg)
     rollouts = sample(model, tokenizer, records, n=1, max_new_tokens=cfg.generation.max_new_tokens, temperature=0,
                       batch_size=cfg.generation.batch_size, progress=False, prompt_suffix=cfg.task.prompt_suffix,
-                      chat_template_kwargs=common.chat_kwargs(cfg))
+                      chat_template_kwargs=data.chat_kwargs(cfg))
     answers = {r["id"]: r["answer"] for r in records}
     return sum(grade(r.completion, answers[r.prompt_id]) for r in rollouts) / max(len(rollouts), 1)
 
@@ -92,45 +93,42 @@ class BestCheckpoint(TrainerCallback):
 
 def train_one(cfg: Config, run: Run, role: str, tokenizer, steps: int) -> dict:
     stage = f"base_{role}"
-    if common.stage_done(run, stage):
-        return run.read_json(f"{stage}/stage.json")
-    splits = common.task_splits(cfg)
-    model = common.fresh_model(cfg, role, tokenizer).to(common.device_of(cfg))
+    if info := lifecycle.finished(run, stage):
+        return info
+    splits = data.task_splits(cfg)
+    model = lifecycle.fresh_model(cfg, role, tokenizer).to(device_of(cfg))
     stage_dir = run.stage_dir(stage)
-    common.mark_started(run, stage, role=role, steps=steps)
-    args = SFTConfig(**common.training_args(cfg, stage_dir, steps=steps, learning_rate=cfg.base.learning_rate,
-                                            batch_size=cfg.base.batch_size,
-                                            save_every=cfg.base.select_every),
-                     max_length=256, packing=False, completion_only_loss=True)
+    lifecycle.mark_started(run, stage, role=role, steps=steps)
     best = BestCheckpoint(cfg, run, stage, tokenizer, splits["select"], cfg.base.select_every)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(cfg, splits["sft"]),
-                         processing_class=tokenizer,
-                         callbacks=[common.RunStoreCallback(run, stage), best])
-    trainer.train(resume_from_checkpoint=common.last_checkpoint(stage_dir))
+    args = sft_config(cfg, stage_dir, steps=steps, learning_rate=cfg.base.learning_rate,
+                      batch_size=cfg.base.batch_size, save_every=cfg.base.select_every, schedule=cfg.base.schedule)
+    trainer = SFTTrainer(model=model, args=args,
+                         train_dataset=sft_dataset(cfg, splits["corpus"]), processing_class=tokenizer,
+                         callbacks=[lifecycle.RunStoreCallback(run, stage), best])
+    lifecycle.quiet_progress(trainer, stage)
+    trainer.train(resume_from_checkpoint=lifecycle.last_checkpoint(stage_dir))
     if not trainer.accelerator.is_main_process:
         return {}
     best_dir = stage_dir / "best"
-    final = common.load_model(best_dir) if (best_dir / "config.json").exists() else trainer.model
-    common.set_generation_defaults(final, tokenizer)
+    final = load_model(best_dir) if (best_dir / "config.json").exists() else trainer.model
+    set_generation_defaults(final, tokenizer)
     info = run.read_json(f"{stage}/best/best.json") or {}
-    return common.finish_stage(run, stage, final, tokenizer, select_accuracy=info.get("accuracy"),
-                               select_step=info.get("step"))
+    return lifecycle.finish_stage(run, stage, final, tokenizer, select_accuracy=info.get("accuracy"),
+                                  select_step=info.get("step"), sequences=steps * cfg.base.batch_size)
 
 
 def shipped_info() -> dict:
     path = SHIPPED / "shipped.json"
     if not path.exists():
         raise MissingError(f"{path}: the shipped tiny base models are missing from this install; "
-                                f"use base.source=train")
+                           f"use base.source=train")
     return json.loads(path.read_text())
 
 
 def ensure_shipped(cfg: Config, run: Run, roles: tuple[str, ...] = ("teacher", "student")) -> dict:
     """Copy the shipped tiny base models into the run (when `base.source=shipped` and they are not there yet)."""
-    from s2dlab.config import ConfigError, flatten
-
     todo = [r for r in roles if getattr(cfg.models, r) == "tiny" and cfg.base.enabled
-            and not common.stage_done(run, f"base_{r}")]
+            and not lifecycle.finished(run, f"base_{r}")]
     if not todo or cfg.base.source != "shipped":
         return {}
     info = shipped_info()
@@ -139,25 +137,25 @@ def ensure_shipped(cfg: Config, run: Run, roles: tuple[str, ...] = ("teacher", "
         if flat[key] != info["config"][key]:
             raise ConfigError(f"{key}={flat[key]!r} differs from the shipped base models' {info['config'][key]!r}; "
                               f"set base.source=train to train base models for this task")
-    tokenizer = common.tokenizer_for(cfg, run)
+    tokenizer = lifecycle.tokenizer_for(cfg, run)
     out = {}
     for role in todo:
         stage = f"base_{role}"
-        model = common.load_model(SHIPPED / role)
-        common.set_generation_defaults(model, tokenizer)
-        out[stage] = common.finish_stage(run, stage, model, tokenizer, source="shipped", **info[role])
+        model = load_model(SHIPPED / role)
+        set_generation_defaults(model, tokenizer)
+        out[stage] = lifecycle.finish_stage(run, stage, model, tokenizer, source="shipped", role=role, **info[role])
     return out
 
 
 def run(cfg: Config, run: Run, roles: tuple[str, ...] = ("teacher", "student")) -> dict:
     """Train the base models that the config asks for; real (non-tiny) models are copied in as they are."""
-    tokenizer = common.tokenizer_for(cfg, run)
+    tokenizer = lifecycle.tokenizer_for(cfg, run)
     out = {}
     for role in roles:
         stage = f"base_{role}"
         if getattr(cfg.models, role) != "tiny" or not cfg.base.enabled:
             # A pretrained checkpoint is the base model: point at it rather than copy gigabytes into the run.
-            out[stage] = common.link_stage(run, stage, getattr(cfg.models, role))
+            out[stage] = lifecycle.link_stage(run, stage, getattr(cfg.models, role), role=role)
             continue
         if cfg.base.source == "shipped":
             out.update(ensure_shipped(cfg, run, (role,)))

@@ -1,19 +1,23 @@
-"""Stage 2b, `opd`: on-policy distillation. The student samples, the teacher scores every token.
+"""Stage 2b, `opd`: on-policy distillation. The student samples, the frozen teacher scores every token.
 
 For a student rollout `y ~ pS(.|x)` the per-token implicit reward is `log pT(y_t) - log pS(y_t)`; its expectation
-under the student is minus the reverse KL, `E_{y_t~pS}[-implicit_reward[t]] = KL(pS || pT)[t]`. So minimising the
-reverse KL on the student's own samples is RL with a dense, per-token reward from the teacher. Two losses:
+under the student is minus the reverse KL, `E_{y_t~pS}[-implicit_reward[t]] = KL(pS || pT)[t]`. One OPD step,
+`-grad KL(pS || pT)` at the current student, is the policy gradient of that per-token reward with discount 0 (each
+token is credited with its own reward only): a local, trust-region-like step, exact only at the current policy.
+Two losses (`opd.loss`):
 
-- `opd.loss=full_reverse_kl` (default): TRL's `DistillationTrainer` with `beta=1` (its generalised JSD at beta 1
-  is the reverse KL `KL(pS || pT)`), full vocabulary, on-policy generation, chunked over the vocabulary.
-- `opd.loss=sampled_token`: the implicit reward of each sampled token as its advantage, with importance sampling
-  against the sampler's log-probs (the form used in on-policy distillation write-ups that sample with a separate
-  engine). Advantage `A_t = log pT(y_t) - log q(y_t)` with `q` the sampler, loss
-  `-sum_t exp(log pS(y_t) - log q(y_t)) * A_t / num_tokens`. TRL has no such trainer, so this is a small loop
-  of our own (one optimizer step per sampled batch, AdamW, constant lr).
+- `full_reverse_kl` (default): TRL's `DistillationTrainer` with `beta=1` (its generalised JSD at beta 1 is the
+  reverse KL `KL(pS || pT)`), over the full vocabulary at every sampled position, chunked over the vocabulary.
+- `sampled_token`: the implicit reward of the sampled token as its advantage, `loss = -sum_t A_t log pS(y_t) / T`
+  with `A_t = log pT(y_t) - log pS(y_t)` held fixed (the score-function estimator of the same gradient, the form
+  used when a separate engine samples). TRL has no such loss, so it is a small override of `DistillationTrainer`'s
+  loss; sampling, batching, checkpoints and logging stay TRL's. The sampler is the current student (one optimizer
+  step per sampled batch), so no importance ratio is needed.
 
-One rollout per prompt (n=1) from the label-free prompt pool, as in the paper. Probe snapshots show the dense
-reward and the reverse KL falling during training.
+Each step samples `opd.rollouts_per_prompt` rollouts (paper: 8) of `batch_size / rollouts_per_prompt` prompts from the
+bridge's label-free prompt set. TRL's `DistillationTrainer` samples one rollout per prompt; we repeat each prompt of a
+step with the same `RepeatSampler` GRPO uses. Probe snapshots show the dense reward and the reverse KL during
+training.
 
     s2dlab stage opd --out runs/tiny
     s2dlab stage opd --out runs/tiny opd.loss=sampled_token opd.steps=50
@@ -21,173 +25,84 @@ reward and the reverse KL falling during training.
 
 from __future__ import annotations
 
-import json
-import os
-import random
-import shutil
-
 import torch
 from datasets import Dataset
-from tqdm.auto import tqdm
 from trl import DistillationConfig, DistillationTrainer
-from trl.trainer.utils import selective_log_softmax
+from trl.trainer.utils import RepeatSampler, selective_log_softmax
 
-from s2dlab.config import Config, ConfigError
-from s2dlab.generation import sample
+from s2dlab import data
+from s2dlab.config import Config
 from s2dlab.runs import Run
-from s2dlab.stages import common
-
-STAGE = "opd"
+from s2dlab.stages import lifecycle
 
 
-def run(cfg: Config, run: Run, *, init: str = "fkl_warmup", teacher: str = "teacher_grpo", out: str = STAGE
+class OPDTrainer(DistillationTrainer):
+    """`DistillationTrainer` with `rollouts_per_prompt` rollouts of each prompt in a step, and the sampled-token loss
+    as an option."""
+
+    def __init__(self, *args, rollouts_per_prompt: int = 1, sampled_token: bool = False, **kwargs):
+        self.rollouts_per_prompt, self.sampled_token = rollouts_per_prompt, sampled_token
+        super().__init__(*args, **kwargs)
+
+    def _get_train_sampler(self, dataset=None):
+        # As TRL's own sampler (one generation batch per optimizer step, reused across gradient accumulation), with
+        # each prompt repeated `rollouts_per_prompt` times inside the batch.
+        dataset = self.train_dataset if dataset is None else dataset
+        generation_batch = (self.args.per_device_train_batch_size * self.accelerator.num_processes
+                            * self.args.gradient_accumulation_steps)
+        return RepeatSampler(data_source=dataset, mini_repeat_count=self.rollouts_per_prompt,
+                             batch_size=generation_batch // self.rollouts_per_prompt,
+                             repeat_count=self.args.gradient_accumulation_steps, shuffle=self.shuffle_dataset,
+                             seed=self.args.seed)
+
+    def _compute_loss(self, unwrapped_student, inputs, num_items_in_batch):
+        if not self.sampled_token:
+            return super()._compute_loss(unwrapped_student, inputs, num_items_in_batch)
+        ids_BL = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)
+        attn_BL = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
+        completion_BC, mask_BC = inputs["completion_ids"], inputs["completion_mask"].float()
+        C = completion_BC.size(1)
+        h_s_BCH = self._get_last_hidden_state(unwrapped_student, ids_BL, attn_BL, C)
+        teacher = self.accelerator.unwrap_model(self.teacher_model)
+        self.teacher_model.eval()
+        with torch.no_grad():
+            h_t_BCH = self._forward_redirection(self.teacher_model, teacher, self._get_last_hidden_state, teacher,
+                                                ids_BL, attn_BL, C)
+            t_logits_BCV = teacher.get_output_embeddings()(h_t_BCH).float() / self.temperature
+        s_logits_BCV = unwrapped_student.get_output_embeddings()(h_s_BCH).float() / self.temperature
+        s_logp_BC = selective_log_softmax(s_logits_BCV, completion_BC)
+        t_logp_BC = selective_log_softmax(t_logits_BCV, completion_BC)
+        advantage_BC = (t_logp_BC - s_logp_BC).detach()  # implicit reward log pT(y_t) - log pS(y_t), a constant
+        n = num_items_in_batch if num_items_in_batch is not None else mask_BC.sum().clamp(min=1)
+        loss = -(advantage_BC * s_logp_BC * mask_BC).sum() / n
+        with torch.no_grad():
+            p_BCV = torch.softmax(s_logits_BCV, dim=-1)
+            entropy_sum = -(p_BCV * torch.log_softmax(s_logits_BCV, dim=-1)).sum(-1).mul(mask_BC).sum()
+        return loss, entropy_sum, mask_BC.sum()
+
+
+def run(cfg: Config, run: Run, *, out: str, init: str, teacher: str, prompts: str, steps: int | None = None
         ) -> dict:
-    if common.stage_done(run, out):
-        return run.read_json(f"{out}/stage.json")
-    if cfg.opd.loss == "sampled_token" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("opd.loss=sampled_token is a single-process loop; run it without accelerate launch, or "
-                          "use opd.loss=full_reverse_kl (TRL's DistillationTrainer) on several processes")
-    tokenizer = common.tokenizer_for(cfg, run)
-    device = common.device_of(cfg)
-    teacher_model = common.load_stage_model(cfg, run, teacher, tokenizer, device).eval()
-    student = common.load_stage_model(cfg, run, init, tokenizer, device)
-    common.check_pair(teacher_model, student, tokenizer)
-    common.mark_started(run, out, init=init, teacher=teacher, loss=cfg.opd.loss)
-    probe = common.Probe.for_stage(cfg, run, out, tokenizer)
-    state_dict = None
-    if cfg.opd.loss == "full_reverse_kl":
-        model, state_dict = _train_distillation(cfg, run, out, student, teacher_model, tokenizer, probe)
-    else:
-        model = _train_sampled_token(cfg, run, out, student, teacher_model, tokenizer, probe)
-    if model is None:
-        return {}
-    return common.finish_stage(run, out, model, tokenizer, state_dict=state_dict, init=init, teacher=teacher,
-                               loss=cfg.opd.loss, steps=cfg.opd.steps)
-
-
-# --- full reverse KL: TRL's DistillationTrainer ---------------------------------------------------------------------
-
-def _train_distillation(cfg, run, stage, student, teacher, tokenizer, probe):
+    """Distil `teacher` into the student handed off by `init` on the prompts of `prompts` (pool | 1h). `steps`
+    overrides `opd.steps` (the OPD-only arm runs for the bridge's student steps)."""
+    if info := lifecycle.finished(run, out):
+        return info
     o, g = cfg.opd, cfg.generation
-    stage_dir = run.stage_dir(stage)
+    steps = steps or o.steps
+    st = lifecycle.begin(cfg, run, out, student_from=init, teacher_from=teacher, trained="student", teacher=teacher,
+                         loss=o.loss, rollouts_per_prompt=o.rollouts_per_prompt,
+                         prompts=lifecycle.prompts_info(cfg, prompts))
     args = DistillationConfig(
-        **common.training_args(cfg, stage_dir, steps=o.steps, learning_rate=o.learning_rate,
-                               batch_size=o.batch_size, save_every=o.save_every),
+        **lifecycle.training_args(cfg, st.dir, steps=steps, learning_rate=o.learning_rate,
+                                  batch_size=o.batch_size, save_every=o.save_every),
         beta=1.0,  # DistillationTrainer's beta selects the divergence: 1.0 = reverse KL(pS || pT)
         max_completion_length=g.max_new_tokens, temperature=g.temperature, top_p=g.top_p, top_k=g.top_k,
         use_vllm=g.use_vllm, vllm_mode=g.vllm_mode, vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
-        chat_template_kwargs=common.chat_kwargs(cfg) or None,
+        chat_template_kwargs=data.chat_kwargs(cfg) or None,
     )
     # DistillationTrainer wants a prompt-only dataset.
-    data = Dataset.from_list([{"prompt": common.user_message(cfg, r["prompt"])} for r in common.prompt_pool(cfg)])
-    trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=data,
-                                  processing_class=tokenizer)
-    store = common.RunStoreCallback(run, stage, probe, lambda: (trainer.model, teacher), cfg.probe.every)
-    trainer.add_callback(store)
-    if not common.last_checkpoint(stage_dir):
-        store.take(0)
-    trainer.train(resume_from_checkpoint=common.last_checkpoint(stage_dir))
-    state_dict = common.gathered_state_dict(trainer)  # every process: a collective under ZeRO-3 / FSDP
-    if not trainer.accelerator.is_main_process:
-        return None, None
-    store.take(o.steps)
-    return trainer.model, state_dict
-
-
-# --- sampled-token implicit reward with importance sampling (own loop) ----------------------------------------------
-
-def completion_logprobs(model, rollouts, pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """`log p(y_t)` of each completion token under `model`: `[B, C]` log-probs and `[B, C]` completion mask.
-
-    Sequences are left-padded so completions end at the right edge; position ids follow the attention mask.
-    """
-    seqs = [r.prompt_ids + r.completion_ids for r in rollouts]
-    width = max(map(len, seqs))
-    ids_BL = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    attn_BL = torch.zeros((len(seqs), width), dtype=torch.long)
-    C = max(len(r.completion_ids) for r in rollouts)
-    cmask_BC = torch.zeros((len(seqs), C), dtype=torch.bool)
-    for i, (s, r) in enumerate(zip(seqs, rollouts)):
-        ids_BL[i, width - len(s):] = torch.tensor(s)
-        attn_BL[i, width - len(s):] = 1
-        cmask_BC[i, C - len(r.completion_ids):] = True
-    ids_BL, attn_BL, cmask_BC = ids_BL.to(device), attn_BL.to(device), cmask_BC.to(device)
-    pos_BL = (attn_BL.cumsum(-1) - 1).clamp(min=0)
-    # logits at position j predict token j+1: keep the C positions that predict the completion tokens
-    logits_BCV = model(input_ids=ids_BL, attention_mask=attn_BL, position_ids=pos_BL,
-                       logits_to_keep=C + 1).logits[:, :-1].float()
-    logp_BC = selective_log_softmax(logits_BCV, ids_BL[:, -C:])
-    return logp_BC * cmask_BC, cmask_BC
-
-
-def sampled_token_loss(student_logp_BC, sampler_logp_BC, teacher_logp_BC, mask_BC):
-    """Importance-sampled policy gradient with the implicit reward as per-token advantage.
-
-    A_t = log pT(y_t) - log q(y_t)   (q: the sampler; equals pS when sampling from the current student)
-    loss = -sum_t [exp(log pS(y_t) - log q(y_t)) * A_t] / num_tokens
-    Returns the loss and the mean advantage (= minus the sampled estimate of the reverse KL).
-    """
-    adv_BC = (teacher_logp_BC - sampler_logp_BC).detach() * mask_BC
-    ratio_BC = torch.exp(student_logp_BC - sampler_logp_BC.detach()) * mask_BC
-    n = mask_BC.sum().clamp(min=1)
-    return -(ratio_BC * adv_BC).sum() / n, adv_BC.sum() / n
-
-
-def _train_sampled_token(cfg, run, stage, student, teacher, tokenizer, probe):
-    o, g = cfg.opd, cfg.generation
-    device = next(student.parameters()).device
-    ckpt_dir = run.stage_dir(stage) / "checkpoints" / "last"
-    optim = torch.optim.AdamW(student.parameters(), lr=o.learning_rate, weight_decay=0.0)
-    start = 0
-    if (ckpt_dir / "state.json").exists():
-        state = json.loads((ckpt_dir / "state.json").read_text())
-        student.load_state_dict(torch.load(ckpt_dir / "model.pt", map_location=device))
-        optim.load_state_dict(torch.load(ckpt_dir / "optimizer.pt", map_location=device))
-        start = state["step"]
-        common.truncate_metrics(run, stage, start)
-    store = common.RunStoreCallback(run, stage, probe, lambda: (student, teacher), cfg.probe.every)
-    if start == 0:
-        store.take(0)
-    pool = common.prompt_pool(cfg)
-    rng = random.Random(cfg.seed)
-    order = [rng.sample(range(len(pool)), len(pool)) for _ in range(o.steps * o.batch_size // len(pool) + 1)]
-    order = [i for perm in order for i in perm]
-    pad_id = tokenizer.pad_token_id
-    for step in tqdm(range(start, o.steps), desc=f"{stage} (sampled_token)", initial=start, total=o.steps):
-        batch = [pool[i] for i in order[step * o.batch_size:(step + 1) * o.batch_size]]
-        rollouts = sample(student, tokenizer, batch, n=1, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
-                          top_p=g.top_p, top_k=g.top_k, batch_size=g.batch_size, seed=cfg.seed * 100003 + step,
-                          prompt_suffix=cfg.task.prompt_suffix, chat_template_kwargs=common.chat_kwargs(cfg),
-                          progress=False)
-        rollouts = [r for r in rollouts if r.completion_ids]
-        C = max(len(r.completion_ids) for r in rollouts)
-        sampler_BC = torch.zeros((len(rollouts), C), device=device)
-        for i, r in enumerate(rollouts):
-            sampler_BC[i, C - len(r.completion_ids):] = torch.tensor(r.sampler_logprobs, device=device)
-        with torch.no_grad():
-            teacher_BC, _ = completion_logprobs(teacher, rollouts, pad_id, device)
-        student.train()
-        student_BC, mask_BC = completion_logprobs(student, rollouts, pad_id, device)
-        loss, mean_adv = sampled_token_loss(student_BC, sampler_BC, teacher_BC, mask_BC)
-        optim.zero_grad()
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        optim.step()
-        done = step + 1
-        run.append_metrics(stage, {"step": done, "loss": loss.item(), "grad_norm": grad_norm.item(),
-                                   "learning_rate": o.learning_rate, "implicit_reward": mean_adv.item(),
-                                   "sampled_reverse_kl": -mean_adv.item(),
-                                   "completions/mean_length": mask_BC.sum(-1).float().mean().item()})
-        if done % o.save_every == 0 and done < o.steps:
-            tmp = ckpt_dir.with_name("last.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            torch.save(student.state_dict(), tmp / "model.pt")
-            torch.save(optim.state_dict(), tmp / "optimizer.pt")
-            (tmp / "state.json").write_text(json.dumps({"step": done}))
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
-            tmp.rename(ckpt_dir)
-        if cfg.probe.every and done % cfg.probe.every == 0 and done < o.steps:
-            store.take(done)
-    store.take(o.steps)
-    return student
+    dataset = Dataset.from_list([{"prompt": data.user_message(cfg, r["prompt"])} for r in data.prompt_set(cfg, prompts)])
+    trainer = OPDTrainer(model=st.student, teacher_model=st.teacher, args=args, train_dataset=dataset,
+                         processing_class=st.tokenizer, rollouts_per_prompt=o.rollouts_per_prompt,
+                         sampled_token=o.loss == "sampled_token")
+    return st.train(trainer, steps=steps, sequences=steps * o.batch_size)

@@ -1,15 +1,29 @@
 """Synthetic multi-step integer arithmetic: the embedded task of the `tiny` preset.
 
-A problem joins `n_terms` numbers of `digits` digits with operators from `ops`, e.g. `73-67+70=?`. The answer is
+A problem joins `n_terms` numbers of `digits` digits with operators from `ops`, e.g. `7+3-5+8=?`. The answer is
 the integer value (it may be negative) and the worked solution does one operation per line, products first and
 then left to right, ending in the boxed answer:
 
-    73-67=6
-    6+70=76
-    \\boxed{76}
+    7+3=10
+    10-5=5
+    5+8=13
+    \\boxed{13}
 
 Each problem is one point of a finite space (numbers x operators) and the text determines the point, so distinct
 indices give distinct problem texts, and disjoint splits are slices of one draw of distinct indices.
+
+**Slips.** The corpus the tiny base models are pretrained on (the `sft` split) is not clean: each step where a
+schoolchild's slip is possible is written wrong with probability `slip_rate`, the way web text carries common
+mistakes. Three kinds, all on + and - of a non-negative running value `v` and a number `b`:
+
+    carry   v + b crosses a ten   (v % 10 + b >= 10)     7+8=5      (the carry is dropped: 15 - 10)
+    borrow  v - b borrows a ten   (v >= 10, v % 10 < b)  13-5=18    (the borrow is dropped: 8 + 10)
+    sign    v - b goes below 0    (0 <= v < b)           3-5=2      (the minus sign is dropped)
+
+The solution then carries on correctly from the wrong value, so the final answer is wrong and the solution looks
+plausible. A model pretrained on this corpus puts about `slip_rate` of its probability on the slip at each such
+step: its likelihood is not reward-shaped, and sparse-reward RL has something to remove (the paper's condition
+C1). Gold solutions everywhere else (labeled pool, eval, `solution` of any record outside the corpus) are clean.
 """
 
 from __future__ import annotations
@@ -17,6 +31,7 @@ from __future__ import annotations
 import random
 
 ALLOWED_OPS = "+-*"
+SLIP_KINDS = ("carry", "borrow", "sign")
 
 
 def _check_knobs(n_terms: int, digits: int, ops: str) -> str:
@@ -56,8 +71,26 @@ def _apply(a: int, op: str, b: int) -> int:
     return a + b if op == "+" else a - b if op == "-" else a * b
 
 
-def solve(numbers: list[int], operators: list[str]) -> tuple[int, list[str]]:
-    """(value, step lines): products first (usual precedence), then + and - left to right."""
+def slip_of(value: int, op: str, b: int) -> tuple[str, int] | None:
+    """`(kind, wrong result)` when `value op b` is a step where a slip is possible (see the module docstring)."""
+    if value < 0 or op == "*":
+        return None
+    if op == "+" and value % 10 + b >= 10:
+        return "carry", value + b - 10
+    if op == "-" and value >= 10 and value % 10 < b:
+        return "borrow", value - b + 10
+    if op == "-" and value < b:
+        return "sign", b - value
+    return None
+
+
+def solve(numbers: list[int], operators: list[str], slip_rate: float = 0.0, rng: random.Random | None = None
+          ) -> tuple[int, list[str]]:
+    """(value, step lines): products first (usual precedence), then + and - left to right.
+
+    With `slip_rate > 0` (and `rng`), each step where a slip is possible is written wrong with that probability,
+    and the solution carries on from the wrong value (the returned value is then the wrong final answer).
+    """
     numbers, operators, steps = list(numbers), list(operators), []
     while "*" in operators:
         k = operators.index("*")
@@ -68,16 +101,38 @@ def solve(numbers: list[int], operators: list[str]) -> tuple[int, list[str]]:
     value = numbers[0]
     for op, b in zip(operators, numbers[1:]):
         result = _apply(value, op, b)
+        slip = slip_of(value, op, b) if slip_rate > 0 else None
+        if slip is not None and rng.random() < slip_rate:
+            result = slip[1]
         steps.append(f"{value}{op}{b}={result}")
         value = result
     return value, steps
 
 
-def _record(problem_id: str, numbers: list[int], operators: list[str]) -> dict:
+def first_divergence(completion: str, solution: str) -> int | None:
+    """Index of the first character of `completion` that departs from the gold worked `solution` (None when the
+    completion is the solution). The arithmetic task has one canonical solution text, so this is the first wrong
+    character of a wrong rollout: the place a dense reward should blame. A completion that stops early diverges
+    where it stops (its length)."""
+    for i, (a, b) in enumerate(zip(completion, solution)):
+        if a != b:
+            return i
+    if len(completion) == len(solution):
+        return None
+    return min(len(completion), len(solution))
+
+
+def _record(problem_id: str, numbers: list[int], operators: list[str], slip_rate: float = 0.0,
+            rng: random.Random | None = None) -> dict:
     expression = str(numbers[0]) + "".join(f"{op}{b}" for op, b in zip(operators, numbers[1:]))
     value, steps = solve(numbers, operators)
-    return {"id": problem_id, "prompt": f"{expression}=?", "answer": str(value),
-            "solution": "\n".join(steps + [f"\\boxed{{{value}}}"])}
+    record = {"id": problem_id, "prompt": f"{expression}=?", "answer": str(value),
+              "solution": "\n".join(steps + [f"\\boxed{{{value}}}"])}
+    if slip_rate > 0:
+        wrong, wrong_steps = solve(numbers, operators, slip_rate, rng)
+        record["solution"] = "\n".join(wrong_steps + [f"\\boxed{{{wrong}}}"])
+        record["slipped"] = wrong_steps != steps
+    return record
 
 
 def _draw(total: int, seed: int, n_terms: int, digits: int, ops: str) -> list[tuple[list[int], list[str]]]:
@@ -115,12 +170,17 @@ def make_problems(n: int, seed: int, n_terms: int = 3, digits: int = 2, ops: str
 
 
 def arithmetic_splits(sizes: dict[str, int], seed: int, n_terms: int = 3, digits: int = 2, ops: str = "+-",
-                      id_prefix: str = "arith") -> dict[str, list[dict]]:
+                      id_prefix: str = "arith", slip_rate: float = 0.0, slip_splits: tuple[str, ...] = ("sft",)
+                      ) -> dict[str, list[dict]]:
     """Named splits with no problem text in common, e.g. `{"sft": 8000, "eval": 300}` -> ids `arith-eval-00042`.
 
     One draw of `sum(sizes)` distinct problems is cut in the order of `sizes`, so the result depends on the seed,
-    the knobs and every size: keep the sizes fixed when comparing runs.
+    the knobs and every size: keep the sizes fixed when comparing runs. The worked solutions of `slip_splits`
+    carry slips at `slip_rate` (module docstring; the `answer` field stays the true value, and `slipped` says
+    whether the written solution went wrong); every other split's solutions are clean.
     """
+    if not 0.0 <= slip_rate < 1.0:
+        raise ValueError(f"slip_rate={slip_rate!r}: need a probability in [0, 1)")
     for name, size in sizes.items():
         if not isinstance(name, str) or not name:
             raise ValueError(f"split name {name!r}: need a non-empty string")
@@ -129,7 +189,9 @@ def arithmetic_splits(sizes: dict[str, int], seed: int, n_terms: int = 3, digits
     problems = _draw(sum(sizes.values()), seed, n_terms, digits, ops)
     out, start = {}, 0
     for name, size in sizes.items():
-        out[name] = [_record(f"{id_prefix}-{name}-{k:05d}", nums, ops_)
+        rate = slip_rate if name in slip_splits else 0.0
+        rng = random.Random(f"slips-{seed}-{name}")
+        out[name] = [_record(f"{id_prefix}-{name}-{k:05d}", nums, ops_, rate, rng)
                      for k, (nums, ops_) in enumerate(problems[start:start + size])]
         start += size
     return out

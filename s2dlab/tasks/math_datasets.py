@@ -1,4 +1,4 @@
-"""Loaders for real math data: MATH-500, AIME 2024, AMC 2023, GSM8K (test), MATH (train) and DAPO-Math-17k.
+"""Loaders for real math data: MATH-500, AIME 2024, AIME 2025, AMC 2023, GSM8K (test), MATH (train), DAPO-Math-17k.
 
 Every loader returns problem records `{"id", "prompt", "answer", "solution"}` (docs/CONTRACTS.md) and takes
 `source`: a local JSONL file, a folder holding `<file name>.jsonl` (the names below, as in a benchmarks folder),
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from s2dlab.errors import MissingError, S2DLabError
+from s2dlab.errors import InputError, MissingError, S2DLabError
 from s2dlab.rewards import extract_boxed
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,13 @@ def _math500(row: dict, index: int) -> dict:
 def _aime24(row: dict, index: int) -> dict:
     answer = _answer_text(_get(row, "answer"))
     return {"id": f"aime24-{row['id'] if row.get('id') is not None else index}",
+            "prompt": _get(row, "problem", "question").strip(), "answer": answer,
+            "solution": _checked_solution(row.get("solution"), answer)}
+
+
+def _aime25(row: dict, index: int) -> dict:
+    answer = _answer_text(_get(row, "answer"))
+    return {"id": f"aime25-{row['id'] if row.get('id') is not None else index}",
             "prompt": _get(row, "problem", "question").strip(), "answer": answer,
             "solution": _checked_solution(row.get("solution"), answer)}
 
@@ -164,6 +171,7 @@ TASKS: dict[str, TaskSpec] = {
                         fields="problem, answer, solution, unique_id"),
     "aime24": TaskSpec(_aime24, "aime24.jsonl", "HuggingFaceH4/aime_2024", "train",
                        fields="id, problem, answer, solution"),
+    "aime25": TaskSpec(_aime25, "aime25.jsonl", "math-ai/aime25", "test", fields="id, problem, answer"),
     "amc23": TaskSpec(_amc23, "amc23.jsonl", "math-ai/amc23", "test", fields="id, problem, answer"),
     "gsm8k": TaskSpec(_gsm8k, "gsm8k_test.jsonl", "openai/gsm8k", "test", hub_config="main",
                       fields="question, answer (a number, or a solution ending in '#### N'), solution"),
@@ -172,7 +180,8 @@ TASKS: dict[str, TaskSpec] = {
     "dapo": TaskSpec(_dapo, "dapo_math_17k.jsonl", "BytedTsinghua-SIA/DAPO-Math-17k", "train", dedupe=True,
                      fields="prompt (chat messages or text), reward_model.ground_truth (or answer)"),
 }
-ALIASES = {"math_train": "math", "math-500": "math500", "aime_2024": "aime24", "dapo_math_17k": "dapo"}
+ALIASES = {"math_train": "math", "math-500": "math500", "aime_2024": "aime24", "aime_2025": "aime25",
+           "dapo_math_17k": "dapo"}
 
 
 # --- reading ----------------------------------------------------------------------------------------------------------
@@ -189,7 +198,7 @@ def _resolve(source: str | os.PathLike, spec: TaskSpec) -> Path:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[tuple[int, dict]]:
-    """(line number, object) for each non-blank line; a bad line raises ValueError naming file and line."""
+    """(line number, object) for each non-blank line; a bad line raises `InputError` naming file and line."""
     rows = []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
@@ -198,9 +207,9 @@ def read_jsonl(path: str | os.PathLike) -> list[tuple[int, dict]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                raise InputError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
             if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             rows.append((lineno, obj))
     return rows
 
@@ -211,7 +220,7 @@ def _load_local(path: Path, spec: TaskSpec) -> list[dict]:
         try:
             records.append(spec.convert(row, k))
         except _MissingField as e:
-            raise ValueError(f"{path}:{lineno}: missing field {e.field} (expected fields: {spec.fields})") from None
+            raise InputError(f"{path}:{lineno}: missing field {e.field} (expected fields: {spec.fields})") from None
     return records
 
 
@@ -263,16 +272,16 @@ def load_task(name: str, source: str | os.PathLike | None = None, split: str | N
     split, so with `source` it must be None or that default. `limit` keeps the first records.
     """
     if name == "arithmetic":
-        raise ValueError("task 'arithmetic' is generated, not loaded: use s2dlab.tasks.arithmetic_splits")
+        raise InputError("task 'arithmetic' is generated, not loaded: use s2dlab.tasks.arithmetic_splits")
     key = ALIASES.get(name, name)
     if key not in TASKS:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)} (and 'arithmetic', generated)")
+        raise InputError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)} (and 'arithmetic', generated)")
     if limit is not None and (not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"limit={limit!r}: need a non-negative integer or None")
+        raise InputError(f"limit={limit!r}: need a non-negative integer or None")
     spec = TASKS[key]
     if source is not None:
         if split not in (None, spec.hub_split):
-            raise ValueError(f"split={split!r} with a local source: a local file holds one split "
+            raise InputError(f"split={split!r} with a local source: a local file holds one split "
                              f"({spec.hub_split!r} for {key}); drop split or point source at that split's file")
         records = _load_local(_resolve(source, spec), spec)
     else:
@@ -288,6 +297,10 @@ def load_math500(source=None) -> list[dict]:
 
 def load_aime24(source=None) -> list[dict]:
     return load_task("aime24", source)
+
+
+def load_aime25(source=None) -> list[dict]:
+    return load_task("aime25", source)
 
 
 def load_amc23(source=None) -> list[dict]:

@@ -91,11 +91,6 @@ def _dot_NV(a_NV: torch.Tensor, b_NV: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nv,nv->n", a_NV, b_NV)
 
 
-def _logaddexp(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    # torch.logaddexp(-inf, -inf) is -inf, as wanted for an empty tail.
-    return torch.logaddexp(a, b)
-
-
 def _lse_cols(x_NK: torch.Tensor) -> torch.Tensor:
     """logsumexp over the last dim; -inf for zero columns (an empty set has no mass)."""
     if x_NK.shape[-1] == 0:
@@ -150,52 +145,22 @@ def token_estimators(student_logits_NV: torch.Tensor, teacher_logits_NV: torch.T
     log_r = implicit_reward.double()  # log r = log pT(y) - log pS(y)
     est = {"k1": -log_r, "k2": 0.5 * log_r.square(), "k3": torch.expm1(log_r) - log_r}
 
-    # Top-k over the student's most likely tokens. Tail log-masses: the logsumexp of everything outside the
-    # top-K_max (masked, so a tail of 1e-12 keeps its precision, which 1 - sum(top-k) in float32 would not), plus
-    # the ranks between k and K_max.
+    # Top-k over the student's most likely tokens (sorted, most likely first) and the teacher's log-probs there.
     K = min(max(ks), V)
-    s_top_NK, top_ids_NK = ls_NV.topk(K, dim=-1)  # sorted, most likely first
-    t_top_NK = lt_NV.gather(-1, top_ids_NK)  # the teacher's log-probs of the student's top tokens
-    rest_s_N = _lse_cols(ls_NV.scatter(-1, top_ids_NK, -math.inf)) if K < V else torch.full((N,), -math.inf,
-                                                                                                device=device)
-    rest_t_N = _lse_cols(lt_NV.scatter(-1, top_ids_NK, -math.inf)) if K < V else torch.full((N,), -math.inf,
-                                                                                                device=device)
-    s_top64, t_top64 = s_top_NK.double(), t_top_NK.double()
-    rest_s64, rest_t64 = rest_s_N.double(), rest_t_N.double()
-    for k in ks:
-        kk = min(k, K)
-        hs, ht = s_top64[:, :kk], t_top64[:, :kk]
-        raw = (hs.exp() * (hs - ht)).sum(-1)
-        # renormalised over S: log pS|S = log pS - log pS(S), likewise for pT
-        ns, nt = hs - _lse_cols(hs).unsqueeze(-1), ht - _lse_cols(ht).unsqueeze(-1)
-        renorm = (ns.exp() * (ns - nt)).sum(-1)
-        log_tail_s = _logaddexp(rest_s64, _lse_cols(s_top64[:, kk:]))
-        log_tail_t = _logaddexp(rest_t64, _lse_cols(t_top64[:, kk:]))
-        tail_s, tail_t = log_tail_s.exp(), log_tail_t.exp()
-        # 0 log(0/x) = 0; tail_S > 0 with tail_T = 0 is an infinite KL, as it should be
-        tail_term = torch.where(tail_s > 0, tail_s * (log_tail_s - log_tail_t), torch.zeros_like(tail_s))
-        est[f"top{k}_renorm"] = renorm
-        est[f"top{k}_tail"] = raw + tail_term
-        est[f"top{k}_raw"] = raw
-        out[f"top{k}_tail_mass_student"] = tail_s.float()
-        out[f"top{k}_tail_mass_teacher"] = tail_t.float()
-    del s_top_NK, t_top_NK, top_ids_NK
-    for name, value in est.items():
-        out[name] = value.float()
-        out[f"{name}_error"] = (value - exact64).float()
+    s_top_NK, top_ids_NK = ls_NV.topk(K, dim=-1)
+    t_top_NK = lt_NV.gather(-1, top_ids_NK)
 
     # Gradients w.r.t. the student's logits. g_exact = pS * (d - KL), d = log pS - log pT (buffers reused:
     # pS, then d in place over log pS, then g_exact in place over d).
     ps_y = ls_NV.gather(-1, ids_N.unsqueeze(-1)).squeeze(-1).double().exp()  # pS(y)
     p_NV = ls_NV.exp()
     g_NV = ls_NV.sub_(lt_NV)
-    del lt_NV
     g_NV.sub_(reverse_kl.unsqueeze(-1)).mul_(p_NV)  # g_exact
     g_y = g_NV.gather(-1, ids_N.unsqueeze(-1)).squeeze(-1).double()  # g_exact[y]
     g_dot_p = _dot_NV(g_NV, p_NV).double()  # <g_exact, pS>
     g_norm = torch.linalg.vector_norm(g_NV, dim=-1).double()
     p_sq = _dot_NV(p_NV, p_NV).double()  # sum_v pS(v)^2
-    del g_NV, p_NV, ls_NV
+    del g_NV, ls_NV
     A = log_r  # the advantage of the sampled-token loss: the implicit reward
     # g_sampled = -A (e_y - pS): its y component, norm, and inner product with g_exact
     s_y = -A * (1 - ps_y)
@@ -208,6 +173,35 @@ def token_estimators(student_logits_NV: torch.Tensor, teacher_logits_NV: torch.T
     out["grad_sampled_at_token"] = s_y.float()
     out["grad_exact_norm"] = g_norm.float()
     out["grad_sampled_norm"] = s_norm.float()
+
+    # Mass outside the top-K_max: the probabilities with the top entries zeroed, summed (not 1 - sum(top-k),
+    # which loses a tail of 1e-9 to float32 rounding); pS's buffer is reused for pT.
+    rest_s64 = p_NV.scatter_(-1, top_ids_NK, 0.0).sum(-1, dtype=torch.float64).log()
+    torch.exp(lt_NV, out=p_NV)
+    rest_t64 = p_NV.scatter_(-1, top_ids_NK, 0.0).sum(-1, dtype=torch.float64).log()
+    del p_NV, lt_NV, top_ids_NK
+    s_top64, t_top64 = s_top_NK.double(), t_top_NK.double()
+    for k in ks:
+        kk = min(k, K)
+        hs, ht = s_top64[:, :kk], t_top64[:, :kk]
+        raw = (hs.exp() * (hs - ht)).sum(-1)
+        # renormalised over S: log pS|S = log pS - log pS(S), likewise for pT
+        ns, nt = hs - _lse_cols(hs).unsqueeze(-1), ht - _lse_cols(ht).unsqueeze(-1)
+        renorm = (ns.exp() * (ns - nt)).sum(-1)
+        # tail log-masses: outside the top-K_max, plus the ranks between k and K_max
+        log_tail_s = torch.logaddexp(rest_s64, _lse_cols(s_top64[:, kk:]))
+        log_tail_t = torch.logaddexp(rest_t64, _lse_cols(t_top64[:, kk:]))
+        tail_s, tail_t = log_tail_s.exp(), log_tail_t.exp()
+        # 0 log(0/x) = 0; tail_S > 0 with tail_T = 0 is an infinite KL, as it should be
+        tail_term = torch.where(tail_s > 0, tail_s * (log_tail_s - log_tail_t), torch.zeros_like(tail_s))
+        est[f"top{k}_renorm"] = renorm
+        est[f"top{k}_tail"] = raw + tail_term
+        est[f"top{k}_raw"] = raw
+        out[f"top{k}_tail_mass_student"] = tail_s.float()
+        out[f"top{k}_tail_mass_teacher"] = tail_t.float()
+    for name, value in est.items():
+        out[name] = value.float()
+        out[f"{name}_error"] = (value - exact64).float()
     return {name: out[name] for name in field_names(ks)}
 
 

@@ -41,6 +41,8 @@ Layers, smallest first:
 - `estimate_rollouts(student, teacher, tokenizer, rollouts)`: `Rollout`s (or dicts with `prompt_ids` and
   `completion_ids`) in, one plain dict per rollout out (per-token lists, ready for JSON or parquet).
 - `summarize_estimators(rows)`: per snapshot, each estimator's bias and spread over every scored token.
+- `snapshot_estimators(run, stage, step)`: the same for a run's probe snapshot, re-scored with the saved
+  checkpoints that took it.
 """
 
 from __future__ import annotations
@@ -384,4 +386,55 @@ def summarize_estimators(rows: Iterable[dict], policy: str | None = "student", k
         "frac_positive_cosine": (sum(c > 0 for c in cos) / len(cos)) if cos else None,
         "frac_same_sign_at_token": (sum(same) / len(same)) if same else None,
     }
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# A run's probe snapshot
+
+
+def snapshot_estimators(run, stage: str, step: int | None = None, ks: Sequence[int] = TOPK, device: str | None = None,
+                        dtype: str = "auto", batch_size: int = 16, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                        with_rows: bool = False, progress: bool = False) -> dict:
+    """`summarize_estimators` for the student rollouts of one probe snapshot (`step=None`: the latest), re-scored
+    with the saved checkpoints that took it (`s2dlab.lens.snapshot_pair`).
+
+    Returns `{"stage", "step", "teacher", "student" (stage names), "models_match_snapshot", "summary", "rows"
+    (only with `with_rows`)}`. `models_match_snapshot` is False for a step in the middle of a stage, whose
+    student (or teacher) was never saved: the stage's final model stands in, so the student did not sample these
+    rollouts and k1 / k3 are then no longer unbiased for its reverse KL. MissingError when the stage has no
+    snapshot or the models are not saved.
+    """
+    from s2dlab.errors import MissingError
+    from s2dlab.lens import _as_run, load_tokenizer_for, prompt_settings, snapshot_pair, to_rollouts, with_prompt_ids
+    from s2dlab.models import load_model
+
+    run = _as_run(run)
+    if step is None:
+        steps = run.rollout_steps(stage)
+        if not steps:
+            raise MissingError(f"{run.stage_dir(stage)}: no rollout snapshot in stage {stage!r}")
+        step = steps[-1]
+    snapshot = run.rollouts(stage, step)
+    teacher_stage, student_stage, exact = snapshot_pair(run, stage, step)
+    tokenizer = load_tokenizer_for(run)
+    rows = with_prompt_ids(snapshot, tokenizer, *prompt_settings(run))
+    rows = [r for r in rows if (r.get("policy") or "student") == "student"]
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    def model_of(s):
+        info = run.read_json(f"{s}/stage.json") or {}
+        source = run.model_dir(s) if run.has_model(s) else info.get("model_source")
+        if not source:
+            raise MissingError(f"{run.model_dir(s)}: stage {s!r} saved no model, so snapshot {stage}/{step} "
+                               f"cannot be re-scored")
+        return load_model(source, dtype=dtype, device=device).eval()
+
+    student, teacher = model_of(student_stage), model_of(teacher_stage)
+    est = estimate_rollouts(student, teacher, tokenizer, to_rollouts(rows), ks=ks, batch_size=batch_size,
+                            chunk_size=chunk_size, progress=progress)
+    out = {"stage": stage, "step": int(step), "teacher": teacher_stage, "student": student_stage,
+           "models_match_snapshot": bool(exact), "summary": summarize_estimators(est, ks=ks)}
+    if with_rows:
+        out["rows"] = est
     return out

@@ -166,9 +166,44 @@ def first_snapshot(run) -> tuple[str, int]:
                        f"so run a stage with probes first")
 
 
+def snapshot_pair(run, stage: str, step: int) -> tuple[str, str, bool]:
+    """(teacher_stage, student_stage, exact): the saved checkpoints closest to the models that took the probe
+    snapshot `stage`/`step`, and whether they are those very models.
+
+    During a student stage (opd, fkl_warmup, student_grpo, ...) the teacher (`teacher`, else `counterpart` in
+    stage.json) is fixed and the student moves: step 0 was sampled by the `init` stage's model, the last step
+    (`steps`) by the stage's own saved model, a step in between by neither (the stage's model is returned, exact
+    False). A teacher stage (`"role": "teacher"`) is the mirror image with its `counterpart` as the student.
+    MissingError when the stage's stage.json does not name the models."""
+    run = _as_run(run)
+    info = run.read_json(f"{stage}/stage.json") or {}
+    final = info.get("steps")
+    moving = info.get("init") if step == 0 and info.get("init") else stage
+    exact = step == 0 and bool(info.get("init")) or (final is not None and step == int(final))
+    if info.get("role") == "teacher":
+        fixed = info.get("counterpart")
+        if not fixed:
+            raise MissingError(f"{run.path / stage / 'stage.json'}: names no counterpart student, so the models of "
+                               f"snapshot {stage}/{step} are unknown")
+        return moving, fixed, exact
+    fixed = info.get("teacher") or info.get("counterpart")
+    if not fixed:
+        raise MissingError(f"{run.path / stage / 'stage.json'}: names no teacher or counterpart, so the models of "
+                           f"snapshot {stage}/{step} are unknown")
+    return fixed, moving, exact
+
+
+def load_tokenizer_for(run):
+    """The run's tokenizer: `<run>/tokenizer` (tiny runs), else the first saved model folder's."""
+    run = _as_run(run)
+    return _tokenizer(run, checkpoints(run))
+
+
 def _tokenizer(run, ckpts: Sequence[dict]):
     from s2dlab.models import load_tokenizer
 
+    if not ckpts:
+        raise MissingError(f"{run.path}: no tokenizer folder and no saved model to take one from")
     path = run.path / "tokenizer"
     if (path / "tokenizer.json").is_file():
         return load_tokenizer(path)
@@ -369,4 +404,5 @@ def read_lens(run, rollout: int | str | None = None):
 
 
 __all__ = ["checkpoints", "default_pairs", "compute_lens", "read_lens", "read_lens_index", "with_prompt_ids",
-           "to_rollouts", "first_snapshot", "prompt_settings", "lens_path", "SIGN_TOLERANCE"]
+           "to_rollouts", "first_snapshot", "prompt_settings", "snapshot_pair", "load_tokenizer_for", "lens_path",
+           "SIGN_TOLERANCE"]

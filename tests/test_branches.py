@@ -152,19 +152,19 @@ def test_bad_input_raises_input_error(setup):
 
 def test_probe_summary(setup):
     tok, student, _, rows = setup
-    out = probe_branch_values(student, tok, rows, arith_grade, positions_per_rollout=3, n_samples=4,
+    out = probe_branch_values(student, tok, rows, arith_grade, positions_per_rollout=2, n_samples=3,
                               max_new_tokens=40, seed=0, progress=False)
     pos = out["positions"]
-    assert len(pos) == 9 and out["summary"]["n_positions"] == 9
+    assert len(pos) == 6 and out["summary"]["n_positions"] == 6
     for p in pos:
         row = rows[p["rollout"]]
         assert p["token_id"] == row["token_ids"][p["position"]]
         assert p["implicit_reward"] == pytest.approx(row["implicit_reward"][p["position"]])
         assert p["delta"] == pytest.approx(p["value_token"] - p["value_prefix"])
     s = out["summary"]
-    assert s["n_drop"] + s["n_rise"] + s["n_flat"] == 9
+    assert s["n_drop"] + s["n_rise"] + s["n_flat"] == 6
     assert s["n_drop"] == sum(p["delta"] < 0 for p in pos)
     assert s["auroc_drop"] == auroc([-p["implicit_reward"] for p in pos], [p["delta"] < 0 for p in pos])
-    again = probe_branch_values(student, tok, rows, arith_grade, positions_per_rollout=3, n_samples=4,
+    again = probe_branch_values(student, tok, rows, arith_grade, positions_per_rollout=2, n_samples=3,
                                 max_new_tokens=40, seed=0, progress=False)
     assert again == out

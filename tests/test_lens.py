@@ -8,6 +8,7 @@ import pytest
 
 from s2dlab.errors import InputError, MissingError
 from s2dlab.generation import sample
+from s2dlab.estimators import snapshot_estimators
 from s2dlab.lens import (
     SIGN_TOLERANCE,
     checkpoints,
@@ -15,6 +16,7 @@ from s2dlab.lens import (
     default_pairs,
     read_lens,
     read_lens_index,
+    snapshot_pair,
 )
 from s2dlab.models import TinyModelSpec, build_char_tokenizer, build_tiny_model
 from s2dlab.runs import create_run
@@ -44,8 +46,9 @@ def tiny_run(tmp_path_factory):
     tok.save_pretrained(run.path / "tokenizer")
     base_t = save_stage(run, tok, "base_teacher", 1, source="shipped")  # as shipped: no role in stage.json
     base_s = save_stage(run, tok, "base_student", 2, role="student")
-    save_stage(run, tok, "teacher_grpo", 3, role="teacher", init="base_teacher", counterpart="base_student")
-    save_stage(run, tok, "opd", 4, init="base_student", teacher="teacher_grpo")
+    save_stage(run, tok, "teacher_grpo", 3, role="teacher", init="base_teacher", counterpart="base_student",
+               steps=10)
+    save_stage(run, tok, "opd", 4, init="base_student", teacher="teacher_grpo", steps=20)
     save_stage(run, tok, "student_grpo", 5, role="student", init="opd", counterpart="teacher_grpo")
     rollouts = sample(base_s, tok, RECORDS, n=2, max_new_tokens=12, seed=0, progress=False)
     rollouts += sample(base_t, tok, RECORDS, n=1, max_new_tokens=12, seed=1, progress=False, policy="teacher")
@@ -78,6 +81,7 @@ def test_compute_lens_rescores_the_first_snapshot(tiny_run):
     assert (run.path / "lens" / "lens.parquet").is_file()
     assert not list((run.path / "lens").glob(".*.tmp"))
     assert json.loads((run.path / "lens" / "lens.json").read_text()) == read_lens_index(run) == index
+    assert "lens" not in run.stages()
     P, R = len(index["pairs"]), len(rows)
     assert P == 6 and len(index["rollouts"]) == R and index["n_rows"] == P * R
     assert [r["policy"] for r in index["rollouts"]].count("teacher") == 2
@@ -148,3 +152,29 @@ def test_missing_checkpoints_snapshot_and_bad_pairs(tiny_run, tmp_path):
         compute_lens(run, progress=False)
     with pytest.raises(InputError, match="'gold_sft' has no saved model"):
         compute_lens(tiny_run[0], pairs=[("teacher_grpo", "gold_sft")], progress=False)
+
+
+def test_snapshot_pair_names_the_models_that_took_a_snapshot(tiny_run):
+    run, _ = tiny_run
+    assert snapshot_pair(run, "teacher_grpo", 0) == ("base_teacher", "base_student", True)  # init teacher
+    assert snapshot_pair(run, "teacher_grpo", 10) == ("teacher_grpo", "base_student", True)  # final teacher
+    assert snapshot_pair(run, "teacher_grpo", 5) == ("teacher_grpo", "base_student", False)  # never saved
+    assert snapshot_pair(run, "opd", 0) == ("teacher_grpo", "base_student", True)
+    assert snapshot_pair(run, "opd", 20) == ("teacher_grpo", "opd", True)
+    with pytest.raises(MissingError, match="names no teacher"):
+        snapshot_pair(run, "base_student", 0)
+
+
+def test_snapshot_estimators_rescore_with_the_snapshot_models(tiny_run):
+    run, rows = tiny_run
+    out = snapshot_estimators(run, "teacher_grpo", 0, with_rows=True)
+    assert (out["teacher"], out["student"], out["models_match_snapshot"]) == ("base_teacher", "base_student", True)
+    student_rows = [r for r in rows if r["policy"] == "student"]
+    assert out["summary"]["n_rollouts"] == len(student_rows) == len(out["rows"])
+    for est, ref in zip(out["rows"], student_rows):
+        np.testing.assert_allclose(est["reverse_kl"], ref["reverse_kl"], atol=1e-5)
+        np.testing.assert_allclose(est["k1"], [-x for x in ref["implicit_reward"]], atol=1e-5)
+    tokens = sum(r["length"] for r in student_rows)
+    assert out["summary"]["n_tokens"] == tokens
+    assert out["summary"]["mean_reverse_kl"] == pytest.approx(
+        sum(sum(r["reverse_kl"]) for r in student_rows) / tokens, abs=1e-6)

@@ -69,9 +69,9 @@ def part_tiny(args) -> None:
         print(f"| {name} | {fmt(e['mean_estimate'])} | {fmt(e['bias'], '+.4f')} | {fmt(e['se_bias'])} | "
               f"{fmt(e['sd'])} | {fmt(e['rmse'])} | {fmt(e['relative_bias'], '+.3f')} | "
               f"{fmt(e['relative_rmse'], '.3f')} | {fmt(e['frac_negative'], '.3f')} |")
-    print("tail mass (mean, student / teacher): " + ", ".join(
-        f"top{k} {fmt(s['tail_mass'][f'top{k}']['student'], '.2e')} / {fmt(s['tail_mass'][f'top{k}']['teacher'], '.2e')}"
-        for k in TOPK))
+    tails = [(k, s["tail_mass"][f"top{k}"]) for k in TOPK]
+    print("tail mass (mean, student / teacher): "
+          + ", ".join(f"top{k} {fmt(t['student'], '.2e')} / {fmt(t['teacher'], '.2e')}" for k, t in tails))
     g = s["gradient"]
     print(f"gradient: cosine(exact, sampled) mean {fmt(g['mean_cosine'], '.3f')}, median "
           f"{fmt(g['median_cosine'], '.3f')}, positive at {fmt(g['frac_positive_cosine'], '.3f')} of "

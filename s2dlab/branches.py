@@ -20,8 +20,10 @@ own distribution, as on-policy distillation samples it).
 
 Bounds: at most `MAX_BRANCH_SAMPLES` continuations per branch, `MAX_BRANCH_TOKENS` new tokens each,
 `MAX_BRANCH_CANDIDATES` branches; on CPU, parameters x sequences x new tokens at most `CPU_BUDGET_PARAM_TOKENS`
-(2e11, a few hundred GFLOP: seconds for the tiny student, which uses ~3e8 for 16 x 3 branches of 64 tokens; a
-135M-parameter model gets ~1,500 generated tokens in all).
+(2e11, about 4e11 FLOP of decoding). The tiny shipped student (80,512 parameters) needs 2.5e8 for 16 x 3
+branches of 64 tokens and answers in ~0.2 s (bench/bench_branches.py); a 135M-parameter model gets ~1,500
+generated tokens in all, which at the rate measured for SmolLM2-135M on the 2-core CPU box (96 tokens in 6.4 s,
+one sequence; DESIGN.md) is under two minutes. A model on a GPU is not bounded by this budget.
 """
 
 from __future__ import annotations
@@ -173,7 +175,8 @@ def _logprobs_at(student, teacher, prefix: list[int], candidates: list[int], voc
     C = len(candidates)
     scores = token_scores(s_V.expand(1, C, -1), t_V.expand(1, C, -1), torch.tensor([candidates]), top_k=1,
                           vocab_size=vocab_size)
-    return {"student_logprob": scores.student_logprob[0].tolist(), "teacher_logprob": scores.teacher_logprob[0].tolist(),
+    return {"student_logprob": scores.student_logprob[0].tolist(),
+            "teacher_logprob": scores.teacher_logprob[0].tolist(),
             "implicit_reward": scores.implicit_reward[0].tolist()}
 
 
@@ -210,6 +213,7 @@ def branch_values(student, tokenizer, rollout, position: int, grade_fn: Callable
     `grade_fn(completion_text, answer) -> bool` grades `decode(y_<t + c + continuation)`; `answer` defaults to the
     rollout's. A candidate that is the eos token ends the completion: it is graded once (`terminal`, n = 1).
     `include_prefix` adds the prefix itself (`token_id` None): the student samples y_t, giving V(h).
+    `temperature` applies to the continuations only (1.0, the default, is the student's own distribution).
 
     Implicit rewards: with `teacher`, every candidate's `log pT(c) - log pS(c)` at t is computed now (through
     `scoring.token_scores`); without it, the student's token takes the row's stored values and the alternatives
@@ -224,6 +228,8 @@ def branch_values(student, tokenizer, rollout, position: int, grade_fn: Callable
     prompt_ids, completion_ids = _ids(rollout)
     _check_bounds(position, len(completion_ids), n_samples, max_new_tokens)
     position = int(position)
+    if not temperature > 0:
+        raise InputError(f"temperature={temperature!r}: need a positive sampling temperature (1.0 samples pS)")
     if not callable(grade_fn):
         raise InputError(f"grade_fn={grade_fn!r} is not callable: pass grade_fn(completion_text, answer) -> bool")
     if answer is None:

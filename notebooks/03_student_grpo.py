@@ -7,10 +7,9 @@
 # ---
 
 # %%
-import os
-
 PRESET = "tiny"  # "qwen3_paper" on a GPU box
-RUN_DIR = os.environ.get("S2DLAB_RUN", f"../runs/tutorial_{PRESET}")  # one run folder for notebooks 00-05
+# One run folder for notebooks 00-05. None: $S2DLAB_RUN when set, else runs/tutorial_<PRESET> at the repository root.
+RUN_DIR = None
 
 # %% [markdown]
 # # 03 · Stage 3: student GRPO on held-out labels
@@ -27,23 +26,12 @@ RUN_DIR = os.environ.get("S2DLAB_RUN", f"../runs/tutorial_{PRESET}")  # one run 
 # Every stage runs with the settings of `s2dlab run` (`s2dlab/config.py`): the notebooks build, step by step, the same run as `s2dlab run --ablations`. About 20 seconds on a 2-core laptop CPU once notebook 02b has run.
 
 # %%
-if PRESET == "tiny":
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tiny preset never touches the Hugging Face Hub
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")  # text progress bars are fine here
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import transformers
 from IPython.display import HTML, display
 
-from s2dlab import pipeline, viz
-from s2dlab.config import load_config
-from s2dlab.evaluate import evaluate_stage
-from s2dlab.runs import create_run
-from s2dlab.stages import common
+from s2dlab import tutorial
 
 # The settings of `s2dlab run` (s2dlab/config.py), plus these overrides. Every notebook of one run folder must
 # use the same list; to experiment, add e.g. "opd.loss=sampled_token" here with a new RUN_DIR (WORKSHOP.md).
@@ -51,14 +39,14 @@ NOTEBOOK_OVERRIDES = {
     "tiny": [],
     "qwen3_paper": [],
 }
-cfg = load_config(PRESET, overrides=NOTEBOOK_OVERRIDES[PRESET])
-common.offline_defaults()
-transformers.logging.disable_progress_bar()  # no bar for every model load
-run = create_run(RUN_DIR, cfg.to_dict(), cfg.seed)
-steps, arms = pipeline.plan(cfg)
-K, EVAL_SET = cfg.eval.n_samples, cfg.eval.sets[0]
-print(f"preset {PRESET}, run folder {run.path.resolve()}")
-print("finished stages:", [s for s in run.stages() if common.stage_done(run, s)] or "none yet")
+# Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop, add threads=1
+# (help(tutorial.setup) says why).
+lab = tutorial.setup(PRESET, RUN_DIR, overrides=NOTEBOOK_OVERRIDES[PRESET])
+cfg, run, steps, arms = lab.cfg, lab.run, lab.steps, lab.arms
+K, EVAL_SET = lab.k, lab.eval_set
+
+from s2dlab import pipeline, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
+from s2dlab.stages import common
 
 # %% [markdown]
 # The labeled splits are disjoint: no problem text is shared between the teacher's RL set, the student's RL set
@@ -75,12 +63,8 @@ print("shared between RL sets and eval:", len((texts["teacher_rl"] | texts["stud
 # %%
 # Stages 0-2b (if missing) and student GRPO, each evaluated.
 # A finished stage is skipped and an existing eval.json is reused, so this is instant when an earlier notebook
-# (or `s2dlab run`) already built them: these are the same calls `s2dlab run` makes.
-upto = [s.out for s in steps].index("student_grpo")
-for step in steps[: upto + 1]:
-    pipeline.run_stage(cfg, run, step)
-    evaluate_stage(cfg, run, step.out, progress=False)
-print("finished stages:", [s for s in run.stages() if common.stage_done(run, s)])
+# (or `s2dlab run`) already built them: `lab.build` makes the same calls as `s2dlab run`.
+print("finished stages:", lab.build("student_grpo"))
 
 # %% [markdown]
 # ## Curves

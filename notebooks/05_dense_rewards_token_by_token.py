@@ -7,10 +7,9 @@
 # ---
 
 # %%
-import os
-
 PRESET = "tiny"  # "qwen3_paper" on a GPU box
-RUN_DIR = os.environ.get("S2DLAB_RUN", f"../runs/tutorial_{PRESET}")  # one run folder for notebooks 00-05
+# One run folder for notebooks 00-05. None: $S2DLAB_RUN when set, else runs/tutorial_<PRESET> at the repository root.
+RUN_DIR = None
 
 # %% [markdown]
 # # 05 · Dense rewards, token by token
@@ -28,23 +27,12 @@ RUN_DIR = os.environ.get("S2DLAB_RUN", f"../runs/tutorial_{PRESET}")  # one run 
 # Every stage runs with the settings of `s2dlab run` (`s2dlab/config.py`): the notebooks build, step by step, the same run as `s2dlab run --ablations`. Reads the run store only, once stages 0-2b exist (it builds them if missing): seconds.
 
 # %%
-if PRESET == "tiny":
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tiny preset never touches the Hugging Face Hub
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")  # text progress bars are fine here
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import transformers
 from IPython.display import HTML, display
 
-from s2dlab import pipeline, viz
-from s2dlab.config import load_config
-from s2dlab.evaluate import evaluate_stage
-from s2dlab.runs import create_run
-from s2dlab.stages import common
+from s2dlab import tutorial
 
 # The settings of `s2dlab run` (s2dlab/config.py), plus these overrides. Every notebook of one run folder must
 # use the same list; to experiment, add e.g. "opd.loss=sampled_token" here with a new RUN_DIR (WORKSHOP.md).
@@ -52,23 +40,20 @@ NOTEBOOK_OVERRIDES = {
     "tiny": [],
     "qwen3_paper": [],
 }
-cfg = load_config(PRESET, overrides=NOTEBOOK_OVERRIDES[PRESET])
-common.offline_defaults()
-transformers.logging.disable_progress_bar()  # no bar for every model load
-run = create_run(RUN_DIR, cfg.to_dict(), cfg.seed)
-steps, arms = pipeline.plan(cfg)
-K, EVAL_SET = cfg.eval.n_samples, cfg.eval.sets[0]
-print(f"preset {PRESET}, run folder {run.path.resolve()}")
-print("finished stages:", [s for s in run.stages() if common.stage_done(run, s)] or "none yet")
+# Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop, add threads=1
+# (help(tutorial.setup) says why).
+lab = tutorial.setup(PRESET, RUN_DIR, overrides=NOTEBOOK_OVERRIDES[PRESET])
+cfg, run, steps, arms = lab.cfg, lab.run, lab.steps, lab.arms
+K, EVAL_SET = lab.k, lab.eval_set
+
+from s2dlab import pipeline, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
+from s2dlab.stages import common
 
 # %%
 # Stages 0-2b, built if missing and evaluated (instant when notebook 02b has run). A run folder that holds OPD
 # snapshots but no model weights, such as a copy of the committed fixture (see WORKSHOP.md), is read as it is.
 if run.has_model("opd") or not run.rollout_steps("opd"):
-    upto = [s.out for s in steps].index("opd")
-    for step in steps[: upto + 1]:
-        pipeline.run_stage(cfg, run, step)
-        evaluate_stage(cfg, run, step.out, progress=False)
+    lab.build("opd")
 
 # %%
 from s2dlab.diagnostics import token_quadrants

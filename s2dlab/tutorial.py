@@ -105,8 +105,9 @@ def setup(preset: str = "tiny", run_dir: str | os.PathLike | None = None, *,
 
     In order:
     1. On the tiny preset, `HF_HUB_OFFLINE=1` unless the environment says otherwise (the tiny preset never needs
-       the Hugging Face Hub), plus the telemetry-off defaults of `s2dlab run`; all before transformers is
-       imported, so call `setup` before importing anything of s2dlab but this module.
+       the Hugging Face Hub), before transformers is imported: call `setup` before importing anything of s2dlab
+       but this module. Then the telemetry-off defaults of `s2dlab run` (`common.offline_defaults`), no
+       progress bar per model load, and no "IProgress not found" warning from tqdm (text bars are fine).
     2. `threads`, when given, caps PyTorch's CPU threads (`torch.set_num_threads`); see below.
     3. The config: `preset` plus `overrides` (`["opd.loss=sampled_token"]`, as on the `s2dlab run` command line).
     4. The run folder `run_dir` (None: `default_run_dir(preset)`), created with its run.json, or reused as it is
@@ -133,6 +134,9 @@ def setup(preset: str = "tiny", run_dir: str | os.PathLike | None = None, *,
         raise InputError(f"threads={threads!r}: give a whole number of 1 or more, or None for PyTorch's default")
     if preset == "tiny":
         _offline_environment()
+    # tqdm's notebook bars need ipywidgets; without them it warns when tqdm.auto is imported (by the imports below)
+    # and draws text bars, which are fine here.
+    warnings.filterwarnings("ignore", message="IProgress not found")
 
     import torch
     import transformers
@@ -147,8 +151,6 @@ def setup(preset: str = "tiny", run_dir: str | os.PathLike | None = None, *,
     cfg = load_config(preset, overrides=dict(overrides) if isinstance(overrides, Mapping) else list(overrides))
     common.offline_defaults()
     transformers.logging.disable_progress_bar()  # no bar for every model load
-    # tqdm's notebook bars need ipywidgets; without them it warns once and draws text bars, which are fine here.
-    warnings.filterwarnings("ignore", message="IProgress not found")
     run = create_run(Path(run_dir) if run_dir is not None else default_run_dir(preset), cfg.to_dict(), cfg.seed)
     transformers.set_seed(cfg.seed)
     steps, arms = pipeline.plan(cfg)

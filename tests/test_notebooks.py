@@ -1,7 +1,8 @@
-"""The tutorial notebooks (notebooks/*.ipynb).
+"""The tutorial notebooks: percent-format scripts (notebooks/NN_name.py) paired with notebooks (NN_name.ipynb).
 
-Default tier: committed notebooks carry no outputs, match their builder (notebooks/_build.py), open with the
-preset cell, hold no library code, and notebooks/README.md lists every one of them.
+Default tier: every script has its notebook and the other way round, the pairing is the one notebooks/jupytext.toml
+declares, both sides hold the same cells (types and sources, as Jupytext reads them), committed notebooks carry no
+outputs, notebooks hold no library code, and notebooks/README.md and WORKSHOP.md list every one of them.
 Slow tier: every notebook runs top to bottom on the tiny preset in a fresh kernel, in order, sharing one
 temporary run folder (S2DLAB_RUN), as a reader would run them; any error fails the test. The same check by hand:
 
@@ -10,99 +11,117 @@ temporary run folder (S2DLAB_RUN), as a reader would run them; any error fails t
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import re
 import time
 from pathlib import Path
 
+import jupytext
 import pytest
+from jupytext.config import find_jupytext_configuration_file, load_jupytext_configuration_file
+from jupytext.formats import guess_format
+from jupytext.paired_paths import paired_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
+SCRIPTS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]*.py"))
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]*.ipynb"))
+EXPECTED = ["00_quickstart", "01_teacher_grpo", "02a_forward_kl_warmup", "02b_on_policy_distillation",
+            "03_student_grpo", "04_workflow_vs_direct_grpo", "05_dense_rewards_token_by_token"]
+SYNC_HINT = "run `jupytext --sync notebooks/[0-9]*.py` (notebooks/README.md, 'Editing the notebooks')"
 # Generous: each notebook targets under 5 minutes on 2 CPU cores; a busy CI machine may be several times slower.
 CELL_TIMEOUT_S = 1800
 
 
 def _ids(path: Path) -> str:
-    return path.stem
+    return path.name
 
 
-def _load(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
+def _cells(path: Path) -> list[tuple[str, str]]:
+    return [(c.cell_type, c.source) for c in jupytext.read(path).cells]
 
 
-def _code_cells(nb: dict) -> list[str]:
-    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+def test_every_tutorial_has_a_script_and_a_notebook():
+    assert [p.stem for p in SCRIPTS] == EXPECTED, "the .py sources of the tutorials"
+    assert [p.stem for p in NOTEBOOKS] == EXPECTED, f"a .py without its .ipynb, or the other way round: {SYNC_HINT}"
+    others = sorted(p.name for p in NOTEBOOKS_DIR.glob("*.py") if p not in SCRIPTS)
+    assert not others, f"notebooks/ holds Python files that are not tutorials: {others}"
 
 
-def _builder():
-    spec = importlib.util.spec_from_file_location("notebooks_build", NOTEBOOKS_DIR / "_build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def test_jupytext_config_pairs_each_script_with_its_notebook():
+    config_file = find_jupytext_configuration_file(str(NOTEBOOKS_DIR))
+    assert config_file is not None and Path(config_file).parent == NOTEBOOKS_DIR
+    config = load_jupytext_configuration_file(config_file)
+    for path in SCRIPTS:
+        formats = config.default_formats(str(path))
+        assert formats == "ipynb,py:percent", f"{path.name}: Jupytext would pair it as {formats!r}"
+        paired = {Path(p): fmt for p, fmt in paired_paths(str(path), "py:percent", formats)}
+        assert paired == {path.with_suffix(".ipynb"): {"extension": ".ipynb"},
+                          path: {"extension": ".py", "format_name": "percent"}}
 
 
-def test_every_tutorial_notebook_is_there():
-    names = [p.stem for p in NOTEBOOKS]
-    assert names == ["00_quickstart", "01_teacher_grpo", "02a_forward_kl_warmup", "02b_on_policy_distillation",
-                     "03_student_grpo", "04_workflow_vs_direct_grpo", "05_dense_rewards_token_by_token"]
+@pytest.mark.parametrize("path", SCRIPTS, ids=_ids)
+def test_script_is_in_percent_format(path):
+    text = path.read_text(encoding="utf-8")
+    assert guess_format(text, ".py")[0] == "percent", f"{path.name}: cells must be marked `# %%`"
+    assert text.lstrip().startswith(("# ---\n# jupyter:", "# %%")), f"{path.name}: unexpected header"
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=_ids)
+def test_script_and_notebook_hold_the_same_cells(path):
+    notebook = path.with_suffix(".ipynb")
+    script_cells, notebook_cells = _cells(path), _cells(notebook)
+    assert [k for k, _ in script_cells] == [k for k, _ in notebook_cells], (
+        f"{path.name} and {notebook.name} differ in their cells: {SYNC_HINT}")
+    for i, (a, b) in enumerate(zip(script_cells, notebook_cells)):
+        assert a == b, f"cell {i} of {path.name} differs from {notebook.name}: {SYNC_HINT}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
 def test_committed_notebook_has_no_outputs(path):
-    nb = _load(path)
-    for i, cell in enumerate(nb["cells"]):
-        if cell["cell_type"] != "code":
+    nb = jupytext.read(path)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
             continue
-        assert cell.get("outputs") == [], f"{path.name}: cell {i} has outputs; rebuild with python notebooks/_build.py"
-        assert cell.get("execution_count") is None, f"{path.name}: cell {i} has an execution count"
-    assert "widgets" not in nb.get("metadata", {}), f"{path.name}: saved widget state"
+        hint = ("clear them (in Jupyter: Edit > Clear Outputs of All Cells, then save; or "
+                f"`jupyter nbconvert --clear-output --inplace notebooks/{path.name}`)")
+        assert cell.get("outputs") == [], f"{path.name}: cell {i} has outputs; {hint}"
+        assert cell.get("execution_count") is None, f"{path.name}: cell {i} has an execution count; {hint}"
+    assert "widgets" not in nb.metadata, f"{path.name}: saved widget state"
 
 
-def test_notebooks_match_their_builder():
-    build = _builder()
-    assert sorted(build.NOTEBOOKS) == [p.stem for p in NOTEBOOKS]
-    for path in NOTEBOOKS:
-        assert path.read_text(encoding="utf-8") == build.render(path.stem), (
-            f"{path.name} differs from notebooks/_build.py: edit the builder and run python notebooks/_build.py")
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+@pytest.mark.parametrize("path", SCRIPTS, ids=_ids)
 def test_first_cell_picks_the_preset_and_the_run_folder(path):
-    first = _load(path)["cells"][0]
-    source = "".join(first["source"])
-    assert first["cell_type"] == "code"
+    kind, source = _cells(path)[0]
+    assert kind == "code"
     assert 'PRESET = "tiny"  # "qwen3_paper" on a GPU box' in source
     assert "RUN_DIR" in source and "S2DLAB_RUN" in source
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+@pytest.mark.parametrize("path", SCRIPTS, ids=_ids)
 def test_notebook_is_a_thin_driver(path):
-    nb = _load(path)
-    kinds = [c["cell_type"] for c in nb["cells"]]
+    cells = _cells(path)
+    kinds = [k for k, _ in cells]
     assert kinds.count("markdown") >= 4, f"{path.name}: a tutorial is markdown first"
-    for source in _code_cells(nb):
-        assert not re.search(r"^\s*(def|class) ", source, re.M), (
-            f"{path.name}: functions and classes belong in the s2dlab package, not in a notebook:\n{source}")
+    for kind, source in cells:
+        if kind == "code":
+            assert not re.search(r"^\s*(def|class) ", source, re.M), (
+                f"{path.name}: functions and classes belong in the s2dlab package, not in a notebook:\n{source}")
 
 
 def test_readme_lists_every_notebook():
     readme = (NOTEBOOKS_DIR / "README.md").read_text(encoding="utf-8")
     listed = set(re.findall(r"\b(\d\d[a-z]?_[a-z0-9_]+)\.ipynb", readme))
-    assert listed == {p.stem for p in NOTEBOOKS}
-    for path in NOTEBOOKS:
-        row = next((line for line in readme.splitlines() if f"{path.stem}.ipynb" in line and line.startswith("|")),
-                   None)
-        assert row is not None, f"notebooks/README.md has no table row for {path.name}"
-        assert re.search(r"\d+(\.\d+)?\s*min", row), f"the README row of {path.name} gives no runtime"
+    assert listed == set(EXPECTED)
+    for name in EXPECTED:
+        row = next((line for line in readme.splitlines() if f"{name}.ipynb" in line and line.startswith("|")), None)
+        assert row is not None, f"notebooks/README.md has no table row for {name}.ipynb"
+        assert re.search(r"\d+(\.\d+)?\s*min", row), f"the README row of {name} gives no runtime"
 
 
 def test_workshop_covers_every_notebook():
     workshop = (NOTEBOOKS_DIR / "WORKSHOP.md").read_text(encoding="utf-8")
-    for path in NOTEBOOKS:
-        assert path.stem in workshop, f"WORKSHOP.md does not mention {path.stem}"
+    for name in EXPECTED:
+        assert name in workshop, f"WORKSHOP.md does not mention {name}"
     assert "tests/data/fixture_run" in workshop
 
 

@@ -1,0 +1,260 @@
+"""s2dlab.tutorial: the notebooks' set-up call and copying finished stages into a new run folder.
+
+The run folders here are made in the test with the run store's writers and a tiny model's save_pretrained
+(`common.finish_stage`); nothing is trained. `build` runs on the shipped base models with a 4-problem eval.
+"""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from s2dlab import tutorial
+from s2dlab.config import ConfigError, load_config
+from s2dlab.errors import InputError, MissingError
+from s2dlab.models import TinyModelSpec, build_char_tokenizer, build_tiny_model, load_model
+from s2dlab.runs import RunStoreError, create_run, open_run
+from s2dlab.stages import common
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = TinyModelSpec(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                     intermediate_size=32)
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def source_run(tmp_path):
+    """A run folder with three finished stages, one stage still running, training state and whole-run files."""
+    cfg = load_config("tiny")
+    run = create_run(tmp_path / "src", cfg.to_dict(), seed=3)
+    tok = common.tokenizer_for(cfg, run)  # saves tokenizer/ in the run, as a tiny-preset run has it
+    for i, stage in enumerate(("base_teacher", "base_student", "teacher_grpo")):
+        model = build_tiny_model(SPEC, tok, seed=i)
+        run.append_metrics(stage, {"step": 1, "loss": 0.5 + i})
+        run.append_metrics(stage, {"step": 2, "loss": 0.25 + i})
+        run.write_eval(stage, {"stage": stage, "accuracy": 0.1 * i})
+        common.finish_stage(run, stage, model, tok, source="test")
+    run.write_rollouts("teacher_grpo", 5, [{"stage": "teacher_grpo", "step": 5, "prompt": "1+2=?",
+                                            "completion": "\\boxed{3}", "tokens": ["\\", "b"],
+                                            "implicit_reward": [0.5, -0.25]}])
+    (run.stage_dir("teacher_grpo") / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    (run.stage_dir("teacher_grpo") / "checkpoints" / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (run.stage_dir("base_teacher") / "best").mkdir()
+    (run.stage_dir("base_teacher") / "best" / "best.json").write_text("{}")
+    common.mark_started(run, "fkl_warmup")  # stage.json says "running"
+    run.append_metrics("fkl_warmup", {"step": 1, "loss": 2.0})
+    (run.stage_dir("fkl_warmup") / "teacher_rollouts.jsonl").write_text('{"completion": "x"}\n')
+    run.write_results({"arms": {}})
+    run.write_json("timings.json", {"base_teacher": 1.0})
+    return run
+
+
+# --- copy_stages ---------------------------------------------------------------------------------------------------------
+
+def test_copy_stages_copies_finished_stages_into_a_new_run(source_run, tmp_path):
+    before = files_under(source_run.path)
+    stages = ["base_teacher", "teacher_grpo"]
+    dst = tutorial.copy_stages(source_run.path, tmp_path / "runs" / "ex", stages)
+
+    assert files_under(source_run.path) == before, "the source run must not change"
+    assert dst.path == tmp_path / "runs" / "ex"
+    assert dst.stages() == stages
+    assert sorted(p.name for p in dst.path.iterdir()) == ["base_teacher", "run.json", "teacher_grpo", "tokenizer"]
+    assert [p.name for p in dst.path.parent.iterdir()] == ["ex"], "no temporary folder is left behind"
+    for stage in stages:
+        assert common.stage_done(dst, stage)
+        assert dst.metrics(stage) == source_run.metrics(stage)
+        assert dst.eval(stage) == source_run.eval(stage)
+        assert dst.read_json(f"{stage}/stage.json") == source_run.read_json(f"{stage}/stage.json")
+        copied, original = load_model(dst.model_dir(stage)), load_model(source_run.model_dir(stage))
+        for (name, a), (_, b) in zip(copied.state_dict().items(), original.state_dict().items()):
+            assert torch.equal(a, b), f"{stage}: weight {name} differs"
+    assert dst.rollout_steps("teacher_grpo") == [5]
+    assert dst.rollouts("teacher_grpo").equals(source_run.rollouts("teacher_grpo"))
+    assert files_under(dst.path / "tokenizer") == files_under(source_run.path / "tokenizer")
+    assert not (dst.stage_dir("teacher_grpo") / "checkpoints").exists()
+    assert not (dst.stage_dir("base_teacher") / "best").exists()
+
+    info = json.loads((dst.path / "run.json").read_text())
+    assert info["name"] == "ex"
+    assert info["config"] == source_run.info["config"] and info["seed"] == 3
+    assert info["copied_from"]["run"] == str(source_run.path.resolve())
+    assert info["copied_from"]["stages"] == stages
+    assert "versions" in info and "created" in info
+
+
+def test_copy_stages_defaults_to_every_finished_stage_and_takes_a_new_config(source_run, tmp_path):
+    dst = tutorial.copy_stages(source_run, tmp_path / "ex", config={"preset": "tiny", "opd": {"loss": "x"}}, seed=9)
+    assert dst.stages() == ["base_teacher", "base_student", "teacher_grpo"]  # fkl_warmup is still running
+    assert dst.info["config"] == {"preset": "tiny", "opd": {"loss": "x"}} and dst.info["seed"] == 9
+    assert not (dst.path / "results.json").exists() and not (dst.path / "timings.json").exists()
+
+
+def test_copy_stages_keeps_a_finished_stages_caches(source_run, tmp_path):
+    common.finish_stage(source_run, "fkl_warmup", build_tiny_model(SPEC, build_char_tokenizer()),
+                        build_char_tokenizer())
+    dst = tutorial.copy_stages(source_run.path, tmp_path / "ex", ["fkl_warmup"])
+    assert (dst.stage_dir("fkl_warmup") / "teacher_rollouts.jsonl").read_text() == '{"completion": "x"}\n'
+
+
+def test_copy_stages_into_an_empty_folder(source_run, tmp_path):
+    (tmp_path / "ex").mkdir()
+    dst = tutorial.copy_stages(source_run.path, tmp_path / "ex", ["base_student"])
+    assert dst.stages() == ["base_student"]
+
+
+def test_copy_stages_refuses_an_unfinished_or_unknown_stage(source_run, tmp_path):
+    with pytest.raises(MissingError, match="'fkl_warmup' is not finished.*base_teacher, base_student, teacher_grpo"):
+        tutorial.copy_stages(source_run.path, tmp_path / "ex", ["base_teacher", "fkl_warmup"])
+    with pytest.raises(MissingError, match="'opd' is not finished"):
+        tutorial.copy_stages(source_run.path, tmp_path / "ex", ["opd"])
+    with pytest.raises(InputError, match="invalid stage name '../src'"):
+        tutorial.copy_stages(source_run.path, tmp_path / "ex", ["../src"])
+    with pytest.raises(InputError, match="no stages to copy"):
+        tutorial.copy_stages(source_run.path, tmp_path / "ex", [])
+    assert not (tmp_path / "ex").exists()
+
+
+def test_copy_stages_never_writes_into_a_folder_that_holds_files(source_run, tmp_path):
+    other = create_run(tmp_path / "other", {"a": 1}, seed=0)
+    other.append_metrics("opd", {"step": 1})
+    before = files_under(other.path)
+    with pytest.raises(InputError, match="already exists and is not empty"):
+        tutorial.copy_stages(source_run.path, other.path, ["base_teacher"])
+    with pytest.raises(InputError, match="already exists"):
+        tutorial.copy_stages(source_run.path, source_run.path, ["base_teacher"])
+    assert files_under(other.path) == before
+
+
+def test_copy_stages_needs_a_run_folder(tmp_path):
+    (tmp_path / "not_a_run").mkdir()
+    with pytest.raises(RunStoreError, match="not a run folder"):
+        tutorial.copy_stages(tmp_path / "not_a_run", tmp_path / "ex", ["opd"])
+
+
+def test_an_interrupted_copy_leaves_nothing_behind(source_run, tmp_path, monkeypatch):
+    calls = []
+    real = tutorial.shutil.copytree
+
+    def copytree_then_fail(src, dst, *args, **kwargs):
+        calls.append(src)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if the user stopped the kernel halfway
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(tutorial.shutil, "copytree", copytree_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        tutorial.copy_stages(source_run.path, tmp_path / "runs" / "ex", ["base_teacher", "teacher_grpo"])
+    assert len(calls) == 2
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+# --- setup ---------------------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def torch_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def test_setup_returns_what_the_notebooks_use(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    lab = tutorial.setup("tiny", tmp_path / "run", overrides=["eval.n_samples=2", "seed=5"])
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert lab.preset == "tiny" and lab.cfg.seed == 5 and lab.k == 2 and lab.eval_set == lab.cfg.eval.sets[0]
+    assert lab.run.path == tmp_path / "run"
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["config"] == lab.cfg.to_dict() and info["seed"] == 5
+    assert [s.out for s in lab.steps][:3] == ["base_teacher", "base_student", "teacher_grpo"]
+    assert lab.arms == {"workflow": "student_grpo", "direct_grpo": "direct_grpo"}
+    out = capsys.readouterr().out
+    assert f"run folder {(tmp_path / 'run').resolve()}" in out and "finished stages: none yet" in out
+
+
+def test_setup_seeds_the_global_generators(tmp_path):
+    lab = tutorial.setup("tiny", tmp_path / "run", overrides=["seed=11"], verbose=False)
+    drawn = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(11), np.random.seed(11), torch.manual_seed(11)
+    assert drawn == (random.random(), np.random.rand(), torch.rand(1).item())
+    assert lab.cfg.seed == 11
+
+
+def test_setup_reuses_an_existing_run_and_warns_when_its_config_differs(tmp_path):
+    tutorial.setup("tiny", tmp_path / "run", verbose=False).run.append_metrics("opd", {"step": 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = tutorial.setup("tiny", tmp_path / "run", verbose=False)
+    assert again.run.metrics("opd") == [{"step": 1}]
+    with pytest.warns(UserWarning, match="config/seed differ"):
+        tutorial.setup("tiny", tmp_path / "run", overrides=["opd.loss=sampled_token"], verbose=False)
+
+
+def test_setup_caps_torch_threads(tmp_path, torch_threads):
+    tutorial.setup("tiny", tmp_path / "run", threads=1, verbose=False)
+    assert torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("threads", [0, -2, 1.5, True, "2"])
+def test_setup_rejects_a_bad_thread_count(tmp_path, threads, torch_threads):
+    with pytest.raises(InputError, match=f"threads={threads!r}"):
+        tutorial.setup("tiny", tmp_path / "run", threads=threads, verbose=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_setup_rejects_bad_presets_and_overrides(tmp_path):
+    with pytest.raises(InputError, match="one string; give a list"):
+        tutorial.setup("tiny", tmp_path / "run", overrides="opd.loss=sampled_token")
+    with pytest.raises(ConfigError, match="preset='tinyy'"):
+        tutorial.setup("tinyy", tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_setup_warns_when_the_hub_was_imported_online(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    with pytest.warns(UserWarning, match="imported before tutorial.setup"):
+        tutorial.setup("tiny", tmp_path / "run", verbose=False)
+
+
+def test_default_run_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("S2DLAB_RUN", raising=False)
+    assert tutorial.default_run_dir("tiny") == ROOT / "runs" / "tutorial_tiny"
+    assert tutorial.default_run_dir("qwen3_paper") == ROOT / "runs" / "tutorial_qwen3_paper"
+    monkeypatch.setenv("S2DLAB_RUN", str(tmp_path / "elsewhere"))
+    assert tutorial.default_run_dir("tiny") == tmp_path / "elsewhere"
+    lab = tutorial.setup("tiny", verbose=False)
+    assert lab.run.path == tmp_path / "elsewhere" and (tmp_path / "elsewhere" / "run.json").is_file()
+
+
+def test_build_runs_the_stages_up_to_one_and_then_reuses_them(tmp_path):
+    lab = tutorial.setup("tiny", tmp_path / "run", overrides=["eval.limit=4", "eval.n_samples=1"], verbose=False)
+    with pytest.raises(InputError, match="stage 'teacher' is not in the workflow's plan; choose one of base_teacher"):
+        lab.build("teacher")
+    assert lab.build("base_student") == ["base_teacher", "base_student"]
+    assert not lab.run.stage_dir("teacher_grpo").exists()
+    written = files_under(lab.run.path)
+    assert lab.run.eval("base_student")["sets"][lab.eval_set]
+    assert lab.build("base_teacher") == ["base_teacher", "base_student"]
+    assert files_under(lab.run.path) == written, "finished stages and their eval.json are reused as they are"
+
+
+def test_importing_tutorial_pulls_in_no_ui_and_no_model_library():
+    code = ("import sys, s2dlab.tutorial; "
+            "print(sorted(m for m in ('gradio', 'IPython', 'transformers', 'torch', 'huggingface_hub') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.strip() == "[]"

@@ -36,7 +36,7 @@ from s2dlab.errors import InputError, MissingError
 
 if TYPE_CHECKING:
     from s2dlab.config import Config
-    from s2dlab.pipeline import Step
+    from s2dlab.pipeline import Arm, Step
     from s2dlab.runs import Run
 
 __all__ = ["Tutorial", "setup", "default_run_dir", "copy_stages", "COPIED_FOLDERS"]
@@ -55,31 +55,31 @@ class Tutorial:
     cfg: Config
     run: Run
     steps: list[Step]  # the workflow's stages in order (pipeline.plan, without the ablation arms)
-    arms: dict[str, str]  # arm -> the stage holding that arm's final student
+    arms: dict[str, Arm]  # arm name -> the arm (its final stage, block and the paper's row)
     k: int  # cfg.eval.n_samples: the k of avg@k and pass@k
     eval_set: str  # cfg.eval.sets[0], the eval set the notebooks show
 
     def finished(self) -> list[str]:
         """The stages of the run folder that are done, in workflow order."""
-        from s2dlab.stages.common import stage_done
+        from s2dlab.stages.lifecycle import finished
 
-        return [s for s in self.run.stages() if stage_done(self.run, s)]
+        return [s for s in self.run.stages() if finished(self.run, s)]
 
     def build(self, upto: str) -> list[str]:
         """Run and evaluate every stage of the plan up to and including `upto`; returns `finished()`.
 
-        The calls of `s2dlab run`: `pipeline.run_stage`, then `evaluate_stage`. A finished stage is a no-op and an
-        existing eval.json is reused, so this is instant when an earlier notebook (or `s2dlab run`) built them.
+        The calls of `s2dlab run`: `pipeline.run_stage`, then `pipeline.after_stage` (evaluation, the fixed-rollout
+        C1/C2 measurements, the summary). A finished stage is a no-op and an existing eval.json is reused, so this
+        is instant when an earlier notebook (or `s2dlab run`) built them.
         """
         from s2dlab import pipeline
-        from s2dlab.evaluate import evaluate_stage
 
-        names = [s.out for s in self.steps]
+        names = [s.name for s in self.steps]
         if upto not in names:
             raise InputError(f"stage {upto!r} is not in the workflow's plan; choose one of {', '.join(names)}")
         for step in self.steps[: names.index(upto) + 1]:
             pipeline.run_stage(self.cfg, self.run, step)
-            evaluate_stage(self.cfg, self.run, step.out, progress=False)
+            pipeline.after_stage(self.cfg, self.run, step.name)
         return self.finished()
 
 
@@ -106,7 +106,7 @@ def setup(preset: str = "tiny", run_dir: str | os.PathLike | None = None, *,
     In order:
     1. On the tiny preset, `HF_HUB_OFFLINE=1` unless the environment says otherwise (the tiny preset never needs
        the Hugging Face Hub), before transformers is imported: call `setup` before importing anything of s2dlab
-       but this module. Then the telemetry-off defaults of `s2dlab run` (`common.offline_defaults`), no
+       but this module. Then the telemetry-off defaults of `s2dlab run` (`s2dlab.env.offline_defaults`), no
        progress bar per model load, and no "IProgress not found" warning from tqdm (text bars are fine).
     2. `threads`, when given, caps PyTorch's CPU threads (`torch.set_num_threads`); see below.
     3. The config: `preset` plus `overrides` (`["opd.loss=sampled_token"]`, as on the `s2dlab run` command line).
@@ -144,12 +144,12 @@ def setup(preset: str = "tiny", run_dir: str | os.PathLike | None = None, *,
     from s2dlab import pipeline
     from s2dlab.config import load_config
     from s2dlab.runs import create_run
-    from s2dlab.stages import common
+    from s2dlab.stages import lifecycle
 
     if threads is not None:
         torch.set_num_threads(threads)
     cfg = load_config(preset, overrides=dict(overrides) if isinstance(overrides, Mapping) else list(overrides))
-    common.offline_defaults()
+    lifecycle.offline_defaults()
     transformers.logging.disable_progress_bar()  # no bar for every model load
     run = create_run(Path(run_dir) if run_dir is not None else default_run_dir(preset), cfg.to_dict(), cfg.seed)
     transformers.set_seed(cfg.seed)
@@ -189,7 +189,7 @@ def copy_stages(src_run: str | os.PathLike | Run, dst_run: str | os.PathLike,
     RunStoreError when `src_run` is not a run folder.
     """
     from s2dlab.runs import Run, atomic_write_json, create_run, open_run, validate_stage
-    from s2dlab.stages.common import stage_done
+    from s2dlab.stages.lifecycle import finished as stage_done
 
     src = src_run if isinstance(src_run, Run) else open_run(src_run)
     dst = Path(dst_run)

@@ -1,7 +1,7 @@
 """s2dlab.tutorial: the notebooks' set-up call and copying finished stages into a new run folder.
 
 The run folders here are made in the test with the run store's writers and a tiny model's save_pretrained
-(`common.finish_stage`); nothing is trained. `build` runs on the shipped base models with a 4-problem eval.
+(`lifecycle.finish_stage`); nothing is trained. `build` runs on the shipped base models with a 4-problem eval.
 """
 
 import json
@@ -19,9 +19,10 @@ import torch
 from s2dlab import tutorial
 from s2dlab.config import ConfigError, load_config
 from s2dlab.errors import InputError, MissingError
+from s2dlab.stages.base import shipped_info
 from s2dlab.models import TinyModelSpec, build_char_tokenizer, build_tiny_model, load_model
 from s2dlab.runs import RunStoreError, create_run, open_run
-from s2dlab.stages import common
+from s2dlab.stages import lifecycle as common
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = TinyModelSpec(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
@@ -72,7 +73,7 @@ def test_copy_stages_copies_finished_stages_into_a_new_run(source_run, tmp_path)
     assert sorted(p.name for p in dst.path.iterdir()) == ["base_teacher", "run.json", "teacher_grpo", "tokenizer"]
     assert [p.name for p in dst.path.parent.iterdir()] == ["ex"], "no temporary folder is left behind"
     for stage in stages:
-        assert common.stage_done(dst, stage)
+        assert common.finished(dst, stage)
         assert dst.metrics(stage) == source_run.metrics(stage)
         assert dst.eval(stage) == source_run.eval(stage)
         assert dst.read_json(f"{stage}/stage.json") == source_run.read_json(f"{stage}/stage.json")
@@ -176,8 +177,9 @@ def test_setup_returns_what_the_notebooks_use(tmp_path, monkeypatch, capsys):
     assert lab.run.path == tmp_path / "run"
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["config"] == lab.cfg.to_dict() and info["seed"] == 5
-    assert [s.out for s in lab.steps][:3] == ["base_teacher", "base_student", "teacher_grpo"]
-    assert lab.arms == {"workflow": "student_grpo", "direct_grpo": "direct_grpo"}
+    assert [s.name for s in lab.steps][:3] == ["base_teacher", "base_student", "teacher_grpo"]
+    assert {a: arm.final for a, arm in lab.arms.items()} == {"bridge_1h_stage3": "student_grpo", "bridge_1h": "opd",
+                                                            "cold_grpo": "cold_grpo"}
     out = capsys.readouterr().out
     assert f"run folder {(tmp_path / 'run').resolve()}" in out and "finished stages: none yet" in out
 
@@ -240,7 +242,9 @@ def test_default_run_dir(monkeypatch, tmp_path):
 
 
 def test_build_runs_the_stages_up_to_one_and_then_reuses_them(tmp_path):
-    lab = tutorial.setup("tiny", tmp_path / "run", overrides=["eval.limit=4", "eval.n_samples=1"], verbose=False)
+    shipped = [f"{k}={v}" for k, v in shipped_info()["config"].items() if k != "task.prompt_suffix"]
+    lab = tutorial.setup("tiny", tmp_path / "run", overrides=["eval.limit=4", "eval.n_samples=1", "probe.c1_prompts=4",
+                                                             *shipped], verbose=False)
     with pytest.raises(InputError, match="stage 'teacher' is not in the workflow's plan; choose one of base_teacher"):
         lab.build("teacher")
     assert lab.build("base_student") == ["base_teacher", "base_student"]

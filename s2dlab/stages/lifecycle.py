@@ -51,11 +51,11 @@ from s2dlab.runs import Run, atomic_write_bytes
 
 
 def offline_defaults() -> None:
-    """No telemetry, no analytics, and a quiet terminal: the libraries' per-file progress bars (loading and saving
-    weights, mapping datasets) are turned off; the stages show their own bars."""
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    """No telemetry, no analytics (`s2dlab.env`), and a quiet terminal: the libraries' per-file progress bars
+    (loading and saving weights, mapping datasets) are turned off; the stages show their own bars."""
+    from s2dlab import env
+
+    env.offline_defaults()
     import datasets
     import transformers
 

@@ -1,9 +1,11 @@
-"""`s2dlab` command line: run | stage | eval | score | app | demo.
+"""`s2dlab` command line: run | stage | eval | score | copy | report | app | demo.
 
     s2dlab run [--preset tiny] [--config FILE] [--out DIR] [--ablations] [--seeds N] [key=value ...]
     s2dlab stage NAME --out DIR [--preset tiny] [key=value ...]
     s2dlab eval RUN [--stage NAME] [--force] [key=value ...]
     s2dlab score RUN [--stage NAME] [--json]
+    s2dlab copy SRC DST [STAGE ...]
+    s2dlab report RUN [--html FILE]
     s2dlab app [RUNS_ROOT] [--port N] [--host 127.0.0.1] [--share]
     s2dlab demo [--out runs/demo] [--port N]
 
@@ -68,6 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder")
     p.add_argument("--stage", default="opd", help="stage whose last snapshot's token quadrants to print (default: opd)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = sub.add_parser("copy", help="copy finished stages of a run into a new run folder (works on every OS)",
+                       description="Copy finished stages (their models, metrics, snapshots, evals) from SRC into a new "
+                                   "run folder DST, to try a variation of a later stage without training the earlier "
+                                   "ones again. DST must not exist yet.")
+    p.add_argument("src", help="run folder to copy from")
+    p.add_argument("dst", help="new run folder")
+    p.add_argument("stages", nargs="*", metavar="STAGE", help="stages to copy (default: every finished stage)")
+
+    p = sub.add_parser("report", help="the paper-style table and figure of a run (or of a folder of seeds)",
+                       description="Print the arms as a Markdown table (accuracy with 95% intervals, labels, student "
+                                   "and teacher compute) and the paper's predictions; --html writes the figure.")
+    p.add_argument("run", help="run folder (or a folder of seed_<k> runs)")
+    p.add_argument("--html", metavar="FILE", help="also write the accuracy-by-arm figure as a self-contained HTML file")
 
     p = sub.add_parser("app", help="open the Gradio dashboard on a runs folder",
                        description="Serve the dashboard (per-token implicit rewards, KL, rollouts, stages) on "
@@ -214,6 +230,23 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_copy(args) -> int:
+    from s2dlab.tutorial import copy_stages
+
+    run = copy_stages(args.src, args.dst, args.stages or None)
+    print(f"copied {', '.join(run.info['copied_from']['stages'])} into {run.path}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from s2dlab.report import report
+
+    print(report(args.run, html=args.html))
+    if args.html:
+        print(f"\nfigure written to {args.html}")
+    return 0
+
+
 def _load_app():
     app_file = REPO_ROOT / "app" / "app.py"
     if not app_file.exists():
@@ -262,7 +295,7 @@ def cmd_demo(args) -> int:
     return _serve(out.parent if out.parent != Path("") else Path("."), args)
 
 
-COMMANDS = {"run": cmd_run, "stage": cmd_stage, "eval": cmd_eval, "score": cmd_score, "app": cmd_app,
+COMMANDS = {"run": cmd_run, "stage": cmd_stage, "eval": cmd_eval, "score": cmd_score, "copy": cmd_copy, "report": cmd_report, "app": cmd_app,
             "demo": cmd_demo}
 
 

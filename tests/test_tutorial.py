@@ -262,3 +262,16 @@ def test_importing_tutorial_pulls_in_no_ui_and_no_model_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout.strip() == "[]"
+
+
+def test_copy_command_line(source_run, tmp_path, capsys):
+    from s2dlab.cli import main
+
+    assert main(["copy", str(source_run.path), str(tmp_path / "b"), "base_teacher"]) == 0
+    assert "copied base_teacher into" in capsys.readouterr().out
+    assert open_run(tmp_path / "b").stages() == ["base_teacher"]
+    assert main(["copy", str(source_run.path), str(tmp_path / "b")]) == 2  # one line, no traceback
+    err = capsys.readouterr().err
+    assert "already exists and is not empty" in err and len(err.strip().splitlines()) == 1
+    assert main(["copy", str(source_run.path), str(tmp_path / "c"), "fkl_warmup"]) == 2
+    assert "'fkl_warmup' is not finished" in capsys.readouterr().err

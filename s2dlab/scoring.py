@@ -292,8 +292,8 @@ def score_rollouts(student, teacher, tokenizer, rollouts: Sequence, grade_fn=Non
     stopped); top-k columns are lists of `top_k` lists. The token text columns (`tokens`, `token_bytes`,
     `token_special`, `span_starts`, `span_texts`) come from `s2dlab.token_text`: readers render whole characters
     from them without the tokenizer, even where a byte-level tokenizer splits one. Values are plain Python lists,
-    floats and bytes, ready for parquet. Rollouts are batched by length to keep padding small; rows come back in input order. Distributions
-    are over the tokenizer's `len(tokenizer)` tokens (padding rows of the heads dropped).
+    floats and bytes, ready for parquet. Rollouts are batched by length to keep padding small; rows come back in
+    input order. Distributions are over the tokenizer's `len(tokenizer)` tokens (padding rows of the heads dropped).
     """
     from s2dlab.rewards import extract_boxed  # grading lives in rewards.py; imported here to keep scoring light
 

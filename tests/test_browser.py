@@ -159,7 +159,7 @@ def test_corrupt_run_shows_a_message(browser, tmp_path):
 
 @pytest.fixture(scope="module")
 def byte_run(tmp_path_factory):
-    """A run whose rows were scored with a byte-level BPE tokenizer that splits ≥, →, 答案, 🙂 and ü into bytes."""
+    """A run of rows scored with a byte-level BPE tokenizer that splits ≥, →, 答案, 🙂 and ü into bytes."""
     from s2dlab.runs import create_run
     from tests.token_data import TEXTS, byte_level_tokenizer, scored_rows
 

@@ -21,7 +21,8 @@ def check_columns(cols, ids, decoded):
     assert "".join(cols["span_texts"]) == decoded
     assert b"".join(cols["token_bytes"]) == decoded.encode("utf-8")
     starts = cols["span_starts"]
-    assert starts[0] == 0 and starts == sorted(set(starts)) and starts[-1] < n and len(starts) == len(cols["span_texts"])
+    assert starts[0] == 0 and starts == sorted(set(starts)) and starts[-1] < n
+    assert len(starts) == len(cols["span_texts"])
     for text in cols["span_texts"] + cols["tokens"]:
         assert FFFD not in text
 

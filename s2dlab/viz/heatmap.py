@@ -165,6 +165,7 @@ def _token_lines(i: int, text: str, value: float | None, info: Mapping | None, l
 def _tooltip(span: Span, tokens: Sequence[str], values: Sequence[float | None], value: float | None,
              per_token_info: Sequence[Mapping] | None, label: str) -> str:
     members = range(span.start, span.stop)
+    label = label.split("  ")[0]  # the name without the formula (IMPLICIT_REWARD_LABEL) is enough here
     lines = []
     if len(members) > 1:
         lines.append(f"{visible_text(span.text)} = {len(members)} tokens #{span.start}–{span.stop - 1}; colour: "

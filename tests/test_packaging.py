@@ -48,20 +48,26 @@ def test_core_never_imports_gradio(tmp_path):
 
 
 def test_dashboard_commands_without_gradio_say_what_to_install(tmp_path):
-    code = """
-        import sys
-        sys.modules["gradio"] = None  # as if gradio were not installed
-        from s2dlab.cli import main
-        sys.exit(main(sys.argv[1:]))
-    """
-    for argv in (["app", str(tmp_path)], ["demo", "--out", str(tmp_path / "demo")]):
+    leftover = tmp_path / "site" / "gradio"  # what `pip uninstall gradio` can leave: gradio writes files there
+    leftover.mkdir(parents=True)
+    (leftover / "hash_seed.txt").write_text("0")
+    missing = 'sys.modules["gradio"] = None  # as if gradio were not installed'
+    # the folder alone imports as an empty namespace package
+    namespace = ('import importlib.machinery, importlib.util; spec = importlib.machinery.ModuleSpec("gradio", None, '
+                 f'is_package=True); spec.submodule_search_locations = [{str(leftover)!r}]; '
+                 'sys.modules["gradio"] = importlib.util.module_from_spec(spec)')
+    # --out under a file: should the check ever let `demo` through, it fails at once instead of training
+    for setup, argv, expected in ((missing, ["app", str(tmp_path)], "the dashboard needs Gradio (import of gradio"),
+                                  (missing, ["demo", "--out", "/dev/null/demo"], "the dashboard needs Gradio"),
+                                  (namespace, ["demo", "--out", "/dev/null/demo"], "holds no installed Gradio")):
+        code = f"import sys\n{setup}\nfrom s2dlab.cli import main\nsys.exit(main(sys.argv[1:]))"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-        out = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *argv], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=120)
-        assert out.returncode == 2, out.stderr
-        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
-        assert 'pip install "s2dlab[app]"' in out.stderr and out.stderr.startswith("s2dlab: ")
-    assert not (tmp_path / "demo").exists()  # `demo` says so before training anything
+        out = subprocess.run([sys.executable, "-c", code, *argv], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr and expected in out.stderr, out.stderr
+        assert out.stderr.startswith("s2dlab: ") and out.stderr.rstrip().endswith('pip install "s2dlab[app]"')
+        assert "training" not in out.stdout  # `demo` says so before training anything
 
 
 @pytest.mark.slow

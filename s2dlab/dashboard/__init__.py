@@ -16,9 +16,12 @@ class DashboardNotInstalledError(S2DLabError, ImportError):
 
 
 try:
-    import gradio  # noqa: F401
+    import gradio
 except ModuleNotFoundError as e:
     raise DashboardNotInstalledError(f'the dashboard needs Gradio ({e}): pip install "s2dlab[app]"') from e
+if not hasattr(gradio, "Blocks"):  # a folder left behind by `pip uninstall gradio` imports as an empty namespace
+    raise DashboardNotInstalledError(f"the dashboard needs Gradio, and {list(gradio.__path__)[0]} holds no "
+                                     'installed Gradio: pip install "s2dlab[app]"')
 
 from s2dlab.dashboard.app import build_demo, main  # noqa: E402
 

@@ -198,7 +198,7 @@ def test_hover_data():
 def test_unscored_row_renders_without_info():
     html = viz.rollout_heatmap_html({"tokens": ["a", "b"]})
     assert len(spans(html)) == 2 and "p student" not in html
-    assert tip(spans(html)[0]) == "#0 'a'   implicit reward  log pT(y_t) − log pS(y_t) n/a"
+    assert tip(spans(html)[0]) == "#0 'a'   implicit reward n/a"
 
 
 # --------------------------------------------------------------------------------------------------------------

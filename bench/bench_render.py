@@ -9,6 +9,9 @@ figure's JSON (what Gradio sends), median of `--repeats` runs. Browser: `page.se
 heatmap until its last token span is laid out and two animation frames have passed; for the chart, a page with
 plotly.js already loaded (inlined, nothing is fetched) times `JSON.parse` + `Plotly.newPlot` + two frames inside the
 page. Uses Debian's Chromium at /usr/bin/chromium through Playwright and never downloads a browser.
+
+The synthetic row has no stored display spans, so every token is a span of its own: the most spans, and the most
+hover text, a rollout of that length can have.
 """
 
 from __future__ import annotations

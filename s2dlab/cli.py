@@ -23,7 +23,6 @@ from pathlib import Path
 from s2dlab.config import PRESETS, ConfigError, load_config, to_yaml
 from s2dlab.errors import S2DLabError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -248,15 +247,10 @@ def cmd_report(args) -> int:
 
 
 def _load_app():
-    app_file = REPO_ROOT / "app" / "app.py"
-    if not app_file.exists():
-        raise SystemExit(f"s2dlab app: {app_file} not found. The dashboard lives in the repository's app/ folder: "
-                         f"install with `pip install -e '.[app]'` from a clone and run from there")
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
+    """The dashboard package; without Gradio it raises DashboardNotInstalledError (one line: what to install)."""
     import importlib
 
-    return importlib.import_module("app.app")
+    return importlib.import_module("s2dlab.dashboard")
 
 
 def _serve(runs_root, args) -> int:
@@ -276,6 +270,8 @@ def cmd_app(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    if not args.no_app:
+        _load_app()  # before minutes of training: without Gradio, say what to install now
     from s2dlab.pipeline import results_table, run_pipeline
 
     cfg = load_config("tiny")

@@ -419,8 +419,9 @@ def load_config(preset: str = "tiny", config_file: str | Path | None = None, ove
     cfg.preset = preset
     cfg.name = preset
     preset_file = PRESETS_DIR / f"{preset}.yaml"
-    if preset_file.exists():
-        apply_mapping(cfg, read_yaml(preset_file), str(preset_file))
+    if not preset_file.is_file():  # an install without its package data would run the wrong models silently
+        raise ConfigError(f"preset file {preset_file} is missing from this install; reinstall s2dlab")
+    apply_mapping(cfg, read_yaml(preset_file), str(preset_file))
     if config_file is not None:
         apply_mapping(cfg, read_yaml(config_file), str(config_file))
     if overrides:

@@ -31,6 +31,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from s2dlab.token_text import TokenText
+
 # Top-k slots at masked positions hold this id (and log-prob 0.0).
 MASKED_TOPK_ID = -1
 
@@ -277,11 +279,6 @@ def _answer_for(answers, i: int, rollout):
     return answers[i]
 
 
-def _token_strings(tokenizer, ids: list[int]) -> list[str]:
-    """The text of each token on its own (a byte-level piece of a multibyte character decodes to U+FFFD)."""
-    return [tokenizer.convert_tokens_to_string([t]) for t in tokenizer.convert_ids_to_tokens(ids)]
-
-
 def score_rollouts(student, teacher, tokenizer, rollouts: Sequence, grade_fn=None, answers=None, stage: str = "",
                    step: int = 0, top_k: int = 5, batch_size: int = 16, chunk_size: int = 256,
                    temperature: float = 1.0) -> list[dict]:
@@ -292,12 +289,15 @@ def score_rollouts(student, teacher, tokenizer, rollouts: Sequence, grade_fn=Non
     `correct` and `reward` are None. `reward` is the sparse reward, 1.0 if correct else 0.0.
 
     Every per-token column has one entry per completion token (`length` entries, eos included when the model
-    stopped); top-k columns are lists of `top_k` lists. Values are plain Python lists and floats, ready for
-    parquet. Rollouts are batched by length to keep padding small; rows come back in input order. Distributions
-    are over the tokenizer's `len(tokenizer)` tokens (padding rows of the heads dropped).
+    stopped); top-k columns are lists of `top_k` lists. The token text columns (`tokens`, `token_bytes`,
+    `token_special`, `span_starts`, `span_texts`) come from `s2dlab.token_text`: readers render whole characters
+    from them without the tokenizer, even where a byte-level tokenizer splits one. Values are plain Python lists,
+    floats and bytes, ready for parquet. Rollouts are batched by length to keep padding small; rows come back in
+    input order. Distributions are over the tokenizer's `len(tokenizer)` tokens (padding rows of the heads dropped).
     """
     from s2dlab.rewards import extract_boxed  # grading lives in rewards.py; imported here to keep scoring light
 
+    token_text = TokenText(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     order = sorted(range(len(rollouts)), key=lambda i: len(rollouts[i].prompt_ids) + len(rollouts[i].completion_ids))
     per_rollout: dict[int, dict[str, list]] = {}
@@ -347,7 +347,8 @@ def score_rollouts(student, teacher, tokenizer, rollouts: Sequence, grade_fn=Non
             "finished": bool(r.finished),
             "length": len(token_ids),
             "token_ids": token_ids,
-            "tokens": _token_strings(tokenizer, token_ids),
+            # tokens, token_bytes, token_special, span_starts, span_texts (s2dlab.token_text)
+            **token_text.columns(token_ids),
             **per_token,
             "sum_implicit_reward": float(sum(per_token["implicit_reward"])),
             "mean_reverse_kl": (float(sum(per_token["reverse_kl"]) / len(token_ids)) if token_ids else None),

@@ -1,4 +1,5 @@
-"""The app's callbacks, called directly on the committed fixture run (tests/data/fixture_run)."""
+"""The dashboard's data access, called directly on the committed fixture run (tests/data/fixture_run), and its
+plumbing (s2dlab.dashboard)."""
 
 import html
 import json
@@ -13,12 +14,17 @@ import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from app import callbacks as cb  # noqa: E402
+from s2dlab.dashboard import data as cb  # noqa: E402
 from s2dlab.runs import create_run  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 LEGEND = re.compile(r'<span>−([^<]+)</span><span class="s2d-bar"')  # the colour range of each heatmap
 RUN = "fixture_run"
+
+
+def token_texts(page):
+    """The inner HTML of each coloured span of a heatmap (newline markers are nested empty spans)."""
+    return re.findall(r'<span class="s2d-tok[^"]*"[^>]*>(.*?)</span>(?=<span class="s2d-tok|</div>)', page, flags=re.S)
 
 
 @pytest.fixture(scope="module")
@@ -104,19 +110,21 @@ def test_token_view_student_beside_teacher(store):
     assert "student</b>" in s_html and "teacher</b>" in t_html
     for page in (s_html, t_html):
         assert "s2d-badge" in page and "gold <code>" in page and "extracted <code>" in page
-        assert 'class="s2d-tok' in page and "data-ps=" in page and "data-ttop=" in page
+        assert 'class="s2d-tok' in page and "p student" in page and "teacher top:" in page
     assert "arith-10001" in note
     assert isinstance(fig, go.Figure) and len(fig.data[0].x) == len(re.findall(r'class="s2d-tok[ "]', s_html))
     # both sides share one colour range
     assert len(set(LEGEND.findall(s_html + t_html))) == 1
-    # top-k ids are named through the run's saved tokenizer
-    assert "#" not in s_html.split('data-ttop="')[1].split('"')[0]
+    # top-k ids are named through the run's saved tokenizer (an unknown id would read "#<id>")
+    tips = [html.unescape(t) for t in re.findall(r'data-tip="([^"]*)"', s_html)]
+    tops = [top for t in tips for top in re.findall(r"(?:teacher|student) top: ([^\n]*)", t)]
+    assert tops and not any(re.search(r"#\d", t) for t in tops)
 
 
 def test_token_view_escapes_injected_script(store):
     s_html, *_ = cb.token_view(store, RUN, "opd", 150, "arith-10000", 2)
     assert "<script" not in s_html.lower()
-    texts = re.findall(r'<span class="s2d-tok[^"]*"[^>]*>(.*?)</span>', s_html, flags=re.S)
+    texts = [re.sub(r"<[^>]+>", "", t) for t in token_texts(s_html)]
     assert "&lt;" in texts and html.unescape("".join(texts)).startswith("<script>alert(1)</script>\n")
 
 
@@ -163,17 +171,13 @@ def test_rollout_table_filters(store):
 
 def test_stages_view(store):
     curves, table, bars, c1, c2, quad, verdict, note = cb.stages_view(store, RUN)
-    assert {"reward", "loss", "probe/mean_reverse_kl"} <= {a.text for a in curves.layout.annotations}
+    titles = {a.text.split(" · ")[-1] for a in curves.layout.annotations}
+    assert {"reward", "loss", "probe/mean_reverse_kl", "probe/mean_implicit_reward", "probe/accuracy"} <= titles
     assert list(table["arm"]) == ["workflow", "direct_grpo"]
     assert list(bars.data[0].x) == ["workflow", "direct_grpo"]
     assert len(c1.data) == 2 and len(c2.data) >= 2 and len(quad.data) == 1
     assert verdict.startswith("**C1**") and "**C2**" in verdict and "AUROC" in verdict
     assert note == "Results from results.json."
-
-
-def test_verdicts_without_diagnostics(store, monkeypatch):
-    monkeypatch.setattr(cb, "_diagnostics", lambda: None)
-    assert "need `s2dlab.diagnostics`" in cb.verdicts(store, RUN)
 
 
 def test_aggregate_results_one_folder_up(tmp_path):
@@ -258,7 +262,7 @@ def test_live_warns_about_large_models_on_cpu(live_root, monkeypatch):
 
 
 def test_guard_turns_errors_into_messages():
-    from app.app import _guard
+    from s2dlab.dashboard.app import _guard
 
     def fails_known():
         raise cb.AppError("Run 'x' <b>is</b> missing")
@@ -277,7 +281,7 @@ def test_guard_turns_errors_into_messages():
 def test_build_demo_and_main(monkeypatch, tmp_path):
     import gradio as gr
 
-    from app import app as app_module
+    from s2dlab.dashboard import app as app_module
 
     demo = app_module.build_demo(tmp_path / "no_runs_yet")
     assert isinstance(demo, gr.Blocks)

@@ -292,7 +292,8 @@ def make_rollouts(tokenizer):
 
 ROW_COLUMNS = {"stage", "step", "policy", "prompt_id", "sample_idx", "prompt", "completion", "answer", "extracted",
                "correct", "reward", "finished", "length", "token_ids", "tokens", *PER_TOKEN_FIELDS, *TOPK_FIELDS,
-               "sum_implicit_reward", "mean_reverse_kl"}
+               "sum_implicit_reward", "mean_reverse_kl",
+               "token_bytes", "token_special", "span_starts", "span_texts"}  # see tests/test_token_text.py
 
 
 def test_score_rollouts_rows(tiny, rewards_module):

@@ -1,12 +1,12 @@
-"""Data access for the app: everything the callbacks need, as plain Python over s2dlab.runs and s2dlab.viz.
+"""Data access for the dashboard: everything its callbacks need, as plain Python over s2dlab.runs and s2dlab.viz.
 
-`app.py` holds the layout and wires these functions to components; nothing here imports gradio, so each view is
-testable by calling it directly (tests/test_app.py).
+`s2dlab.dashboard.app` holds the layout and wires these functions to components; nothing here imports gradio, so
+each view is testable by calling it directly (tests/test_app.py).
 
 Safety. The app only ever reads inside `runs_root`: runs are named by their path relative to the root, and
 `Store.open` rejects absolute paths, `..`, and anything (a symlink included) that resolves outside the root.
 Stages must be stage folders of the run. Expected problems (a missing, empty or corrupt run) raise `AppError` with
-a sentence meant for the UI; `app.py` shows it as a message instead of a traceback.
+a sentence meant for the UI; the app shows it as a message instead of a traceback.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from typing import Any
 
 import pandas as pd
 
-from s2dlab import viz
+from s2dlab import diagnostics, viz
+from s2dlab.errors import S2DLabError
 from s2dlab.runs import Run, RunStoreError, list_runs, open_run, read_json_file, read_rollout_file
+from s2dlab.token_text import TokenText
 
 
-class AppError(Exception):
+class AppError(S2DLabError):
     """A problem to show in the UI as a plain sentence (no traceback)."""
 
 
@@ -70,15 +72,16 @@ _MODELS = _LRU(2)
 
 
 class _LazyVocab(Mapping):
-    """id -> token text through a `tokenizers.Tokenizer`, decoded on demand (a 150k vocabulary is never walked)."""
+    """id -> token text through the run's tokenizer, named on demand (a 150k vocabulary is never walked); a
+    byte-level piece of a character reads as `\\xNN` escapes, as in the rows' `tokens`."""
 
-    def __init__(self, tokenizer, fallback: Mapping[int, str]):
-        self.tokenizer, self.fallback, self.cache = tokenizer, fallback, {}
+    def __init__(self, token_text: TokenText, fallback: Mapping[int, str]):
+        self.token_text, self.fallback, self.cache = token_text, fallback, {}
 
     def __getitem__(self, i: int) -> str:
         if i not in self.cache:
             try:
-                self.cache[i] = self.tokenizer.decode([int(i)], skip_special_tokens=False) or None
+                self.cache[i] = self.token_text.name(int(i)) or None
             except Exception:  # ids beyond the vocabulary, odd tokenizers: fall back to the rows' own tokens
                 self.cache[i] = None
             if self.cache[i] is None:
@@ -210,11 +213,11 @@ class Store:
         return None
 
 
-def _fast_tokenizer(folder: Path):
-    # the `tokenizers` library alone: names ids without importing transformers (seconds on a small machine)
+def _fast_tokenizer(folder: Path) -> TokenText:
+    # the `tokenizers` library alone: names ids without loading a transformers tokenizer
     from tokenizers import Tokenizer
 
-    return Tokenizer.from_file(str(folder / "tokenizer.json"))
+    return TokenText(Tokenizer.from_file(str(folder / "tokenizer.json")))
 
 
 def _hf_tokenizer(folder: Path):
@@ -312,15 +315,6 @@ def rollout_header_html(row: pd.Series, who: str) -> str:
     return f'{_BADGE_CSS}<div class="s2d-head">{"".join(parts)}</div>'
 
 
-def _vmax(rows, value: str) -> float | None:
-    vals = []
-    for r in rows:
-        if r is not None and r.get(value) is not None:
-            vals += [abs(float(v)) for v in r[value] if v is not None and math.isfinite(float(v))]
-    m = max(vals, default=0.0)
-    return m if m > 0 else None
-
-
 def token_view(store: Store, run_id: str, stage: str, step, prompt_id: str | None, sample_idx: int | None,
                teacher_idx: int | None = None, color_by: str = "implicit reward"):
     """(student html, teacher html, per-position figure, note) for one problem of one snapshot.
@@ -337,7 +331,7 @@ def token_view(store: Store, run_id: str, stage: str, step, prompt_id: str | Non
     if student is None and teacher is None:
         raise AppError(f"Problem {prompt_id!r} is not in this snapshot.")
     vocab = store.vocab(run, df)
-    vmax = _vmax([student, teacher], value)
+    vmax = viz.heatmap_vmax([student, teacher], value)
     prompt = (student if student is not None else teacher).get("prompt", "")
     note = f"**Problem {html.escape(str(prompt_id))}:** `{_prompt_text(prompt, 200)}`"
 
@@ -398,14 +392,6 @@ def row_target(row_value: list | None) -> tuple[str, str, int] | None:
 # stages view
 
 
-def _diagnostics():
-    try:
-        from s2dlab import diagnostics
-    except ImportError:
-        return None
-    return diagnostics
-
-
 def _results_for(store: Store, run: Run) -> tuple[dict | None, str]:
     """The run's results.json, or the multi-seed aggregate one folder up (inside the root)."""
     try:
@@ -438,10 +424,12 @@ def _student_rows(store: Store, run: Run, run_id: str, stage: str, which: str = 
 
 
 def verdicts(store: Store, run_id: str) -> str:
-    """Plain-words C1 / C2 verdicts (s2dlab.diagnostics), from results.json or, failing that, the snapshots."""
-    diag = _diagnostics()
-    if diag is None:
-        return "_C1/C2 verdicts need `s2dlab.diagnostics`, which is not available in this installation._"
+    """Plain-words C1 / C2 verdicts (s2dlab.diagnostics), from results.json or, failing that, the snapshots.
+
+    The one place the dashboard judges C1 and C2: swap this function for a reader of the run's summary once the
+    run writes one.
+    """
+    diag = diagnostics
     run = store.open(run_id)
     res, _ = _results_for(store, run)
     lines = []
@@ -482,11 +470,11 @@ def stages_view(store: Store, run_id: str):
     c1_rows = _student_rows(store, run, run_id, "teacher_grpo") or _student_rows(store, run, run_id, "opd")
     c1 = viz.c1_figure(c1_rows)
     c2_data = {k: v for k, v in ((res or {}).get("c2") or {}).items() if isinstance(v, Mapping)}
-    if not c2_data:
+    if not c2_data:  # no results.json yet: the warmup's first and last snapshots
         for label, stage, which in (("before warmup", "fkl_warmup", "first"), ("after warmup", "fkl_warmup", "last")):
             rows = _student_rows(store, run, run_id, stage, which)
             if rows:
-                c2_data[label] = [v for r in rows for v in (r.get("reverse_kl") or [])]
+                c2_data[label] = diagnostics.c2_closeness(rows)
     c2 = viz.c2_histogram_figure(c2_data)
     q_rows = _student_rows(store, run, run_id, "opd") or c1_rows
     quad = viz.quadrant_figure(q_rows)
@@ -524,7 +512,7 @@ def compare_view(store: Store, run_id: str, prompt_id: str | None, stages: list[
                           store.vocab(run, df)))
     if not found:
         return f"<div class='s2d-head'>Problem {html.escape(str(prompt_id))} is in no stage's latest snapshot.</div>"
-    vmax = _vmax([f[2] for f in found], "implicit_reward")
+    vmax = viz.heatmap_vmax([f[2] for f in found], "implicit_reward")
     parts = []
     for stage, step, row, vocab in found:
         parts.append(f"<h4 style='margin:14px 0 2px 0'>{html.escape(stage)} · step {step}</h4>")
@@ -561,12 +549,9 @@ def live_warning(store: Store, run_id: str, student_stage: str | None, teacher_s
 
 
 def _cuda() -> bool:
-    try:
-        import torch
+    import torch  # here, so the app starts without loading torch
 
-        return torch.cuda.is_available()
-    except Exception:
-        return False
+    return torch.cuda.is_available()
 
 
 def _load_live_model(folder: Path):
@@ -577,7 +562,6 @@ def _load_live_model(folder: Path):
     return model, set_generation_defaults
 
 
-# >>> LIVE HOOK ------------------------------------------------------------------------------------------------
 def live_score(run: Run, student_stage: str, teacher_stage: str, problem: str, *, answer: str | None = None,
                max_new_tokens: int | None = None, temperature: float = 1.0, seed: int = 0,
                store: Store | None = None) -> dict:
@@ -585,14 +569,13 @@ def live_score(run: Run, student_stage: str, teacher_stage: str, problem: str, *
     `teacher_stage`'s on the spot; returns one run-store rollout row (see DESIGN.md).
 
     Uses `s2dlab.generation.sample` and `s2dlab.scoring.score_rollouts` (imported here, so the app starts without
-    them). Only checkpoints saved inside the run folder are loaded. The prompt is formatted as in the run's config
-    (suffix, chat-template options); grading needs `answer` and `s2dlab.rewards`.
+    loading torch). Only checkpoints saved inside the run folder are loaded. The prompt is formatted as in the
+    run's config (suffix, chat-template options); grading needs `answer`.
     """
-    try:
-        from s2dlab.generation import sample
-        from s2dlab.scoring import score_rollouts
-    except ImportError as e:
-        raise AppError(f"Live scoring needs s2dlab.generation and s2dlab.scoring, which failed to import ({e}).") from e
+    from s2dlab.generation import sample
+    from s2dlab.rewards import grade as _grade
+    from s2dlab.scoring import score_rollouts
+
     problem = (problem or "").strip()
     if not problem:
         raise AppError("Type a problem first.")
@@ -625,17 +608,11 @@ def live_score(run: Run, student_stage: str, teacher_stage: str, problem: str, *
                       chat_template_kwargs=chat_kwargs, progress=False)
     grade = None
     if answer:
-        try:
-            from s2dlab.rewards import grade as _grade
-
-            integer_only = task.get("name", "arithmetic") == "arithmetic"
-            grade = lambda completion, gold: _grade(completion, gold, integer_only=integer_only)  # noqa: E731
-        except ImportError:
-            grade = None
+        integer_only = task.get("name", "arithmetic") == "arithmetic"
+        grade = lambda completion, gold: _grade(completion, gold, integer_only=integer_only)  # noqa: E731
     rows = score_rollouts(loaded[student_stage], loaded[teacher_stage], tokenizer, rollouts, grade_fn=grade,
                           answers={"live": answer} if answer else None, stage=student_stage, step=0)
     return rows[0]
-# <<< LIVE HOOK ------------------------------------------------------------------------------------------------
 
 
 def live_view(store: Store, run_id: str, student_stage: str, teacher_stage: str, problem: str,

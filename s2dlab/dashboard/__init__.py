@@ -1,0 +1,28 @@
+"""The s2dlab dashboard (Gradio), behind the `[app]` extra: `build_demo(runs_root) -> gr.Blocks` and `main(argv)`.
+
+    s2dlab app runs                                  # the command line
+    python -c "from s2dlab.dashboard import main; main(['runs'])"
+
+`s2dlab.dashboard.app` holds the layout and event wiring, `s2dlab.dashboard.data` the data access (plain Python,
+no gradio). The rest of s2dlab never imports this package. Without Gradio, importing it raises
+`DashboardNotInstalledError`, whose one-line message says what to install.
+"""
+
+from s2dlab.errors import S2DLabError
+
+
+class DashboardNotInstalledError(S2DLabError, ImportError):
+    """Gradio is not installed, so the dashboard cannot start."""
+
+
+try:
+    import gradio
+except ModuleNotFoundError as e:
+    raise DashboardNotInstalledError(f'the dashboard needs Gradio ({e}): pip install "s2dlab[app]"') from e
+if not hasattr(gradio, "Blocks"):  # a folder left behind by `pip uninstall gradio` imports as an empty namespace
+    raise DashboardNotInstalledError(f"the dashboard needs Gradio, and {list(gradio.__path__)[0]} holds no "
+                                     'installed Gradio: pip install "s2dlab[app]"')
+
+from s2dlab.dashboard.app import build_demo, main  # noqa: E402
+
+__all__ = ["DashboardNotInstalledError", "build_demo", "main"]

@@ -1,0 +1,32 @@
+"""`.ci/run` sets S2DLAB_REQUIRE_BROWSER=1: there the browser tests must fail, not skip, when no browser is found."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_browser_tests(**env) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if k != "S2DLAB_REQUIRE_BROWSER"}
+    # no third-party pytest plugins: they only slow the start (seconds each) and these tests need none
+    full.update(PYTHONPATH=str(ROOT), S2DLAB_CHROMIUM="/nonexistent/chromium", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+                **env)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_browser.py",
+                           "-k", "corrupt_run"], cwd=ROOT, env=full, capture_output=True, text=True, timeout=300)
+
+
+def test_browser_tests_skip_without_a_browser_by_default():
+    out = run_browser_tests()
+    assert out.returncode == 0 and "1 skipped" in out.stdout, out.stdout + out.stderr
+
+
+def test_browser_tests_fail_without_a_browser_when_required():
+    out = run_browser_tests(S2DLAB_REQUIRE_BROWSER="1")
+    assert out.returncode == 1 and "1 error" in out.stdout and "skipped" not in out.stdout, out.stdout
+    assert "/nonexistent/chromium is missing" in out.stdout and "S2DLAB_REQUIRE_BROWSER is set" in out.stdout
+
+
+def test_ci_requires_the_browser():
+    assert "export S2DLAB_REQUIRE_BROWSER=1" in (ROOT / ".ci" / "run").read_text()

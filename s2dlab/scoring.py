@@ -346,6 +346,7 @@ def score_rollouts(student, teacher, tokenizer, rollouts: Sequence, grade_fn=Non
             "reward": None if correct is None else float(correct),
             "finished": bool(r.finished),
             "length": len(token_ids),
+            "prompt_ids": [int(t) for t in r.prompt_ids],  # as the model saw it: re-scoring and branching need it
             "token_ids": token_ids,
             # tokens, token_bytes, token_special, span_starts, span_texts (s2dlab.token_text)
             **token_text.columns(token_ids),

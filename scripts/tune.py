@@ -64,8 +64,10 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=2, help="seeds per grid point (default 2)")
     p.add_argument("--out", default="runs/tune", help="folder for the grid's runs (default runs/tune)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="fixed overrides for every point")
-    args = p.parse_args(argv)
-    fixed = parse_overrides(args.overrides)
+    args, extra = p.parse_known_args(argv)
+    if any("=" not in a or a.startswith("-") for a in extra):
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    fixed = parse_overrides([*args.overrides, *extra])
     out = Path(args.out) / args.stage
     results = []
     for point in grid_points(args.grid):

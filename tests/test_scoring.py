@@ -291,7 +291,8 @@ def make_rollouts(tokenizer):
 
 
 ROW_COLUMNS = {"stage", "step", "policy", "prompt_id", "sample_idx", "prompt", "completion", "answer", "extracted",
-               "correct", "reward", "finished", "length", "token_ids", "tokens", *PER_TOKEN_FIELDS, *TOPK_FIELDS,
+               "correct", "reward", "finished", "length", "prompt_ids", "token_ids", "tokens", *PER_TOKEN_FIELDS,
+               *TOPK_FIELDS,
                "sum_implicit_reward", "mean_reverse_kl",
                "token_bytes", "token_special", "span_starts", "span_texts"}  # see tests/test_token_text.py
 
@@ -308,6 +309,7 @@ def test_score_rollouts_rows(tiny, rewards_module):
     for row, rollout in zip(rows, rollouts):
         assert set(row) == ROW_COLUMNS
         assert row["stage"] == "opd" and row["step"] == 3 and row["policy"] == "student"
+        assert row["prompt_ids"] == list(rollout.prompt_ids)
         n = len(rollout.completion_ids)
         assert row["length"] == n and row["token_ids"] == rollout.completion_ids
         for name in ("tokens", *PER_TOKEN_FIELDS, *TOPK_FIELDS):

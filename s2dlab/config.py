@@ -76,8 +76,8 @@ class GenerationConfig:
 class BaseStageConfig:
     enabled: bool = True  # stage 0 runs only for tiny models (real checkpoints are already pretrained)
     source: str = "shipped"  # shipped: copy the base models that ship with s2dlab (seconds) | train: SFT from scratch
-    teacher_steps: int = 1500  # SFT steps for the base teacher on the corpus (slips included)
-    student_steps: int = 1200  # SFT steps for the base student on the same corpus
+    teacher_steps: int = 2000  # SFT steps for the base teacher on the corpus (slips included)
+    student_steps: int = 1200  # SFT steps for the base student on the same corpus (a smaller model)
     learning_rate: float = 3e-3  # peak lr; from scratch, accuracy jumps and is noisy, hence best-checkpoint selection
     schedule: str = "cosine"  # lr schedule after a 5% warmup: cosine (decays to 0, steadier end) | constant
     batch_size: int = 32  # sequences per step
@@ -126,7 +126,7 @@ class OPDConfig:
     steps: int = 100  # optimizer steps
     learning_rate: float = 5e-4  # constant lr
     batch_size: int = 32  # student rollouts per step
-    rollouts_per_prompt: int = 8  # student rollouts per prompt in a step (paper: 8), so batch_size / 8 prompts per step
+    rollouts_per_prompt: int = 1  # student rollouts per prompt in a step (paper: 8; tiny: 1, tuned on validation: the tiny student repeats itself, so 8 rollouts of 4 prompts hold few distinct samples)
     save_every: int = 50  # checkpoint every N steps
 
 

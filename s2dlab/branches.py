@@ -1,6 +1,6 @@
 """Counterfactual branches: what a token at position t is worth, measured by rolling the student out from it.
 
-The implicit reward `log pT(y_t) - log pS(y_t)` (DESIGN.md, "Sign conventions") is the teacher's opinion of a
+The implicit reward `log pT(y_t) - log pS(y_t)` (docs/DESIGN.md, "Sign conventions") is the teacher's opinion of a
 token. Whether that token actually helps is a Monte Carlo question: force the token, let the student finish the
 solution N times, grade every finish. For a prefix h = prompt + y_<t and a token c,
 
@@ -23,7 +23,7 @@ Bounds: at most `MAX_BRANCH_SAMPLES` continuations per branch, `MAX_BRANCH_TOKEN
 (2e11, about 4e11 FLOP of decoding). The tiny shipped student (80,512 parameters) needs 2.5e8 for 16 x 3
 branches of 64 tokens and answers in ~0.2 s (bench/bench_branches.py); a 135M-parameter model gets ~1,500
 generated tokens in all, which at the rate measured for SmolLM2-135M on the 2-core CPU box (96 tokens in 6.4 s,
-one sequence; DESIGN.md) is under two minutes. A model on a GPU is not bounded by this budget.
+one sequence; docs/DESIGN.md) is under two minutes. A model on a GPU is not bounded by this budget.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """How good is each KL estimate that on-policy distillation might train on? Exact values beside estimates, per token.
 
 For a student rollout `y ~ pS(.|x)` and position t, with pS, pT the student's and teacher's full next-token
-distributions (DESIGN.md, "Sign conventions"; `implicit_reward = log pT(y_t) - log pS(y_t)`):
+distributions (docs/DESIGN.md, "Sign conventions"; `implicit_reward = log pT(y_t) - log pS(y_t)`):
 
 Exact (full vocabulary, from `s2dlab.scoring.token_scores`, the one definition):
     reverse_kl = KL(pS || pT),   forward_kl = KL(pT || pS)

@@ -1,6 +1,6 @@
 """Token lens: one fixed set of rollouts re-scored by every (teacher, student) checkpoint pair a run saved.
 
-A probe snapshot shows a token's implicit reward `log pT(y_t) - log pS(y_t)` (DESIGN.md, "Sign conventions") under
+A probe snapshot shows a token's implicit reward `log pT(y_t) - log pS(y_t)` (docs/DESIGN.md, "Sign conventions") under
 the models of one moment. The lens holds the rollouts still and changes the models: the student and teacher
 samples of the run's first probe snapshot, scored by each pair of saved checkpoints, so a reader can follow one
 token across the run, e.g. whether the RL teacher rewards a token the base teacher penalised, or whether

@@ -1,6 +1,6 @@
 """The run store: one folder per run, written atomically, read by notebooks, the app and the benchmarks.
 
-Layout (the contract in DESIGN.md):
+Layout (the contract in docs/DESIGN.md):
 
     runs/<name>/run.json                  config, seed, package versions, git revision
     runs/<name>/<stage>/model/            save_pretrained output

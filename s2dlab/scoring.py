@@ -1,7 +1,7 @@
 """Dense per-token rewards: the teacher scores every token of a rollout.
 
 For a rollout `y ~ pS(.|x)` and position t, with pS, pT the student's and teacher's full next-token distributions
-(DESIGN.md, "Sign conventions"):
+(docs/DESIGN.md, "Sign conventions"):
 
     implicit_reward[t] = log pT(y_t) - log pS(y_t)          > 0: the teacher likes y_t more than the student does
     reverse_kl[t]      = KL(pS || pT) = sum_v pS(v) (log pS(v) - log pT(v))    >= 0

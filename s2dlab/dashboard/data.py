@@ -566,7 +566,7 @@ def live_score(run: Run, student_stage: str, teacher_stage: str, problem: str, *
                max_new_tokens: int | None = None, temperature: float = 1.0, seed: int = 0,
                store: Store | None = None) -> dict:
     """Sample one completion of `problem` from `student_stage`'s checkpoint and score it against
-    `teacher_stage`'s on the spot; returns one run-store rollout row (see DESIGN.md).
+    `teacher_stage`'s on the spot; returns one run-store rollout row (see docs/DESIGN.md).
 
     Uses `s2dlab.generation.sample` and `s2dlab.scoring.score_rollouts` (imported here, so the app starts without
     loading torch). Only checkpoints saved inside the run folder are loaded. The prompt is formatted as in the

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check: one short run on a single-GPU box (H100 / H200), sized to a few minutes, printing timings.
 #
-#   1. the tiny preset end to end on CUDA with bf16 autocast (`s2dlab run`, fewer steps than the preset),
+#   1. the tiny preset end to end on CUDA with bf16 autocast (`s2dlab run --ablations`, every row of the table,
+#      fewer steps than the preset),
 #   2. the scoring benchmark's two modes (full logits vs chunked `score_sequences`) on CUDA: peak GPU memory and
 #      time side by side, and the largest difference between their per-token scores.
 #
@@ -58,16 +59,16 @@ EOF
 
 # --- 1. the tiny preset end to end on CUDA, bf16 autocast --------------------------------------------------------
 # Shorter than the preset (which is sized for a CPU's minutes) but every stage and arm of the workflow runs.
-STEPS=(teacher_grpo.steps=50 fkl_warmup.steps=50 opd.steps=50 student_grpo.steps=50 direct_grpo.steps=150
-       task.eval_size=100 eval.n_samples=4 probe.every=25)
+STEPS=(teacher_grpo.steps=50 fkl_warmup.steps=50 opd.steps=50 student_grpo.steps=50 cold_grpo.steps=150
+       teacher_sft.steps=50 gold_sft.steps=150 task.eval_size=100 eval.n_samples=4 probe.every=25)
 BASE=()
 [ -f s2dlab/assets/tiny_base/shipped.json ] || BASE=(base.source=train base.teacher_steps=300 base.student_steps=300)
 rm -rf "$OUT/tiny_cuda"
 SECONDS=0
-"$PY" -m s2dlab run --preset tiny --out "$OUT/tiny_cuda" models.device=cuda models.dtype=bfloat16 \
+"$PY" -m s2dlab run --preset tiny --ablations --out "$OUT/tiny_cuda" models.device=cuda models.dtype=bfloat16 \
   "${STEPS[@]}" "${BASE[@]}" 2>&1 | grep -v -e 'it/s\]' -e 's/it\]' -e '^\s*$' || true
 tiny_s=$SECONDS
-[ -f "$OUT/tiny_cuda/results.json" ] || { echo "gpu_check: the tiny run wrote no results.json" >&2; exit 1; }
+[ -f "$OUT/tiny_cuda/summary.json" ] || { echo "gpu_check: the tiny run wrote no summary.json" >&2; exit 1; }
 
 # --- 2. the scoring benchmark on CUDA -----------------------------------------------------------------------------
 # bench/bench_scoring.py measures host memory on a CPU; here its models and modes run on the GPU, one after the
@@ -125,12 +126,14 @@ for name, m in bench.items():
 print(f"  chunked / naive: memory 1/{n['peak_extra_mib'] / c['peak_extra_mib']:.1f}, "
       f"speed {n['best_s'] / c['best_s']:.2f}x, max abs score difference {diff:.2e}")
 
-timings = json.loads((out / "tiny_cuda" / "results.json").read_text()).get("timings_s", {})
+timings = json.loads((out / "tiny_cuda" / "timings.json").read_text())
+arms = json.loads((out / "tiny_cuda" / "summary.json").read_text())["arms"]
 print(f"\ntiny preset on CUDA (bf16 autocast): {tiny_s:.0f} s end to end; per stage (s, with its evaluation):")
 for stage, s in timings.items():
     print(f"  {stage:<28} {s:>7.1f}")
+print("arms (short budgets, not the preset's):", ", ".join(f"{a} {100 * m['accuracy']:.1f}" for a, m in arms.items()))
 summary = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "tiny_run_s": tiny_s,
-           "tiny_stage_s": timings, "scoring": {"length": L, "vocab": V, "chunk": chunk, **bench,
+           "tiny_stage_s": timings, "tiny_arms": {a: m["accuracy"] for a, m in arms.items()}, "scoring": {"length": L, "vocab": V, "chunk": chunk, **bench,
                                                 "max_abs_diff": diff}}
 (out / "gpu_check.json").write_text(json.dumps(summary, indent=2))
 print(f"\nwritten to {out / 'gpu_check.json'}")

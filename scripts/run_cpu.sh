@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The tiny workflow on a laptop or CPU box: base models (shipped, copied in seconds), teacher GRPO, forward-KL warmup,
-# on-policy distillation, student GRPO and the direct-GRPO baseline, all evaluated, then the results table.
+# on-policy distillation, student GRPO and the cold-GRPO baseline, all evaluated, then the arms table.
 # A few minutes on 2 cores; nothing is downloaded. The CPU counterpart of scripts/run_full_gpu.sh.
 #
 #   bash scripts/run_cpu.sh                       # one seed into runs/tiny
-#   bash scripts/run_cpu.sh --ablations --seeds 2 # plus raw_teacher, no_warmup, no_opd, gold_sft; mean of 2 seeds
+#   bash scripts/run_cpu.sh --ablations --seeds 2 # every row of the paper's Table 2; intervals over 2 seeds
 #   OUT=runs/mine bash scripts/run_cpu.sh opd.loss=sampled_token
 #   PROCS=2 bash scripts/run_cpu.sh               # two processes (DDP over gloo): exercises `accelerate launch`
 #

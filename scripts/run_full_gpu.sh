@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The paper's setup on a GPU box (arXiv 2605.12483): Qwen3-8B teacher, Qwen3-1.7B student, DAPO-Math-17k split
-# 80/20, MATH-500 and AIME 2024 avg@16; the workflow, the direct-GRPO baseline and the ablation arms.
+# The paper's setup on a GPU box (arXiv 2605.12483): Qwen3-8B teacher, Qwen3-1.7B student, DAPO-Math-17k in fixed
+# halves, MATH-500, AIME 2024 and AIME 2025 avg@16; every row of the paper's Table 2.
 # NOT run on the machines s2dlab is built and tested on; see docs/SCALING.md for memory and time.
 #
 # Setup on the box (internet needed once, for the packages, the weights and the data sets):

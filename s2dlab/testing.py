@@ -19,8 +19,9 @@ tiktoken's encoding of the same ranks (tested). The chat template is Qwen3's own
 checks (`trl/chat_templates/qwen3.jinja`). Building the merges takes ~5 s once per process; loading such a
 tokenizer from a folder ~3 s (measured on the 2-core box), as with a real Qwen3 checkpoint.
 
-`tokenizer="small"` trains a ~1,000-token byte-level BPE with `tokenizers` on a built-in corpus instead (same
-pre-tokenizer, added tokens and template; loads in milliseconds), for tests that need many loads.
+`tokenizer="small"` trains a byte-level BPE with `tokenizers` on a built-in corpus instead (452 tokens plus the same
+added tokens, pre-tokenizer and template: `len()` 478, head 512 rows; loads in milliseconds), for tests that need
+many loads. docs/REAL_MODELS.md has the measured costs.
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ def _small_vocab_merges(vocab_size: int) -> tuple[dict[str, int], tuple[tuple[st
 def qwen3_tokenizer(kind: str = "qwen", eos_token: str = "<|im_end|>", small_vocab_size: int = 1000):
     """A Qwen3-format tokenizer (a `Qwen2Tokenizer`, as Qwen3 checkpoints name it) built offline.
 
-    `kind="qwen"`: Qwen's own BPE, `len()` 151,669 as Qwen3's; `kind="small"`: a trained ~1,000-token BPE. Both
+    `kind="qwen"`: Qwen's own BPE, `len()` 151,669 as Qwen3's; `kind="small"`: a BPE trained on a built-in corpus
+    (`small_vocab_size` is an upper bound: the corpus yields 452 tokens at the default). Both
     carry Qwen3's added tokens and chat template, eos `eos_token` (`<|im_end|>` as the Instruct checkpoints;
     `<|endoftext|>` as the Base ones), pad `<|endoftext|>` and no bos, as Qwen3's tokenizer_config.json says.
     """

@@ -14,16 +14,16 @@ every mode samples from the same distribution. Three modes sample the same compl
 - recorder: `s2dlab.generation.sample(...)` as it is now: a logits processor placed after the warpers keeps one
             step's scores and gathers the drawn token's log-prob a step later.
 
-Each mode runs in its own subprocess. Peak memory is the growth of the process's maximum resident set
-(`ru_maxrss`) over its value after the model is built and one short warm-up `generate` has run, so allocator
-state of one mode cannot leak into another and one-off start-up allocations count for none (`tracemalloc` does
-not see torch's allocations). The children run with glibc's `MALLOC_MMAP_THRESHOLD_=131072`: every buffer above
-128 KiB is then its own mapping, returned when freed, so the resident set follows the tensors alive at each
-moment. With glibc's default the threshold rises to the size of the first freed `[B, V]` buffer and later ones
-come from a heap that fragments and never shrinks, which adds 0-200 MiB of noise that differs from run to run
-(`--default-malloc` shows it). Every (repeat, mode) pair is a fresh process, the modes interleaved, so that load
-from other jobs on a shared machine falls on every mode alike; time is the best of `--repeats` runs, memory the
-largest. The tokens and log-probs of stacked and recorder are compared (same seed: the same draws).
+Peak memory: each mode runs alone in a fresh subprocess; its figure is the growth of the process's maximum
+resident set (`ru_maxrss`) over its value after the model is built and one short warm-up `generate` has run, so
+allocator state of one mode cannot leak into another and one-off start-up allocations count for none
+(`tracemalloc` does not see torch's allocations). The children run with glibc's `MALLOC_MMAP_THRESHOLD_=131072`:
+every buffer above 128 KiB is then its own mapping, returned when freed, so the resident set follows the tensors
+alive at each moment. With glibc's default the threshold rises to the size of the first freed `[B, V]` buffer and
+later ones come from a heap that fragments and never shrinks, which adds 0-200 MiB of noise that differs from run
+to run (`--default-malloc` shows it). Time: one more subprocess runs the three modes in turn, `--repeats` rounds,
+and keeps each mode's best, so that load from other jobs on a shared machine falls on every mode alike. The
+tokens and log-probs of stacked and recorder are compared (same seed: the same draws).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def gen_kwargs(args, tok) -> dict:
     return dict(kw, do_sample=True, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
 
 
-def run_mode(args) -> None:
+def setup(args):
     torch.set_num_threads(args.threads)
     tok = qwen3_tokenizer(args.tokenizer)
     # Filler tokens up to the head's size, so that no mode has padding rows to mask (sample() masks them, plain
@@ -68,36 +68,49 @@ def run_mode(args) -> None:
     spec = RealFormatSpec(hidden_size=64, num_hidden_layers=1, intermediate_size=128, tie_word_embeddings=True)
     # eos_probability=0: a random model then almost never stops, so every mode generates the full length.
     model = build_real_format_model(spec, tok, head_rows=args.vocab, eos_probability=0).eval()
-    text = format_prompt(tok, PROMPT)
-    enc = tok([text] * args.completions, return_tensors="pt", add_special_tokens=False)
+    enc = tok([format_prompt(tok, PROMPT)] * args.completions, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():  # warm-up: one-off allocations before any baseline
+        model.generate(**enc, **dict(gen_kwargs(args, tok), max_new_tokens=2))
+    return tok, model, enc
+
+
+def one_run(mode, args, tok, model, enc) -> tuple[float, list, list | None]:
+    """Sample once in `mode`; returns (seconds, tokens, log-probs or None)."""
     kw = gen_kwargs(args, tok)
+    torch.manual_seed(args.seed)
+    start = time.perf_counter()
+    logp_BT = None
     with torch.no_grad():
-        model.generate(**enc, **dict(kw, max_new_tokens=2))  # warm-up: one-off allocations before the baseline
-    base = maxrss_mib()
-    best, tokens, logps = float("inf"), None, None
-    for _ in range(args.repeats):
-        torch.manual_seed(args.seed)
-        start = time.perf_counter()
-        with torch.no_grad():
-            if args.mode == "plain":
-                seq = model.generate(**enc, **kw)
-                new_BT, logp_BT = seq[:, enc.input_ids.shape[1]:], None
-            elif args.mode == "stacked":
-                res = model.generate(**enc, **kw, output_scores=True, return_dict_in_generate=True)
-                new_BT = res.sequences[:, enc.input_ids.shape[1]:]
-                scores_BTV = torch.stack(res.scores, dim=1).float()
-                logp_BT = torch.log_softmax(scores_BTV, dim=-1).gather(-1, new_BT.unsqueeze(-1)).squeeze(-1)
-                del res, scores_BTV
-        if args.mode == "recorder":
-            out = sample(model, tok, [{"id": "q", "prompt": PROMPT}], n=args.completions, max_new_tokens=args.tokens,
-                         temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-                         batch_size=args.completions, seed=args.seed, progress=False)
-            new_BT = torch.tensor([r.completion_ids for r in out])  # equal lengths: nothing stops early here
-            logp_BT = torch.tensor([r.sampler_logprobs for r in out])
-        best = min(best, time.perf_counter() - start)
-        tokens, logps = new_BT.tolist(), None if logp_BT is None else logp_BT.tolist()
-    json.dump({"mode": args.mode, "seconds": best, "peak_extra_mib": maxrss_mib() - base, "tokens": tokens,
-               "logprobs": logps, "generated": sum(len(t) for t in tokens)}, open(args.result, "w"))
+        if mode == "plain":
+            new_BT = model.generate(**enc, **kw)[:, enc.input_ids.shape[1]:]
+        elif mode == "stacked":
+            res = model.generate(**enc, **kw, output_scores=True, return_dict_in_generate=True)
+            new_BT = res.sequences[:, enc.input_ids.shape[1]:]
+            scores_BTV = torch.stack(res.scores, dim=1).float()
+            logp_BT = torch.log_softmax(scores_BTV, dim=-1).gather(-1, new_BT.unsqueeze(-1)).squeeze(-1)
+            del res, scores_BTV
+    if mode == "recorder":
+        out = sample(model, tok, [{"id": "q", "prompt": PROMPT}], n=args.completions, max_new_tokens=args.tokens,
+                     temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, batch_size=args.completions,
+                     seed=args.seed, progress=False)
+        new_BT = torch.tensor([r.completion_ids for r in out])  # equal lengths: nothing stops early here
+        logp_BT = torch.tensor([r.sampler_logprobs for r in out])
+    seconds = time.perf_counter() - start
+    return seconds, new_BT.tolist(), None if logp_BT is None else logp_BT.tolist()
+
+
+def child(args) -> None:
+    tok, model, enc = setup(args)
+    if args.mode != "timing":  # memory: this mode alone in this process
+        base = maxrss_mib()
+        seconds, tokens, logps = one_run(args.mode, args, tok, model, enc)
+        out = {"peak_extra_mib": maxrss_mib() - base, "tokens": tokens, "logprobs": logps}
+    else:  # time: the modes alternated in one process, best of --repeats each
+        out = {mode: float("inf") for mode in MODES}
+        for _ in range(args.repeats):
+            for mode in MODES:
+                out[mode] = min(out[mode], one_run(mode, args, tok, model, enc)[0])
+    json.dump(out, open(args.result, "w"))
 
 
 def main() -> None:
@@ -116,31 +129,27 @@ def main() -> None:
     p.add_argument("--default-malloc", action="store_true",
                    help="keep glibc's dynamic mmap threshold in the children (peak memory then includes heap "
                         "fragmentation)")
-    p.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
+    p.add_argument("--mode", choices=MODES + ("timing",), help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.mode:
-        return run_mode(args)
+        return child(args)
 
     stacked_gib = 3 * args.completions * args.tokens * args.vocab * 4 / 2**30  # scores, their stack, log_softmax
     avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
     if stacked_gib > 0.8 * avail:
         sys.exit(f"the stacked mode needs about {stacked_gib:.1f} GiB and {avail:.1f} GiB are available; "
                  f"lower --completions, --tokens or --vocab")
-    # Fresh process per (repeat, mode), modes interleaved, so that load from other jobs on a shared machine falls
-    # on every mode alike; time is the best run of each mode, memory the largest.
-    runs = {mode: [] for mode in MODES}
+    env = dict(os.environ) if args.default_malloc else {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    own = [a for a in sys.argv[1:] if a not in ("--mode", "--result")]
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for rep in range(args.repeats):
-            for mode in MODES:
-                path = os.path.join(tmp, f"{mode}{rep}.json")
-                own = [a for a in sys.argv[1:] if a not in ("--mode", "--result")]
-                cmd = [sys.executable, __file__, *own, "--mode", mode, "--result", path, "--repeats", "1"]
-                env = dict(os.environ) if args.default_malloc else {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
-                subprocess.run(cmd, check=True, env=env)
-                runs[mode].append(json.load(open(path)))
-    results = {mode: {**rs[0], "seconds": min(r["seconds"] for r in rs),
-                      "peak_extra_mib": max(r["peak_extra_mib"] for r in rs)} for mode, rs in runs.items()}
+        for mode in (*MODES, "timing"):
+            path = os.path.join(tmp, f"{mode}.json")
+            subprocess.run([sys.executable, __file__, *own, "--mode", mode, "--result", path], check=True, env=env)
+            results[mode] = json.load(open(path))
+    for mode in MODES:
+        results[mode]["seconds"] = results["timing"][mode]
     plain, stacked, rec = results["plain"], results["stacked"], results["recorder"]
     same_tokens = stacked["tokens"] == rec["tokens"] == plain["tokens"]
     diff = max(abs(a - b) for ra, rb in zip(stacked["logprobs"], rec["logprobs"]) for a, b in zip(ra, rb))

@@ -39,7 +39,7 @@ needs_qwen_bpe = pytest.mark.skipif(not HAS_QWEN_BPE, reason="Qwen's BPE ranks c
 RECORDS = [{"id": "a", "prompt": "Tom has 3 boxes of 12 pencils and gives away 7. How many pencils are left?"},
            {"id": "b", "prompt": "What is 15% of 80?"}]
 NO_THINK = {"enable_thinking": False}
-IM_START, IM_END, ENDOFTEXT, THINK, END_THINK = 151644, 151645, 151643, 151667, 151668
+IM_END, ENDOFTEXT, THINK, END_THINK = 151645, 151643, 151667, 151668  # Qwen3 ids
 
 
 # Qwen's own vocabulary costs ~5 s to rebuild and ~3 s per tokenizer load (as a real Qwen3 checkpoint's does), so

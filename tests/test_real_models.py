@@ -270,8 +270,9 @@ def test_sampling_stops_at_the_tokenizers_eos():
 
 # --- the stages through the CLI on folder models --------------------------------------------------------------------
 
-CLI_SMALL = ["task.eval_size=4", "task.teacher_rl_size=8", "task.student_rl_size=8", "eval.n_samples=1", "eval.greedy=false", "probe.num_prompts=2", "probe.every=1",
-             "probe.num_samples=2", "generation.max_new_tokens=16", "fkl_warmup.num_rollouts=16",
+CLI_SMALL = ["task.eval_size=4", "task.val_size=4", "task.pool_size=16", "eval.n_samples=1", "eval.greedy=false",
+             "probe.num_prompts=2", "probe.every=1", "probe.c1_prompts=2", "probe.c1_samples=2",
+             "probe.num_samples=2", "generation.max_new_tokens=16", "fkl_warmup.rollouts_per_prompt=2",
              "fkl_warmup.batch_size=8", "fkl_warmup.steps=2", "fkl_warmup.save_every=1", "opd.steps=2",
              "opd.batch_size=8", "opd.save_every=1", "teacher_grpo.steps=1", "teacher_grpo.prompts_per_step=2",
              "teacher_grpo.num_generations=4", "teacher_grpo.save_every=1"]
@@ -304,7 +305,20 @@ def test_stages_through_cli_on_folder_models(tmp_path, kind, capsys):
             assert len(df) and all(max(ids) < pair.tokenizer_size for ids in df["token_ids"] if len(ids))
     assert open_run(out_sampled).read_json("opd/stage.json")["loss"] == "sampled_token"
     warm = (out / "fkl_warmup" / "teacher_rollouts.jsonl").read_text()
-    assert warm.count("\n") == 16 and '"finished": true' in warm
+    assert warm.count("\n") == 16 and '"finished": true' in warm  # 2 rollouts of each of 1H's 8 prompts
+
+
+def test_stage_base_refuses_a_teacher_whose_tokenizer_differs(tmp_path, capsys):
+    """A Base-style teacher (eos <|endoftext|>) with an Instruct-style student: one line, nothing trained."""
+    from s2dlab.cli import main
+
+    pair = make_real_format_pair(tmp_path / "pair", tokenizer="small")
+    qwen3_tokenizer("small", eos_token="<|endoftext|>").save_pretrained(pair.teacher)
+    code = main(["stage", "base", "--out", str(tmp_path / "run"), *CLI_SMALL, f"models.teacher={pair.teacher}",
+                 f"models.student={pair.student}"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # (above it: the folders' own save bars)
+    assert code == 2 and last.startswith("s2dlab: ") and "eos_token differs (teacher '<|endoftext|>'" in last
+    assert not (tmp_path / "run" / "base_teacher" / "stage.json").exists()
 
 
 # --- SmolLM2-135M-Instruct from the shipped GGUF --------------------------------------------------------------------

@@ -35,7 +35,7 @@ from s2dlab import data
 from s2dlab.config import Config, ConfigError, flatten
 from s2dlab.distributed import device_of
 from s2dlab.errors import MissingError
-from s2dlab.models import load_model, set_generation_defaults
+from s2dlab.models import check_compatible, load_model, load_tokenizer, set_generation_defaults
 from s2dlab.runs import Run
 from s2dlab.stages import lifecycle
 from s2dlab.stages.sft import sft_config, sft_dataset
@@ -148,8 +148,11 @@ def ensure_shipped(cfg: Config, run: Run, roles: tuple[str, ...] = ("teacher", "
 
 
 def run(cfg: Config, run: Run, roles: tuple[str, ...] = ("teacher", "student")) -> dict:
-    """Train the base models that the config asks for; real (non-tiny) models are copied in as they are."""
+    """Train the base models that the config asks for; real (non-tiny) models are linked as they are, after
+    checking that teacher and student share a tokenizer (each with its own: every later stage uses the student's)."""
     tokenizer = lifecycle.tokenizer_for(cfg, run)
+    if cfg.models.teacher != "tiny" and cfg.models.student != "tiny" and "teacher" in roles:
+        check_compatible(load_tokenizer(cfg.models.teacher), load_tokenizer(cfg.models.student))
     out = {}
     for role in roles:
         stage = f"base_{role}"

@@ -8,9 +8,9 @@ budgets (`OVERRIDES`, a few optimizer steps per stage), starting from the base m
 (`s2dlab/assets/tiny_base`). Nothing is written by hand: the snapshots, the fixed C1/C2 rollouts, eval.json,
 summary.json and results.json are what training, evaluation and `s2dlab.summary` wrote. Then:
 
-1. the token lens is computed (`s2dlab.lens.compute_lens`, default pairs: every student checkpoint against every
-   teacher checkpoint), from inside the run folder so that the model sources it records are relative to it
-   (`opd/model`), not absolute paths of the machine that built it;
+1. the token lens is computed (`s2dlab lens .`, i.e. `s2dlab.lens.compute_lens` with its default pairs: every
+   student checkpoint against every teacher checkpoint), from inside the run folder so that the model sources it
+   records are relative to it (`opd/model`), not absolute paths of the machine that built it;
 2. what a reader does not need is pruned: Trainer checkpoints (`checkpoints/`), the warmup's teacher caches
    (`teacher_cache.pt`, `teacher_rollouts.jsonl`) and the unscored C1 sample (`diagnostics/c1/rollouts.jsonl`);
 3. model weights are kept only for `KEEP_MODELS` (the four-stage workflow's, so the live views, the counterfactual
@@ -104,10 +104,8 @@ def main(argv=None) -> None:
     print("$", " ".join(cmd[2:]), flush=True)
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
 
-    # the lens, from inside the run folder: the checkpoint sources it records are then relative to the run
-    subprocess.run([sys.executable, "-c", "from s2dlab.lens import compute_lens; from s2dlab.runs import open_run; "
-                    "i = compute_lens(open_run('.')); print(f\"lens: {len(i['pairs'])} pairs x "
-                    "{len(i['rollouts'])} rollouts\")"], check=True, env=env, cwd=build)
+    # `s2dlab lens .` from inside the run folder: the checkpoint sources it records are then relative to the run
+    subprocess.run([sys.executable, "-m", "s2dlab", "lens", "."], check=True, env=env, cwd=build)
     prune(build)
     size = sum(p.stat().st_size for p in build.rglob("*") if p.is_file())
     shutil.rmtree(out, ignore_errors=True)

@@ -256,7 +256,8 @@ def build_demo(runs_root: str | os.PathLike) -> gr.Blocks:
             with gr.Tab("Estimators", id="estimators"):
                 gr.Markdown("Every estimate of the reverse KL on-policy distillation might train on, beside the exact "
                             "value, for the snapshot chosen above, re-scored with the checkpoints that took it "
-                            "(`s2dlab.estimators`): k1 = −implicit reward, k2, k3, and top-k truncations (renormalised, "
+                            "(`s2dlab.estimators`): k1 = −implicit reward, k2, k3, and top-k truncations "
+                            "(renormalised, "
                             "with a tail bucket, raw) for k = 1, 8, 64 with their tail masses; and how often the "
                             "sampled-token gradient points the way of the exact one.")
                 with gr.Row():

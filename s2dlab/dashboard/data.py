@@ -565,7 +565,8 @@ def stages_view(store: Store, run_id: str) -> dict:
            "c1_table": viz.c1_frame(summary), "c2_table": viz.c2_frame(summary)}
     if store.is_aggregate(run_id):
         msg = "pick one seed's run for C1, C2, the quadrants and the curves"
-        out.update(c1_verdict="", c2_verdict="", c1_figure=viz.figures._empty_figure(msg), c2_figure=viz.figures._empty_figure(msg),
+        empty = viz.figures._empty_figure
+        out.update(c1_verdict="", c2_verdict="", c1_figure=empty(msg), c2_figure=empty(msg),
                    c2_choices=[], c2_stage=None, quadrants=viz.figures._empty_figure(msg),
                    curves=viz.figures._empty_figure(msg), metrics=[], metrics_default=[], curve_stages=[],
                    curve_stages_default=[],
@@ -826,7 +827,7 @@ def live_score(run: Run, student_stage: str, teacher_stage: str, problem: str, *
                max_new_tokens: int | None = None, temperature: float = 1.0, seed: int = 0,
                store: Store | None = None) -> dict:
     """Sample one completion of `problem` from `student_stage`'s checkpoint and score it against
-    `teacher_stage`'s on the spot; returns one run-store rollout row (see DESIGN.md).
+    `teacher_stage`'s on the spot; returns one run-store rollout row (see docs/DESIGN.md).
 
     Uses `s2dlab.generation.sample` and `s2dlab.scoring.score_rollouts` (imported here, so the app starts without
     loading torch). Only checkpoints saved inside the run folder are loaded. The prompt is formatted as in the

@@ -22,19 +22,8 @@ import math
 
 import pandas as pd
 
-from s2dlab.dashboard.data import (
-    _LRU,
-    _MODELS,
-    LARGE_MODEL_BYTES,
-    AppError,
-    Store,
-    _cuda,
-    _file_key,
-    _is_student,
-    _missing,
-    _pick,
-    model_bytes,
-)
+from s2dlab.dashboard import data as cb
+from s2dlab.dashboard.data import _LRU, _MODELS, AppError, Store, _file_key, _is_student, _missing, _pick, model_bytes
 
 _TOKENIZERS_HF = _LRU(4)
 _ESTIMATES = _LRU(8)
@@ -75,7 +64,7 @@ def guard_size(store: Store, run_id: str, stages, allow_large: bool) -> None:
     """AppError when the checkpoints are large and there is no GPU, unless `allow_large`."""
     run = store.open(run_id)
     total = sum(model_bytes(run.model_dir(s)) for s in stages if run.has_model(s))
-    if total >= LARGE_MODEL_BYTES and not allow_large and not _cuda():
+    if total >= cb.LARGE_MODEL_BYTES and not allow_large and not cb._cuda():
         raise AppError(f"These checkpoints hold {total / 1024 ** 3:.1f} GiB of weights and no GPU is available: on "
                        "the CPU this may take minutes and tens of GB of memory. Tick the box to run anyway.")
 
@@ -91,7 +80,8 @@ def _model(store: Store, run, stage: str):
 
     def make():
         # float32 on a CPU (the fixture's teachers are stored in float16)
-        model = load_model(folder, dtype="auto" if _cuda() else "float32", device="cuda" if _cuda() else "cpu")
+        cuda = cb._cuda()
+        model = load_model(folder, dtype="auto" if cuda else "float32", device="cuda" if cuda else "cpu")
         return model.eval()
 
     return _MODELS.get(("model", *_file_key(folder / "config.json"), _file_key(folder / "model.safetensors")
@@ -267,7 +257,7 @@ def _estimates(store: Store, run_id: str, stage: str, step, allow_large: bool) -
 
     def make():
         try:
-            return snapshot_estimators(run, stage, int(step), with_rows=True, dtype="auto" if _cuda() else "float32")
+            return snapshot_estimators(run, stage, int(step), with_rows=True, dtype="auto" if cb._cuda() else "float32")
         except MissingError as e:
             raise AppError(str(e)) from e
 

@@ -18,7 +18,7 @@ Nothing here imports gradio or IPython.
     html = viz.rollout_heatmap_html(row)          # coloured by implicit reward, hover for every number
     fig = viz.per_token_figure(row)                # reverse KL and implicit reward per position
 
-Colours follow DESIGN.md's sign convention for the implicit reward `log pT(y_t) - log pS(y_t)`: on the default
+Colours follow docs/DESIGN.md's sign convention for the implicit reward `log pT(y_t) - log pS(y_t)`: on the default
 diverging scale ("RdBu") red is negative (the teacher likes the student's token less than the student does),
 blue positive, and 0 is the neutral near-white centre.
 """

@@ -90,7 +90,8 @@ def arms_frame(summary: Mapping) -> pd.DataFrame:
         row = {"arm": name, "paper row": m.get("row", ""), "block": m.get("block", ""),
                acc_col: pct(m.get("accuracy")) + interval(ci, "{:.1f}", 100),
                "greedy %": pct(m.get("greedy")),
-               "labels": f"{m.get('labels', '–')}" + (f" ({', '.join(kind)})" if kind not in ([], ["answers"]) else ""),
+               "labels": f"{m.get('labels', '–')}"
+               + (f" ({', '.join(kind)})" if kind not in ([], ["answers"]) else ""),
                "student steps": m.get("student_steps"), "student sequences": m.get("student_sequences"),
                "teacher steps": m.get("teacher_steps"), "teacher-scored sequences": m.get("teacher_scored_sequences")}
         if per_seed:
@@ -200,7 +201,8 @@ def c1_rollouts_figure(c1: Mapping | None, rows_by_teacher: Mapping[str, Sequenc
         if d is None:
             lines.append(f"{cmp['teacher']} − {cmp['raw']}: all rollouts alike, no AUROC")
             continue
-        lines.append(f"{cmp['teacher']} − {cmp['raw']}: AUROC difference {d:+.2f}{interval(cmp.get('ci'), '{:+.2f}')} "
+        lines.append(f"{cmp['teacher']} − {cmp['raw']}: AUROC difference {d:+.2f}"
+                     f"{interval(cmp.get('ci'), '{:+.2f}')} "
                      f"({cmp.get('verdict')})")
     sub = "<br>".join(f"<sup>{line}</sup>" for line in lines)
     fig.update_layout(title=dict(text="C1: summed implicit reward of the fixed rollouts, by correctness"

@@ -7,10 +7,10 @@
 
 Each cell is one token under one pair, coloured on the diverging scale of the heatmap (`s2dlab.viz.colors`, 0 the
 neutral centre; for the implicit reward `log pT(y_t) - log pS(y_t)` blue is positive, red negative), its number
-in the tooltip. Columns whose implicit reward changes sign between pairs (the lens's stored `sign_change`) are
-flagged: an outlined header cell marked ⇅. Every row ends with the pair's stored summed implicit reward and mean
-reverse KL. Like the heatmap, the HTML is self-contained (inline CSS, no script), so a saved file, a notebook and
-the dashboard show the same table; all text is escaped.
+in the tooltip (the cell's `title`). Columns whose implicit reward changes sign between pairs (the lens's stored
+`sign_change`) are flagged: an outlined header cell marked ⇅. Every row ends with the pair's stored summed
+implicit reward and mean reverse KL. Like the heatmap, the HTML is self-contained (inline CSS, no script), so a
+saved file, a notebook and the dashboard show the same table; all text is escaped.
 """
 
 from __future__ import annotations
@@ -90,20 +90,24 @@ def lens_html(rows, value: str = "implicit_reward", *, vmax: float | None = None
         head.append(f'<th{cls} data-i="{i}" title="{esc(tip)}"><span class="s2d-pos">{i}</span><br>'
                     f"{esc(visible_text(t))}</th>")
     head.append("<th>Σ implicit reward</th><th>mean reverse KL</th>")
+    # one CSS class per colour used (a long rollout under many pairs repeats few colours), the value in the title
+    classes: dict[tuple[str, str], str] = {}
     body = []
     for r, vals in zip(rows, values):
-        cells = [f'<th class="s2d-pair">{esc(pair_label(r))}</th>']
+        label = esc(pair_label(r))
+        cells = [f'<th class="s2d-pair">{label}</th>']
         for i, v in enumerate(vals):
-            bg, fg = color_pair(v, vmax, cmap)
-            cls = ' class="s2d-flip"' if flips[i] else ""
+            colour = color_pair(v, vmax, cmap)
+            cls = classes.setdefault(colour, f"c{len(classes)}")
+            flip = " s2d-flip" if flips[i] else ""
             shown = "n/a" if v is None else f"{v:+.3f}"
-            tip = f"#{i} '{visible_text(tokens[i])}'  {pair_label(r)}  {value.replace('_', ' ')} {shown}"
-            cells.append(f'<td{cls} style="background:{bg};color:{fg}" data-i="{i}" data-v="{shown}" '
-                         f'title="{esc(tip)}">{esc(visible_text(tokens[i]))}</td>')
+            cells.append(f'<td class="{cls}{flip}" data-i="{i}" title="{label} #{i}: {shown}">'
+                         f"{esc(visible_text(tokens[i]))}</td>")
         total, mean_kl = finite(_get(r, "sum_implicit_reward")), finite(_get(r, "mean_reverse_kl"))
         cells.append(f'<td class="s2d-sum">{"n/a" if total is None else f"{total:+.3f}"}</td>'
                      f'<td class="s2d-sum">{"n/a" if mean_kl is None else f"{mean_kl:.3f}"}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
+    palette = "".join(f".s2d-lens td.{c}{{background:{bg};color:{fg}}}" for (bg, fg), c in classes.items())
     stops = ", ".join(gradient_stops(cmap))
     n_flip = sum(flips)
     legend = (f'<div class="s2d-legend"><span>{esc(LENS_VALUES[value])}</span><span>−{vmax:.3g}</span>'
@@ -112,7 +116,7 @@ def lens_html(rows, value: str = "implicit_reward", *, vmax: float | None = None
               f"{'' if n_flip == 1 else 's'} ⇅ change sign of implicit reward between pairs)</span></div>")
     top = f"<div style='font-weight:600;margin-bottom:4px'>{esc(title)}</div>" if title else ""
     return (f'<div class="s2d-lens" data-pairs="{len(rows)}" data-n="{n}" data-flips="{n_flip}"><style>{_CSS}'
-            f"</style>{top}{legend}<div class='s2d-scroll'><table><thead><tr>{''.join(head)}</tr></thead>"
+            f"{palette}</style>{top}{legend}<div class='s2d-scroll'><table><thead><tr>{''.join(head)}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table></div></div>")
 
 

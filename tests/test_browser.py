@@ -169,8 +169,51 @@ def test_sorted_rollout_table_opens_the_clicked_row(browser, app_url):
     page.close()
 
 
+def pick(page, dropdown: str, option: str) -> None:
+    """Choose the option of a Gradio dropdown whose label starts with `option`."""
+    page.locator(f"{dropdown} input").click()
+    page.get_by_role("option").filter(has_text=option).first.click()
+
+
+def correct_rollout_with_models():
+    """(stage, step, prompt_id, sample_idx) of the first correct student rollout whose snapshot models are saved."""
+    from s2dlab.dashboard import data as cb
+    from s2dlab.dashboard import live
+
+    store = cb.Store(DATA)
+    for stage in store.snapshot_stages("fixture_run"):
+        for step in store.steps("fixture_run", stage):
+            try:
+                live.snapshot_models(store, "fixture_run", stage, step)
+            except cb.AppError:
+                continue
+            table = cb.rollout_table(store, "fixture_run", stage, step, correct="correct", policy="student")
+            if len(table):
+                return stage, step, table["prompt_id"].iloc[0], int(table["sample_idx"].iloc[0])
+    return None
+
+
 def test_clicking_a_token_samples_counterfactual_branches(browser, app_url):
     page = open_app(browser, app_url)
+    target = correct_rollout_with_models()
+    if target:  # a rollout the student got right: its branches are worth looking at
+        from s2dlab.dashboard import data as cb
+
+        stage, step, pid, idx = target
+        last = cb.Store(DATA).steps("fixture_run", stage)[-1]
+        pick(page, "#stage-dd", stage)  # opens the stage's latest snapshot
+        page.wait_for_function(f"() => document.querySelector('#stage-dd input')?.value === '{stage}' && "
+                               f"document.querySelector('#step-dd input')?.value === '{last}'", timeout=30_000)
+        if step != last:
+            page.locator("#step-dd input").click()
+            page.get_by_role("option", name=str(step), exact=True).click()
+            page.wait_for_function(f"() => document.querySelector('#step-dd input')?.value === '{step}'")
+        pick(page, "#problem-dd", pid)
+        page.wait_for_function(f"() => document.querySelector('#problem-dd input')?.value.startsWith('{pid}')")
+        pick(page, "#sample-dd", f"#{idx} ")
+        page.wait_for_function(f"() => document.querySelector('#student-heatmap .s2d-head')?.innerText"
+                               f".includes('sample #{idx}') && document.querySelector('#student-heatmap .s2d-head')"
+                               f"?.innerText.includes('✓ correct')", timeout=30_000)
     tok = page.locator("#student-heatmap .s2d-tok").nth(2)
     tok.click()
     page.wait_for_function("() => document.querySelector('#branch-info')?.innerText.includes('Position 2 ')",

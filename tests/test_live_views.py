@@ -119,3 +119,14 @@ def test_estimators_view(store, final_opd):
     pruned = store.steps(RUN, "raw_teacher.opd")[-1]
     with pytest.raises(cb.AppError, match="saved no model"):
         live.estimators_view(store, RUN, "raw_teacher.opd", pruned)
+
+
+def test_a_stages_first_snapshot_branches_with_the_model_it_started_from(store):
+    """Step 0 of a distillation stage was sampled by the stage's init (the base student for the warmup)."""
+    df = store.snapshot(RUN, "fkl_warmup", 0)
+    row = df[df["policy"] == "student"].iloc[0]
+    assert live.snapshot_models(store, RUN, "fkl_warmup", 0) == ("teacher_grpo", "base_student", True)
+    table, _, note = live.branch_view(store, RUN, "fkl_warmup", 0, row["prompt_id"], int(row["sample_idx"]), 1,
+                                      [str(int(row["token_ids"][1]))], n_samples=2, max_new_tokens=4)
+    assert "Sampled from **base_student**" in note
+    assert table["p student"].iloc[0] == pytest.approx(math.exp(float(row["student_logprob"][1])), abs=1e-3)

@@ -118,6 +118,8 @@ element.addEventListener('click', (e) => {
   trigger('pick_token', {i: tok.dataset.i});
 });
 """
+# the probe-set AUROC button: positions per student rollout and continuations per side (a few seconds on a CPU)
+PROBE_POSITIONS, PROBE_SAMPLES = 2, 8
 PICKED_CSS = ".s2d-picked{outline:3px solid #f39c12 !important;outline-offset:1px;z-index:6}"
 # A click on a point of the stage curves (plotly, which Gradio's Plot renders without click events) sends the point's
 # (stage, step) to Python (`pick_point`): the listener is re-attached whenever Plotly draws the figure anew.
@@ -192,8 +194,8 @@ def build_demo(runs_root: str | os.PathLike) -> gr.Blocks:
                     with gr.Row():
                         branch_allow = gr.Checkbox(label="run large models on the CPU anyway", value=False)
                         branch_btn = gr.Button("Sample branches", variant="primary", elem_id="branch-btn")
-                        probe_btn = gr.Button("Probe-set AUROC (all student rollouts of this snapshot)",
-                                              elem_id="probe-btn")
+                        probe_btn = gr.Button(f"Probe-set AUROC ({PROBE_POSITIONS} positions of every student "
+                                              f"rollout, {PROBE_SAMPLES} continuations each)", elem_id="probe-btn")
                     branch_note = gr.Markdown(elem_id="branch-note")
                     branch_table = gr.Dataframe(value=pd.DataFrame(columns=live.BRANCH_COLUMNS), interactive=False,
                                                 elem_id="branch-table", wrap=True)
@@ -419,8 +421,15 @@ def build_demo(runs_root: str | os.PathLike) -> gr.Blocks:
                                   value)
             return page, path
 
+        def lens_check(run_id):
+            cb.lens_index(store, run_id)  # AppError naming `s2dlab lens RUN` when the run has none
+            return (gr.update(),)
+
         lens_outs = [lens_rollout, lens_student, lens_note, lens_html, lens_export]
-        lens_empty = [_empty_dd, _empty_dd, "", "", None]
+
+        def _step(run_id, stage, step):
+            """The chosen snapshot step (0 is a step), else the stage's latest."""
+            return store.steps(run_id, stage)[-1] if step in (None, "") else step
 
         # ---- branches
         def on_pick_token(run_id, stage, step, pid, sample, evt: gr.EventData):
@@ -435,21 +444,21 @@ def build_demo(runs_root: str | os.PathLike) -> gr.Blocks:
             return gr.update(choices=choices, value=default), info
 
         def on_branch(run_id, stage, step, pid, sample, position, cands, n, length, seed, allow):
-            return live.branch_view(store, run_id, stage, step or store.steps(run_id, stage)[-1], pid, sample,
+            return live.branch_view(store, run_id, stage, _step(run_id, stage, step), pid, sample,
                                     position, cands, n, length, seed, allow)
 
-        def on_probe(run_id, stage, step, n, length, seed, allow, progress=gr.Progress(track_tqdm=True)):
+        def on_probe(run_id, stage, step, length, seed, allow, progress=gr.Progress(track_tqdm=True)):
             progress(0, desc="branching every student rollout of the snapshot")
-            return live.probe_branch_view(store, run_id, stage, step or store.steps(run_id, stage)[-1],
-                                          n_samples=min(int(n), 8), max_new_tokens=length, seed=seed,
-                                          allow_large=allow)
+            return live.probe_branch_view(store, run_id, stage, _step(run_id, stage, step),
+                                          positions_per_rollout=PROBE_POSITIONS, n_samples=PROBE_SAMPLES,
+                                          max_new_tokens=length, seed=seed, allow_large=allow)
 
         # ---- estimators
         def est_setup(run_id, stage, step):
-            return (_dd(live.estimator_rollouts(store, run_id, stage, step or store.steps(run_id, stage)[-1])),)
+            return (_dd(live.estimator_rollouts(store, run_id, stage, _step(run_id, stage, step))),)
 
         def on_estimate(run_id, stage, step, rollout, allow):
-            return live.estimators_view(store, run_id, stage, step or store.steps(run_id, stage)[-1], rollout, allow)
+            return live.estimators_view(store, run_id, stage, _step(run_id, stage, step), rollout, allow)
 
         est_outs = [est_bias, est_tail, est_grad, est_tokens, est_plot, est_note]
         est_empty = [None, None, "", None, None, ""]
@@ -544,7 +553,8 @@ def build_demo(runs_root: str | os.PathLike) -> gr.Blocks:
         for comp in (lens_rollout, lens_value, lens_student):
             comp.input(g(lens_render, ["", None]), inputs=[run_dd, lens_rollout, lens_value, lens_student],
                        outputs=[lens_html, lens_export, status])
-        lens_tab.select(g(lens_setup, lens_empty), inputs=[run_dd], outputs=[*lens_outs, status])
+        # opening the tab puts a missing lens in the status line (and leaves the chosen rollout as it is)
+        lens_tab.select(g(lens_check, [gr.update()]), inputs=[run_dd], outputs=[lens_note, status])
 
         # branches
         student_html.pick_token(g(on_pick_token, [None, lambda: gr.update(choices=[], value=[]), ""]),
@@ -558,7 +568,7 @@ def build_demo(runs_root: str | os.PathLike) -> gr.Blocks:
                                  branch_len, branch_seed, branch_allow],
                          outputs=[branch_table, branch_plot, branch_note, status])
         probe_btn.click(g(on_probe, [None, ""]),
-                        inputs=[run_dd, stage_dd, step_dd, branch_n, branch_len, branch_seed, branch_allow],
+                        inputs=[run_dd, stage_dd, step_dd, branch_len, branch_seed, branch_allow],
                         outputs=[probe_table, probe_note, status])
 
         # estimators

@@ -1,10 +1,17 @@
 """Data access for the dashboard: everything its callbacks need, as plain Python over s2dlab.runs and s2dlab.viz.
 
 `s2dlab.dashboard.app` holds the layout and wires these functions to components; nothing here imports gradio, so
-each view is testable by calling it directly (tests/test_app.py).
+each view is testable by calling it directly (tests/test_app.py). The views that run saved checkpoints
+(counterfactual branches, the estimator panel) are in `s2dlab.dashboard.live`.
 
-Safety. The app only ever reads inside `runs_root`: runs are named by their path relative to the root, and
-`Store.open` rejects absolute paths, `..`, and anything (a symlink included) that resolves outside the root.
+Readers render, they never recompute: the Stages tab shows the run's `summary.json` (`s2dlab.summary`, the one
+definition of C1, C2, the arms' intervals and the paper's predictions) and the rows it was measured on; the token
+lens is read from `lens/` (`s2dlab.lens`). Nothing here calls a measure or a verdict of `s2dlab.diagnostics`.
+
+Safety. The app only ever reads inside `runs_root` (the one write: `s2dlab.summary.read_summary` writes the
+summary.json of a run written before summaries existed, on its first read); runs are named by their path
+relative to the root, and `Store.open` rejects absolute paths, `..`, and anything (a symlink included) that
+resolves outside the root.
 Stages must be stage folders of the run. Expected problems (a missing, empty or corrupt run) raise `AppError` with
 a sentence meant for the UI; the app shows it as a message instead of a traceback.
 """

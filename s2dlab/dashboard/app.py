@@ -38,7 +38,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from s2dlab.branches import MAX_BRANCH_SAMPLES, MAX_BRANCH_TOKENS  # noqa: E402
 from s2dlab.dashboard import data as cb  # noqa: E402
 from s2dlab.dashboard import live  # noqa: E402
 from s2dlab.errors import S2DLabError  # noqa: E402
@@ -148,6 +147,9 @@ hook();
 
 def build_demo(runs_root: str | os.PathLike) -> gr.Blocks:
     """The app over the runs under `runs_root` (which it only reads; exports go to a temporary folder)."""
+    # the bounds on branches live with the sampler, which imports torch: so building the app does, importing it not
+    from s2dlab.branches import MAX_BRANCH_SAMPLES, MAX_BRANCH_TOKENS
+
     store = cb.Store(runs_root)
     exports = Path(tempfile.mkdtemp(prefix="s2dlab-export-"))
 

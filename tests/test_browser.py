@@ -42,6 +42,9 @@ def shot(page, name: str, selector: str | None = None) -> None:
 
 
 def status(page) -> str:
+    """The status line once no request is in flight (Gradio shows its progress there meanwhile)."""
+    page.wait_for_function("() => !(document.querySelector('#status')?.innerText || '').includes('processing')",
+                           timeout=60_000)
     return page.locator("#status").inner_text().strip()
 
 
@@ -296,12 +299,12 @@ def test_token_lens_tab(browser, app_url):
     shot(page, "token_lens")
     # pick another rollout: the table follows
     page.locator("#lens-rollout").click()
-    page.get_by_role("option").nth(1).click()
-    page.wait_for_function("(n) => document.querySelector('#lens-table .s2d-lens')?.dataset.n !== n || "
-                           "document.querySelector('#lens-table .s2d-lens div')?.innerText.includes('/1 ')",
-                           arg=first, timeout=30_000)
-    title = page.locator("#lens-table .s2d-lens > div").first.inner_text()
-    assert title.split(" · ")[0] == page.locator("#lens-rollout input").input_value().split(" ")[0]
+    option = page.get_by_role("option").nth(1)
+    key = option.inner_text().split(" ")[0]
+    option.click()
+    page.wait_for_function("(k) => (document.querySelector('#lens-table .s2d-lens > div')?.innerText || '')"
+                           ".startsWith(k + ' ')", arg=key, timeout=30_000)
+    assert page.locator("#lens-rollout input").input_value().startswith(key + " ")
     assert status(page) == ""
     page.close()
 

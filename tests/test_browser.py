@@ -42,10 +42,11 @@ def shot(page, name: str, selector: str | None = None) -> None:
 
 
 def status(page) -> str:
-    """The status line once no request is in flight (Gradio shows its progress there meanwhile)."""
-    page.wait_for_function("() => !(document.querySelector('#status')?.innerText || '').includes('processing')",
-                           timeout=60_000)
-    return page.locator("#status").inner_text().strip()
+    """The message of the status line (its markdown, without the progress timer Gradio draws over it while a
+    request is in flight), once no request is in flight."""
+    page.wait_for_function("() => { const t = document.querySelector('#status [data-testid=status-tracker]'); "
+                           "return !t || t.classList.contains('hide') }", timeout=60_000)
+    return page.locator("#status [data-testid=markdown]").inner_text().strip()
 
 
 def grid_rows(page, table: str) -> int:

@@ -1,9 +1,10 @@
-"""`s2dlab` command line: run | stage | eval | score | copy | report | app | demo.
+"""`s2dlab` command line: run | stage | eval | score | lens | copy | report | app | demo.
 
     s2dlab run [--preset tiny] [--config FILE] [--out DIR] [--ablations] [--seeds N] [key=value ...]
     s2dlab stage NAME --out DIR [--preset tiny] [key=value ...]
     s2dlab eval RUN [--stage NAME] [--force] [key=value ...]
     s2dlab score RUN [--stage NAME] [--json]
+    s2dlab lens RUN
     s2dlab copy SRC DST [STAGE ...]
     s2dlab report RUN [--html FILE]
     s2dlab app [RUNS_ROOT] [--port N] [--host 127.0.0.1] [--share]
@@ -69,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder")
     p.add_argument("--stage", default="opd", help="stage whose last snapshot's token quadrants to print (default: opd)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = sub.add_parser("lens", help="the token lens: re-score the first probe snapshot with every checkpoint pair",
+                       description="Re-score the rollouts of a run's first probe snapshot with every saved (teacher, "
+                                   "student) checkpoint pair and write lens/lens.parquet and lens/lens.json, which the "
+                                   "dashboard's Token lens tab reads (s2dlab.lens).")
+    p.add_argument("run", help="run folder")
 
     p = sub.add_parser("copy", help="copy finished stages of a run into a new run folder (works on every OS)",
                        description="Copy finished stages (their models, metrics, snapshots, evals) from SRC into a new "
@@ -229,6 +236,17 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_lens(args) -> int:
+    from s2dlab.lens import compute_lens
+    from s2dlab.stages.lifecycle import offline_defaults
+
+    offline_defaults()
+    index = compute_lens(args.run)
+    print(f"lens: {len(index['rollouts'])} rollouts x {len(index['pairs'])} checkpoint pairs -> "
+          f"{Path(args.run) / 'lens'}")
+    return 0
+
+
 def cmd_copy(args) -> int:
     from s2dlab.tutorial import copy_stages
 
@@ -291,8 +309,8 @@ def cmd_demo(args) -> int:
     return _serve(out.parent if out.parent != Path("") else Path("."), args)
 
 
-COMMANDS = {"run": cmd_run, "stage": cmd_stage, "eval": cmd_eval, "score": cmd_score, "copy": cmd_copy, "report": cmd_report, "app": cmd_app,
-            "demo": cmd_demo}
+COMMANDS = {"run": cmd_run, "stage": cmd_stage, "eval": cmd_eval, "score": cmd_score, "lens": cmd_lens,
+            "copy": cmd_copy, "report": cmd_report, "app": cmd_app, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,22 +10,14 @@ budget, and the paper's predictions with the interval of each difference. Nothin
 from __future__ import annotations
 
 from s2dlab.summary import read_summary
-
-# The paper's Table 2 rows in its order, then the halves, then our reference row.
-ROW_ORDER = ("bridge", "bridge_raw_teacher", "bridge_no_warmup", "bridge_no_opd", "bridge_sft_teacher", "cold_grpo",
-             "bridge_1h_stage3", "bridge_1h", "bridge_1h_replay", "gold_sft")
-BLOCK_COLORS = {"top": "#2166ac", "halves": "#b2182b", "reference": "#777777"}
+# the figure and the arm order live with the other figures (s2dlab.viz.figures); imported here for `report`
+from s2dlab.viz.figures import ROW_ORDER, arms_figure, ordered_arms  # noqa: F401
 
 
 def _pct(x, signed: bool = False) -> str:
     if x is None:
         return "-"
     return f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
-
-
-def ordered_arms(summary: dict) -> list[str]:
-    arms = summary.get("arms", {})
-    return [a for a in ROW_ORDER if a in arms] + [a for a in arms if a not in ROW_ORDER]
 
 
 def markdown_table(summary: dict) -> str:
@@ -57,38 +49,6 @@ def claims_table(summary: dict) -> str:
         lines.append(f"| {c['claim']} (`{c['a']}` − `{c['b']}`) | {_pct(c['difference'], True)} "
                      f"[{_pct(lo, True)}, {_pct(hi, True)}] | {c['status']} |")
     return "\n".join(lines)
-
-
-def arms_figure(summary: dict):
-    """Accuracy by arm with 95% intervals (a plotly Figure), coloured by block, the base student as a line."""
-    import plotly.graph_objects as go
-
-    names = ordered_arms(summary)
-    arms = summary.get("arms", {})
-    k = summary.get("eval", {}).get("k", "k")
-    fig = go.Figure()
-    for block, color in BLOCK_COLORS.items():
-        sel = [a for a in names if arms[a].get("block") == block]
-        if not sel:
-            continue
-        acc = [100 * arms[a]["accuracy"] for a in sel]
-        ci = [(arms[a].get("interval") or {}).get("ci") or [None, None] for a in sel]
-        up = [100 * c[1] - y if c[1] is not None else 0 for c, y in zip(ci, acc)]
-        down = [y - 100 * c[0] if c[0] is not None else 0 for c, y in zip(ci, acc)]
-        label = {"top": "whole labeled pool", "halves": "halves 1H / 2H", "reference": "reference"}[block]
-        fig.add_bar(x=sel, y=acc, name=label, marker_color=color,
-                    error_y=dict(type="data", array=up, arrayminus=down, thickness=1.5, width=4),
-                    hovertemplate="%{x}: %{y:.1f}%<extra></extra>")
-    base = summary.get("base", {}).get("student")
-    if base is not None:
-        fig.add_hline(y=100 * base, line_dash="dot", line_color="#444",
-                      annotation_text=f"base student {100 * base:.1f}%", annotation_position="top left")
-    seeds = summary.get("seeds")
-    fig.update_layout(title=f"Student avg@{k} by arm, 95% intervals"
-                            f"{f' ({len(seeds)} seeds, problems and seeds)' if seeds else ' (over problems)'}",
-                      yaxis_title=f"avg@{k} (%)", barmode="group", template="plotly_white", height=460,
-                      legend=dict(orientation="h", y=-0.25))
-    return fig
 
 
 def report(run_path, html: str | None = None) -> str:

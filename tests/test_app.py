@@ -1,5 +1,6 @@
-"""The dashboard's data access, called directly on the committed fixture run (tests/data/fixture_run), and its
-plumbing (s2dlab.dashboard)."""
+"""The dashboard's data access, called directly: on the committed fixture run (tests/data/fixture_run, a real
+`s2dlab run --ablations` with short budgets, see scripts/make_fixture_run.py), on runs of the adversarial rows of
+tests/token_data.py, and its plumbing (s2dlab.dashboard)."""
 
 import html
 import json
@@ -8,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
@@ -15,11 +17,13 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from s2dlab.dashboard import data as cb  # noqa: E402
-from s2dlab.runs import create_run  # noqa: E402
+from s2dlab.runs import create_run, open_run  # noqa: E402
+from s2dlab.summary import c1_path, c2_path  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 LEGEND = re.compile(r'<span>−([^<]+)</span><span class="s2d-bar"')  # the colour range of each heatmap
 RUN = "fixture_run"
+SUMMARY = json.loads((DATA / RUN / "summary.json").read_text())
 
 
 def token_texts(page):
@@ -30,6 +34,19 @@ def token_texts(page):
 @pytest.fixture(scope="module")
 def store():
     return cb.Store(DATA)
+
+
+@pytest.fixture(scope="module")
+def byte_root(tmp_path_factory):
+    """A run of the adversarial rows (markup, multibyte text) scored through a byte-level tokenizer."""
+    from tests.token_data import TEXTS, byte_level_tokenizer, scored_rows
+
+    tok = byte_level_tokenizer()
+    root = tmp_path_factory.mktemp("bytes")
+    run = create_run(root / "bytes", {}, 0)
+    tok.save_pretrained(run.path / "tokenizer")
+    run.write_rollouts("opd", 0, scored_rows(tok, TEXTS))
+    return root
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -71,10 +88,16 @@ def test_missing_and_corrupt_runs_are_messages(tmp_path):
     (tmp_path / "bad" / "run.json").write_text("{not json")
     with pytest.raises(cb.AppError, match=r"bad/run\.json.*corrupt"):
         store.open("bad")
+    with pytest.raises(cb.AppError, match="Cannot open run"):
+        cb.stages_view(store, "bad")
     run = create_run(tmp_path / "empty", {}, 0)
     assert store.snapshot_stages("empty") == []
     with pytest.raises(cb.AppError, match="no rollout snapshots"):
         store.snapshot("empty", "opd")
+    # a run without stages still renders its (empty) summary: empty tables and figures, no exception
+    view = cb.stages_view(store, "empty")
+    assert view["arms"].empty and view["claims"].empty and isinstance(view["curves"], go.Figure)
+    assert view["c1_verdict"].startswith("C1 not measured yet")
     # a corrupt snapshot names its file
     run.write_rollouts("opd", 3, [{"prompt_id": "p", "tokens": ["a"]}])
     run.rollout_path("opd", 3).write_bytes(b"garbage")
@@ -82,59 +105,64 @@ def test_missing_and_corrupt_runs_are_messages(tmp_path):
         store.snapshot("empty", "opd")
     with pytest.raises(cb.AppError, match="invalid stage name"):
         store.snapshot("empty", "../opd")
-    # the stages view of an empty run degrades to empty figures and a note, without raising
-    curves, table, *_, note = cb.stages_view(store, "empty")
-    assert isinstance(curves, go.Figure) and table.empty and "No results.json" in note
+    (run.path / "summary.json").unlink()  # summarising it again meets the corrupt snapshot: a sentence naming it
+    cb._SUMMARIES.data.clear()
+    with pytest.raises(cb.AppError, match=r"summary of 'empty'.*step_000003\.parquet"):
+        cb.stages_view(store, "empty")
 
 
 # --------------------------------------------------------------------------------------------------------------
-# token view
+# token view and rollouts table on the fixture
 
 
 def test_snapshot_and_choices(store):
-    assert store.snapshot_stages(RUN) == ["teacher_grpo", "fkl_warmup", "opd", "student_grpo", "direct_grpo"]
-    assert store.steps(RUN, "opd") == [0, 150]
+    run = open_run(DATA / RUN)
+    stages = store.snapshot_stages(RUN)
+    assert stages == [s for s in run.stages() if run.rollout_steps(s)] and "opd" in stages
+    steps = store.steps(RUN, "opd")
     df = store.snapshot(RUN, "opd")
-    assert store.snapshot(RUN, "opd", 150) is df  # cached while the file is unchanged
+    assert store.snapshot(RUN, "opd", steps[-1]) is df  # cached while the file is unchanged
     problems = cb.problem_choices(df)
-    assert problems[0][1] == "arith-10000" and "correct]" in problems[0][0]
-    samples = cb.sample_choices(df, "arith-10000", "student")
-    assert [s for _, s in samples] == [0, 1, 2]
-    assert [s for _, s in cb.sample_choices(df, "arith-10000", "teacher")] == [0]
+    assert [p for _, p in problems] == list(dict.fromkeys(df["prompt_id"]))
+    pid = problems[0][1]
+    students = df[(df["prompt_id"] == pid) & (df["policy"] == "student")]
+    assert [s for _, s in cb.sample_choices(df, pid, "student")] == sorted(students["sample_idx"])
     with pytest.raises(cb.AppError, match="no snapshot at step 7"):
         store.snapshot(RUN, "opd", 7)
 
 
 def test_token_view_student_beside_teacher(store):
-    s_html, t_html, fig, note = cb.token_view(store, RUN, "opd", 150, "arith-10001", 0)
+    df = store.snapshot(RUN, "opd")
+    pid = df["prompt_id"].iloc[0]
+    s_html, t_html, fig, note = cb.token_view(store, RUN, "opd", None, pid, 0)
     assert "student</b>" in s_html and "teacher</b>" in t_html
     for page in (s_html, t_html):
         assert "s2d-badge" in page and "gold <code>" in page and "extracted <code>" in page
         assert 'class="s2d-tok' in page and "p student" in page and "teacher top:" in page
-    assert "arith-10001" in note
-    assert isinstance(fig, go.Figure) and len(fig.data[0].x) == len(re.findall(r'class="s2d-tok[ "]', s_html))
-    # both sides share one colour range
-    assert len(set(LEGEND.findall(s_html + t_html))) == 1
+    assert pid in note
+    row = df[(df["prompt_id"] == pid) & (df["policy"] == "student") & (df["sample_idx"] == 0)].iloc[0]
+    assert list(fig.data[1].y) == pytest.approx(list(row["implicit_reward"]))
+    assert len(set(LEGEND.findall(s_html + t_html))) == 1  # both sides share one colour range
     # top-k ids are named through the run's saved tokenizer (an unknown id would read "#<id>")
     tips = [html.unescape(t) for t in re.findall(r'data-tip="([^"]*)"', s_html)]
     tops = [top for t in tips for top in re.findall(r"(?:teacher|student) top: ([^\n]*)", t)]
     assert tops and not any(re.search(r"#\d", t) for t in tops)
 
 
-def test_token_view_escapes_injected_script(store):
-    s_html, *_ = cb.token_view(store, RUN, "opd", 150, "arith-10000", 2)
-    assert "<script" not in s_html.lower()
-    texts = [re.sub(r"<[^>]+>", "", t) for t in token_texts(s_html)]
-    assert "&lt;" in texts and html.unescape("".join(texts)).startswith("<script>alert(1)</script>\n")
+def test_token_view_escapes_markup_and_keeps_multibyte(byte_root):
+    from tests.token_data import TEXTS
 
-
-def test_token_view_multibyte(store):
-    s_html, *_ = cb.token_view(store, RUN, "opd", 150, "arith-10001", 2)
-    assert ">é</span>" in s_html and ">→</span>" in s_html
+    store = cb.Store(byte_root)
+    s_html, *_ = cb.token_view(store, "bytes", "opd", 0, "p2", 0)
+    assert "<script" not in s_html.lower() and "<b>bold" not in s_html
+    shown = html.unescape("".join(re.sub(r"<[^>]+>", "", t) for t in token_texts(s_html)))
+    assert shown == TEXTS[2] + "<|im_end|>"
+    s_html, *_ = cb.token_view(store, "bytes", "opd", 0, "p0", 0)
+    assert "数学" in html.unescape(s_html) and "😀" in html.unescape(s_html)
 
 
 def test_token_view_colour_by_reverse_kl(store):
-    s_html, *_ = cb.token_view(store, RUN, "opd", 150, "arith-10001", 0, color_by="reverse KL")
+    s_html, *_ = cb.token_view(store, RUN, "opd", None, None, None, color_by="reverse KL")
     assert "reverse kl" in s_html
 
 
@@ -147,64 +175,211 @@ def test_token_view_without_teacher_rows(tmp_path):
     assert "✓ correct" in s_html and "No teacher rollout" in t_html
 
 
-# --------------------------------------------------------------------------------------------------------------
-# rollouts table
-
-
 def test_rollout_table_filters(store):
-    full = cb.rollout_table(store, RUN, "opd", 150)
-    assert list(full.columns) == cb.TABLE_COLUMNS
-    assert len(full) == 26 and set(full["policy"]) == {"student", "teacher"}
-    ok = cb.rollout_table(store, RUN, "opd", 150, correct="correct")
-    bad = cb.rollout_table(store, RUN, "opd", 150, correct="incorrect")
+    df = store.snapshot(RUN, "opd")
+    full = cb.rollout_table(store, RUN, "opd", None)
+    assert list(full.columns) == cb.TABLE_COLUMNS and len(full) == len(df)
+    ok = cb.rollout_table(store, RUN, "opd", None, correct="correct")
+    bad = cb.rollout_table(store, RUN, "opd", None, correct="incorrect")
     assert ok["correct"].all() and (~bad["correct"].astype(bool)).all() and len(ok) + len(bad) == len(full)
-    teacher = cb.rollout_table(store, RUN, "opd", 150, policy="teacher")
-    assert (teacher["policy"] == "teacher").all() and len(teacher) == 8
-    row = full[full["completion"].str.contains("alert")].iloc[0]
-    assert cb.row_target(list(row)) == ("arith-10000", "student", 2)
+    teacher = cb.rollout_table(store, RUN, "opd", None, policy="teacher")
+    assert (teacher["policy"] == "teacher").all() and len(teacher) == int((df["policy"] == "teacher").sum())
+    first = full.iloc[0]
+    assert cb.row_target(list(first)) == (first["prompt_id"], first["policy"], int(first["sample_idx"]))
+    expected = float(np.sum(df.iloc[0]["implicit_reward"]))
+    assert first["sum_implicit_reward"] == pytest.approx(expected, abs=1e-4)
     assert cb.row_target(None) is None
 
 
 # --------------------------------------------------------------------------------------------------------------
-# stages, compare
+# the Stages tab renders the summary
 
 
-def test_stages_view(store):
-    curves, table, bars, c1, c2, quad, verdict, note = cb.stages_view(store, RUN)
-    titles = {a.text.split(" · ")[-1] for a in curves.layout.annotations}
-    assert {"reward", "loss", "probe/mean_reverse_kl", "probe/mean_implicit_reward", "probe/accuracy"} <= titles
-    assert list(table["arm"]) == ["workflow", "direct_grpo"]
-    assert list(bars.data[0].x) == ["workflow", "direct_grpo"]
-    assert len(c1.data) == 2 and len(c2.data) >= 2 and len(quad.data) == 1
-    assert verdict.startswith("**C1**") and "**C2**" in verdict and "AUROC" in verdict
-    assert note == "Results from results.json."
+def test_stages_view_renders_the_summary(store):
+    view = cb.stages_view(store, RUN)
+    arms = view["arms"]
+    from s2dlab.viz import ordered_arms
+
+    assert list(arms["arm"]) == ordered_arms(SUMMARY) + ["(base student)"]
+    acc_col = next(c for c in arms.columns if c.startswith("avg@"))
+    for _, row in arms.iloc[:-1].iterrows():
+        m = SUMMARY["arms"][row["arm"]]
+        lo, hi = m["interval"]["ci"]
+        assert row[acc_col] == f"{100 * m['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+        assert row["student steps"] == m["student_steps"] and row["teacher steps"] == m["teacher_steps"]
+        assert row["teacher-scored sequences"] == m["teacher_scored_sequences"] and row["block"] == m["block"]
+    claims = view["claims"]
+    assert len(claims) == len(SUMMARY["claims"])
+    assert [s.split(" ", 1)[1] for s in claims["status"]] == [c["status"] for c in SUMMARY["claims"]]
+    # verdict text is the summary's own
+    for key in ("c1", "c2"):
+        assert html.unescape(view[f"{key}_verdict"].replace("<br>", "\n")) == SUMMARY[key]["verdict"]
+    assert view["verdict"] == ""  # no per-seed verdicts for one run
+    # the arms figure: one bar per evaluated arm, error bars from the summary's intervals
+    bars = {x: (y, up) for t in view["arms_figure"].data for x, y, up in zip(t.x, t.y, t.error_y.array)}
+    for arm, (y, up) in bars.items():
+        m = SUMMARY["arms"][arm]
+        assert y == pytest.approx(100 * m["accuracy"]) and up == pytest.approx(100 * m["interval"]["ci"][1] - y)
+    assert view["c2_stage"] == "opd" and "opd" in view["c2_choices"]
+    assert set(view["metrics_default"]) <= set(view["metrics"]) and "probe/auroc" in view["metrics"]
 
 
-def test_aggregate_results_one_folder_up(tmp_path):
-    src = DATA / RUN
-    shutil.copytree(src, tmp_path / "multi" / "seed_0")
-    (tmp_path / "multi" / "seed_0" / "results.json").unlink()
-    agg = {"arms": {"workflow": {"accuracy": 0.5, "accuracy_sd": 0.1, "accuracy_n": 2}}}
-    (tmp_path / "multi" / "results.json").write_text(json.dumps(agg))
+def test_c1_figure_points_and_labels_come_from_the_files_and_the_summary(store):
+    fig = cb.stages_view(store, RUN)["c1_figure"]
+    run = open_run(DATA / RUN)
+    teachers = SUMMARY["c1"]["teachers"]
+    n_points = sum(len(t.y) for t in fig.data)
+    graded = sum(sum(r.get("correct") is not None for r in run.read_rows(c1_path(t))) for t in teachers)
+    assert n_points == graded
+    correct_values = sorted(fig.data[0].y)
+    expected = sorted(r["sum_implicit_reward"] for t in teachers for r in run.read_rows(c1_path(t)) if r["correct"])
+    assert correct_values == pytest.approx(expected)
+    ticks = set(fig.data[0].x) | set(fig.data[1].x)
+    for name, t in teachers.items():
+        assert f"{name}<br>AUROC {t['auroc']:.2f} [{t['ci'][0]:.2f}, {t['ci'][1]:.2f}]" in ticks
+    for cmp in SUMMARY["c1"]["comparisons"]:
+        assert f"{cmp['teacher']} − {cmp['raw']}: AUROC difference {cmp['difference']:+.2f}" in fig.layout.title.text
+
+
+def test_c2_histogram_counts_every_token_of_the_diagnostics_files(store):
+    run = open_run(DATA / RUN)
+    pair = next(p for p in SUMMARY["c2"]["pairs"] if p["stage"] == "opd")
+    fig = cb.c2_view(store, RUN, "opd")
+    assert [t.name.split(":")[0] for t in fig.data] == ["before", "after"]
+    before, after = run.read_rows(c2_path(pair["init"])), run.read_rows(c2_path("opd"))
+    for trace, rows, side in zip(fig.data, (before, after), ("before", "after")):
+        n = sum(len(r["reverse_kl"]) for r in rows)
+        assert sum(trace.customdata) == n and sum(trace.y) == pytest.approx(1.0)
+        m = pair[side]
+        assert f"mean {m['mean']:.3f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]" in trace.name
+    first = next(p for p in SUMMARY["c2"]["pairs"] if p["init"] == "base_student")
+    before_file, after_file = cb.c2_files(first)  # from the base student: the fixed C1 rollouts of its teacher
+    assert before_file == c1_path(first["teacher"]) and after_file == c2_path(first["stage"])
+
+
+def test_quadrants_from_the_summary(store):
+    fig = cb.stages_view(store, RUN)["quadrants"]
+    trace = next(t for t in fig.data if t.name.startswith("confident, teacher agrees") and t.yaxis == "y")
+    for stage, share in zip(trace.x, trace.y):
+        assert share == pytest.approx(SUMMARY["stages"][stage]["quadrants"]["quadrants"]["confident_agree"]
+                                      ["token_share"])
+
+
+def test_readers_never_recompute(store, monkeypatch):
+    """With every measure of s2dlab.diagnostics broken, the dashboard still renders: it only reads the summary."""
+    from s2dlab import diagnostics
+
+    def broken(*a, **k):
+        raise AssertionError("the dashboard recomputed a diagnostic")
+
+    for name in ("auroc", "c1_separation", "c2_closeness", "token_quadrants", "signal_quadrants", "mean_reverse_kl",
+                 "kl_change", "auroc_with_ci", "auroc_difference", "paired_difference", "accuracy_interval",
+                 "first_error_reward", "length_auroc"):
+        monkeypatch.setattr(diagnostics, name, broken)
+    for name in ("verdict_c1", "verdict_c2"):
+        if hasattr(diagnostics, name):
+            monkeypatch.setattr(diagnostics, name, broken)
+    cb._SUMMARIES.data.clear()
+    view = cb.stages_view(cb.Store(DATA), RUN)
+    assert len(view["arms"]) > 1 and view["c1_figure"].data
+
+
+def test_multi_seed_folder_shows_the_aggregate(tmp_path):
+    from s2dlab.summary import write_aggregate
+
+    for k in (0, 1):
+        shutil.copytree(DATA / RUN, tmp_path / "multi" / f"seed_{k}",
+                        ignore=shutil.ignore_patterns("*.safetensors", "lens"))
+    agg = write_aggregate(tmp_path / "multi")  # the aggregate s2dlab writes (two copies of one run here)
     store = cb.Store(tmp_path)
-    assert store.run_choices() == ["multi/seed_0"]
-    _, table, bars, *_, note = cb.stages_view(store, "multi/seed_0")
-    assert list(table["arm"]) == ["workflow"] and "aggregate" in note
-    assert list(bars.data[0].error_y.array) == [0.1]
+    assert store.run_choices() == ["multi", "multi/seed_0", "multi/seed_1"]
+    assert store.run_options()[0] == ("multi (2 seeds, aggregate)", "multi")
+    view = cb.stages_view(store, "multi")
+    assert "2 seeds" in view["note"] and "per seed %" in view["arms"].columns
+    assert view["verdict"].count("**seed ") == 2 * len(agg["per_seed"])  # C1 and C2 of each seed, as stored
+    acc_col = next(c for c in view["arms"].columns if c.startswith("avg@"))
+    assert "2 seeds" in acc_col
+    bridge = view["arms"][view["arms"]["arm"] == "bridge"].iloc[0]
+    assert bridge[acc_col].startswith(f"{100 * agg['arms']['bridge']['accuracy']:.1f}")
+    with pytest.raises(cb.AppError, match="folder of 2 seeds"):
+        store.open("multi")
 
 
-def test_compare_view(store):
-    problems = cb.compare_problems(store, RUN)
-    assert problems[0][1] == "arith-10000"
-    page = cb.compare_view(store, RUN, "arith-10000")
-    for stage in store.snapshot_stages(RUN):
-        assert f">{stage} · step" in page
-    assert len(LEGEND.findall(page)) == len(store.snapshot_stages(RUN)) and len(set(LEGEND.findall(page))) == 1
-    only = cb.compare_view(store, RUN, "arith-10000", ["opd"])
-    assert ">opd · step 150" in only and "fkl_warmup" not in only
-    assert "in no stage" in cb.compare_view(store, RUN, "nope")
-    with pytest.raises(cb.AppError):
-        cb.compare_view(store, RUN, None)
+# --------------------------------------------------------------------------------------------------------------
+# drill-down from a curve point
+
+
+def test_drill_down_opens_the_nearest_snapshot(store):
+    steps = store.steps(RUN, "opd")
+    assert cb.nearest_snapshot(store, RUN, "opd", steps[-1] - 0.4) == steps[-1]
+    assert cb.nearest_snapshot(store, RUN, "opd", -5) == steps[0]
+    snap, top, note = cb.drill_down(store, RUN, "opd", steps[-1])
+    assert snap == steps[-1] and f"snapshot step {snap}" in note
+    df = store.snapshot(RUN, "opd", snap)
+    largest = max(abs(float(v)) for r in df["implicit_reward"] for v in r)
+    assert abs(top["implicit_reward"].iloc[0]) == pytest.approx(largest, abs=1e-4)
+    assert list(top["implicit_reward"].abs()) == sorted(top["implicit_reward"].abs(), reverse=True)
+    row = df[(df["prompt_id"] == top["prompt_id"].iloc[0]) & (df["sample_idx"] == top["sample_idx"].iloc[0])
+             & (df["policy"] == top["policy"].iloc[0])].iloc[0]
+    assert row["implicit_reward"][top["position"].iloc[0]] == pytest.approx(top["implicit_reward"].iloc[0], abs=1e-4)
+    no_snapshots = next(s for s in open_run(DATA / RUN).stages() if not store.steps(RUN, s))
+    with pytest.raises(cb.AppError, match="no rollout snapshots"):
+        cb.nearest_snapshot(store, RUN, no_snapshots, 1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# token lens
+
+
+def test_lens_view(store):
+    from s2dlab.lens import read_lens, read_lens_index
+
+    index = read_lens_index(DATA / RUN)
+    rollouts, filters, default, note = cb.lens_choices(store, RUN)
+    assert [k for _, k in rollouts] == [r["key"] for r in index["rollouts"]]
+    assert filters[0] == cb.ALL_PAIRS and f"{len(index['pairs'])} (teacher ▸ student)" in note
+    key = rollouts[0][1]
+    rows = read_lens(DATA / RUN, key)
+    page = cb.lens_view(store, RUN, key, "implicit reward", cb.ALL_PAIRS)
+    assert page.count("<tr>") == len(rows) + 1 and f'data-flips="{sum(rows.iloc[0]["sign_change"])}"' in page
+    teacher = filters[1].split(": ")[1]
+    one = cb.lens_view(store, RUN, key, "reverse KL", f"teacher: {teacher}")
+    assert one.count("<tr>") == int((rows["teacher"] == teacher).sum()) + 1 and "reverse KL" in one
+    with pytest.raises(cb.AppError, match="No lens pair"):
+        cb.lens_view(store, RUN, key, pairs="student: nope")
+
+
+def test_run_without_lens_names_the_command(byte_root):
+    with pytest.raises(cb.AppError, match=r"no token lens yet: run `s2dlab lens .*bytes`"):
+        cb.lens_choices(cb.Store(byte_root), "bytes")
+
+
+def test_lens_command_writes_what_the_tab_reads(tmp_path, capsys):
+    from s2dlab.cli import main
+
+    shutil.copytree(DATA / RUN, tmp_path / "r", ignore=shutil.ignore_patterns("lens"))
+    assert main(["lens", str(tmp_path / "r")]) == 0
+    assert "checkpoint pairs" in capsys.readouterr().out
+    rollouts, filters, *_ = cb.lens_choices(cb.Store(tmp_path), "r")
+    assert rollouts and 'class="s2d-lens"' in cb.lens_view(cb.Store(tmp_path), "r", rollouts[0][1])
+    empty = create_run(tmp_path / "nothing", {}, 0)
+    assert main(["lens", str(empty.path)]) == 2
+    assert "no stage of this run saved a model" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------------------
+# export
+
+
+def test_export_is_one_self_contained_file(store, tmp_path):
+    s_html, t_html, *_ = cb.token_view(store, RUN, "opd", None, None, None)
+    path = Path(cb.export_file(tmp_path, "fixture <opd>", [s_html, t_html], RUN, "opd", "a/b"))
+    assert path.parent == tmp_path and path.name == "fixture_run-opd-a_b.html"
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("<!doctype html>") and "<meta charset='utf-8'>" in text and "<style>" in text
+    assert "<script" not in text.lower() and not re.search(r"(src|href)\s*=", text, flags=re.I)
+    assert "http://" not in text and "https://" not in text and "@import" not in text
+    assert "<title>fixture &lt;opd&gt;</title>" in text and s_html in text and t_html in text
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -212,49 +387,30 @@ def test_compare_view(store):
 
 
 def test_live_without_checkpoints_is_a_message(store):
-    assert cb.model_stages(store, RUN) == []
+    assert set(cb.model_stages(store, RUN)) == {"teacher_grpo", "base_student", "fkl_warmup", "opd", "student_grpo"}
     with pytest.raises(cb.AppError, match="no saved model"):
-        cb.live_view(store, RUN, "opd", "teacher_grpo", "1+2+3=?")
+        cb.live_view(store, RUN, "cold_grpo", "teacher_grpo", "1+2+3=?")
 
 
-@pytest.fixture(scope="module")
-def live_root(tmp_path_factory):
-    from s2dlab.config import load_config
-    from s2dlab.models import TINY_STUDENT, TINY_TEACHER, build_char_tokenizer, build_tiny_model
-
-    root = tmp_path_factory.mktemp("live")
-    run = create_run(root / "r", load_config("tiny").to_dict(), 0)
-    tok = build_char_tokenizer()
-    tok.save_pretrained(run.path / "tokenizer")
-    for stage, spec in (("opd", TINY_STUDENT), ("teacher_grpo", TINY_TEACHER)):
-        model = build_tiny_model(spec, tok, seed=1)
-        model.save_pretrained(run.model_dir(stage))
-        tok.save_pretrained(run.model_dir(stage))
-    return root
-
-
-def test_live_score_hook(live_root):
-    store = cb.Store(live_root)
-    run = store.open("r")
-    assert cb.model_stages(store, "r") == ["teacher_grpo", "opd"]
-    row = cb.live_score(run, "opd", "teacher_grpo", "12+34-5=?", answer="41", max_new_tokens=12, store=store)
+def test_live_score_on_the_fixture(store):
+    run = store.open(RUN)
+    row = cb.live_score(run, "opd", "teacher_grpo", "1+2-3+4=?", answer="4", max_new_tokens=12, store=store)
     n = row["length"]
     assert 1 <= n <= 12 and len(row["tokens"]) == len(row["implicit_reward"]) == len(row["reverse_kl"]) == n
-    assert row["correct"] is not None and row["prompt"] == "12+34-5=?"
-    page, fig, note = cb.live_view(store, "r", "opd", "teacher_grpo", "1+2=?")
+    assert row["correct"] is not None and row["prompt"] == "1+2-3+4=?"
+    page, fig, note = cb.live_view(store, RUN, "opd", "teacher_grpo", "1+2=?")
     assert 'class="s2d-tok' in page and "scored by teacher_grpo" in page and note == "Sampled and scored."
     with pytest.raises(cb.AppError, match="Type a problem"):
-        cb.live_view(store, "r", "opd", "teacher_grpo", "   ")
+        cb.live_view(store, RUN, "opd", "teacher_grpo", "   ")
 
 
-def test_live_warns_about_large_models_on_cpu(live_root, monkeypatch):
-    store = cb.Store(live_root)
+def test_live_warns_about_large_models_on_cpu(store, monkeypatch):
     monkeypatch.setattr(cb, "LARGE_MODEL_BYTES", 1)
     monkeypatch.setattr(cb, "_cuda", lambda: False)
-    warning = cb.live_warning(store, "r", "opd", "teacher_grpo")
+    warning = cb.live_warning(store, RUN, "opd", "teacher_grpo")
     assert "no GPU" in warning
     with pytest.raises(cb.AppError, match="no GPU"):
-        cb.live_view(store, "r", "opd", "teacher_grpo", "1+2=?")
+        cb.live_view(store, RUN, "opd", "teacher_grpo", "1+2=?")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -263,19 +419,32 @@ def test_live_warns_about_large_models_on_cpu(live_root, monkeypatch):
 
 def test_guard_turns_errors_into_messages():
     from s2dlab.dashboard.app import _guard
+    from s2dlab.errors import InputError
 
     def fails_known():
         raise cb.AppError("Run 'x' <b>is</b> missing")
+
+    def fails_input():
+        raise InputError("position=99 is outside the completion")
 
     def fails_unknown():
         raise KeyError("boom")
 
     out = _guard(fails_known, ["", None])()
     assert out[:2] == ("", None) and out[2] == "⚠ Run 'x' &lt;b&gt;is&lt;/b&gt; missing"
+    assert _guard(fails_input, [None])()[1] == "⚠ position=99 is outside the completion"
     out = _guard(fails_unknown, [pd.DataFrame])()
     assert isinstance(out[0], pd.DataFrame) and out[1].startswith("⚠ Something went wrong: KeyError")
     assert "Traceback" not in out[1]
     assert _guard(lambda: (1, 2), [None, None])() == (1, 2, "")
+    kept = _guard(lambda: (1,), [None], clear=False)()
+    assert kept[0] == 1 and kept[1] == {"__type__": "update"}  # a chained handler leaves the status as it is
+
+
+def test_first_position_of_a_clicked_span():
+    from s2dlab.dashboard.app import _first_position
+
+    assert _first_position("7") == 7 and _first_position("12–14") == 12 and _first_position(None) is None
 
 
 def test_build_demo_and_main(monkeypatch, tmp_path):

@@ -1,6 +1,11 @@
 """Journeys through the dashboard in a real headless browser (Debian's Chromium driven by Playwright).
 
     python -m pytest -m browser tests/test_browser.py
+    S2DLAB_SCREENSHOTS=docs/img python -m pytest -m browser tests/test_browser.py   # also save screenshots
+
+Each view is opened on the committed fixture run and answers the click it is built around: a token of the student
+rollout (counterfactual branches), a point of a stage curve (its snapshot and largest tokens), a rollout of the
+token lens, the estimator button, the export button; bad input shows a sentence in the status line.
 
 Never downloads a browser. Without /usr/bin/chromium (`apt-get install chromium`; another path with
 S2DLAB_CHROMIUM=...) or the playwright package the tests skip, unless S2DLAB_REQUIRE_BROWSER is set (as `.ci/run`
@@ -24,6 +29,30 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 DATA = Path(__file__).parent / "data"
 REQUIRE_BROWSER = os.environ.get("S2DLAB_REQUIRE_BROWSER", "") not in ("", "0")
+SCREENSHOTS = os.environ.get("S2DLAB_SCREENSHOTS")
+
+
+def shot(page, name: str, selector: str | None = None) -> None:
+    """Save a screenshot (of `selector`, else the window) under $S2DLAB_SCREENSHOTS, when it is set."""
+    if not SCREENSHOTS:
+        return
+    Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+    target = page.locator(selector).first if selector else page
+    target.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"))
+
+
+def status(page) -> str:
+    """The message of the status line (its markdown, without the progress timer Gradio draws over it while a
+    request is in flight), once no request is in flight."""
+    page.wait_for_function("() => { const t = document.querySelector('#status [data-testid=status-tracker]'); "
+                           "return !t || t.classList.contains('hide') }", timeout=60_000)
+    return page.locator("#status [data-testid=markdown]").inner_text().strip()
+
+
+def grid_rows(page, table: str) -> int:
+    """Data rows of a Gradio Dataframe (`aria-rowcount` counts the header row too; rows render virtually)."""
+    page.wait_for_selector(f"{table} .virtual-row", state="attached", timeout=60_000)
+    return int(page.locator(f"{table} [role=grid]").get_attribute("aria-rowcount")) - 1
 
 
 def browser_missing() -> str | None:
@@ -72,15 +101,17 @@ def app_url():
     demo.close()
 
 
-def test_token_view_rollout_selection_and_injection(browser, app_url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    dialogs = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.goto(app_url)
-
-    # the fixture run opens on its latest OPD snapshot: coloured token spans and the per-position chart
-    page.wait_for_selector("#student-heatmap .s2d-tok", timeout=60_000)
+def open_app(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page.goto(url)
+    # the fixture run opens on its latest OPD snapshot: coloured token spans
+    page.wait_for_selector("#student-heatmap .s2d-tok", timeout=90_000)
     page.wait_for_selector("#teacher-heatmap .s2d-tok")
+    return page
+
+
+def test_token_view_hover_and_rollout_selection(browser, app_url):
+    page = open_app(browser, app_url)
     spans = page.locator("#student-heatmap .s2d-tok")
     assert spans.count() > 10
     colours = page.eval_on_selector_all("#student-heatmap .s2d-tok",
@@ -96,20 +127,22 @@ def test_token_view_rollout_selection_and_injection(browser, app_url):
     tip = tok.evaluate("el => getComputedStyle(el, '::after').content")
     value = tok.get_attribute("data-v")
     assert "p student" in tip and "reverse KL" in tip and "teacher top" in tip and f"implicit reward {value}" in tip
+    shot(page, "token_view")
 
-    # Rollouts tab: pick the row whose completion holds a <script> tag; it opens in the token view
+    # Rollouts tab: the last row opens in the token view
     page.get_by_role("tab", name="Rollouts").click()
-    cell = page.locator("#rollout-table [role=gridcell]").filter(has_text="alert(1)").first
-    cell.scroll_into_view_if_needed()
-    assert "<script>alert(1)</script>" in cell.inner_text()  # the table shows it as text too
-    cell.click()
-    page.wait_for_function("() => (document.querySelector('#student-heatmap .s2d-tokens') || {}).innerText"
-                           "?.startsWith('<script>alert(1)</script>')", timeout=30_000)
+    from s2dlab.dashboard import data as cb
+
+    table = cb.rollout_table(cb.Store(DATA), "fixture_run", "opd", None)
+    target = table[table["policy"] == "student"].iloc[-1]
+    row = page.locator("#rollout-table .virtual-row").filter(has_text=str(target["completion"])[:20]).first
+    row.scroll_into_view_if_needed()
+    row.locator("[role=gridcell]").nth(4).click()
+    page.wait_for_function(f"() => document.querySelector('#student-heatmap .s2d-head')?.innerText"
+                           f".includes('sample #{int(target['sample_idx'])}') && document.querySelector("
+                           f"'#problem-dd input')?.value.startsWith('{target['prompt_id']}')", timeout=30_000)
     assert page.get_by_role("tab", name="Token view").get_attribute("aria-selected") == "true"
-    assert page.locator("#student-heatmap script").count() == 0
-    assert page.locator("#status").inner_text().strip() == ""
-    page.wait_for_timeout(300)
-    assert dialogs == []  # no alert() ran
+    assert status(page) == ""
     page.close()
 
 
@@ -137,6 +170,166 @@ def test_sorted_rollout_table_opens_the_clicked_row(browser, app_url):
     page.wait_for_function(f"() => document.querySelector('#student-heatmap .s2d-head')?.innerText"
                            f".includes('Σ implicit reward {lowest:+.2f}')", timeout=30_000)
     assert f"sample #{values[1]}" in head.inner_text()
+    page.close()
+
+
+def pick(page, dropdown: str, option: str) -> None:
+    """Choose the option of a Gradio dropdown whose label starts with `option`."""
+    page.locator(f"{dropdown} input").click()
+    page.get_by_role("option").filter(has_text=option).first.click()
+
+
+def correct_rollout_with_models():
+    """(stage, step, prompt_id, sample_idx) of the first correct student rollout whose snapshot models are saved."""
+    from s2dlab.dashboard import data as cb
+    from s2dlab.dashboard import live
+
+    store = cb.Store(DATA)
+    for stage in store.snapshot_stages("fixture_run"):
+        for step in store.steps("fixture_run", stage):
+            try:
+                live.snapshot_models(store, "fixture_run", stage, step)
+            except cb.AppError:
+                continue
+            table = cb.rollout_table(store, "fixture_run", stage, step, correct="correct", policy="student")
+            if len(table):
+                return stage, step, table["prompt_id"].iloc[0], int(table["sample_idx"].iloc[0])
+    return None
+
+
+def test_clicking_a_token_samples_counterfactual_branches(browser, app_url):
+    page = open_app(browser, app_url)
+    target = correct_rollout_with_models()
+    if target:  # a rollout the student got right: its branches are worth looking at
+        from s2dlab.dashboard import data as cb
+
+        stage, step, pid, idx = target
+        last = cb.Store(DATA).steps("fixture_run", stage)[-1]
+        pick(page, "#stage-dd", stage)  # opens the stage's latest snapshot
+        page.wait_for_function(f"() => document.querySelector('#stage-dd input')?.value === '{stage}' && "
+                               f"document.querySelector('#step-dd input')?.value === '{last}'", timeout=30_000)
+        if step != last:
+            page.locator("#step-dd input").click()
+            page.get_by_role("option", name=str(step), exact=True).click()
+            page.wait_for_function(f"() => document.querySelector('#step-dd input')?.value === '{step}'")
+        pick(page, "#problem-dd", pid)
+        page.wait_for_function(f"() => document.querySelector('#problem-dd input')?.value.startsWith('{pid}')")
+        pick(page, "#sample-dd", f"#{idx} ")
+        page.wait_for_function(f"() => document.querySelector('#student-heatmap .s2d-head')?.innerText"
+                               f".includes('sample #{idx}') && document.querySelector('#student-heatmap .s2d-head')"
+                               f"?.innerText.includes('✓ correct')", timeout=30_000)
+    tok = page.locator("#student-heatmap .s2d-tok").nth(2)
+    tok.click()
+    page.wait_for_function("() => document.querySelector('#branch-info')?.innerText.includes('Position 2 ')",
+                           timeout=30_000)
+    assert page.locator("#branch-pos input").input_value() == "2"
+    assert "s2d-picked" in (tok.get_attribute("class") or "")
+    boxes = page.locator("#branch-cands input[type=checkbox]")
+    assert boxes.count() >= 2 and page.locator("#branch-cands input:checked").count() >= 2
+    page.locator("#branch-btn").click()
+    page.wait_for_selector("#branch-plot .js-plotly-plot .trace.bars", state="attached", timeout=90_000)
+    page.wait_for_function("() => document.querySelector('#branch-note')?.innerText.includes('Sampled from')",
+                           timeout=30_000)
+    assert grid_rows(page, "#branch-table") == page.locator("#branch-cands input:checked").count()
+    assert "student's token" in page.locator("#branch-table").inner_text() and status(page) == ""
+    page.locator("#branch-info").scroll_into_view_if_needed()
+    shot(page, "branches")
+    page.close()
+
+
+def test_export_downloads_one_self_contained_file(browser, app_url, tmp_path):
+    page = open_app(browser, app_url)
+    with page.expect_download() as download:
+        page.locator("#export-token").click()
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    text = path.read_text(encoding="utf-8")
+    assert path.suffix == ".html" and "<script" not in text.lower() and "https://" not in text
+    assert text.count('class="s2d-heatmap"') == 2
+    # the file opens on its own (no server) and shows the same tokens
+    shown = page.locator("#student-heatmap .s2d-tokens").inner_text()
+    page.goto(path.as_uri())
+    assert page.locator(".s2d-tokens").first.inner_text() == shown
+    page.close()
+
+
+def test_stages_tab_renders_the_summary_and_a_curve_click_opens_its_snapshot(browser, app_url):
+    import json
+
+    summary = json.loads((DATA / "fixture_run" / "summary.json").read_text())
+    page = open_app(browser, app_url)
+    page.get_by_role("tab", name="Stages").click()
+    assert grid_rows(page, "#arms-table") == len(summary["arms"]) + 1  # and the base student
+    assert grid_rows(page, "#claims-table") == len(summary["claims"])
+    assert page.locator("#c1-verdict").inner_text().strip().splitlines()[0] == summary["c1"]["verdict"].splitlines()[0]
+    for plot in ("#arms-plot", "#c1-plot", "#c2-plot", "#quad-plot"):
+        page.wait_for_selector(f"{plot} .js-plotly-plot .main-svg", state="attached", timeout=30_000)
+    for name in ("arms", "c1", "c2", "quad"):
+        shot(page, f"stages_{name}", f"#{name}-plot")
+    points = page.locator("#stage-curves .js-plotly-plot .scatterlayer .trace .point")
+    points.first.wait_for(state="attached", timeout=30_000)
+    # the opd curve's last point
+    opd = page.locator("#stage-curves .js-plotly-plot .scatterlayer .trace").filter(
+        has=page.locator(".point")).nth(2)
+    opd.locator(".point").last.click(force=True)
+    page.wait_for_function("() => document.querySelector('#drill-note')?.innerText.includes('snapshot step')",
+                           timeout=30_000)
+    note = page.locator("#drill-note").inner_text()
+    stage = note.split(" · ")[0].strip()
+    step = int(note.split("snapshot step ")[1].split()[0])
+    assert page.locator("#stage-dd input").input_value() == stage
+    assert page.locator("#step-dd input").input_value() == str(step)
+    assert grid_rows(page, "#top-tokens") > 0
+    page.locator("#drill-note").scroll_into_view_if_needed()
+    shot(page, "drill_down")
+    # a top token opens its rollout in the token view
+    page.locator("#top-tokens .virtual-row").first.locator("[role=gridcell]").nth(4).click()
+    page.wait_for_function("() => document.querySelector('[role=tab][aria-selected=true]')?.innerText"
+                           ".includes('Token view')", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#branch-info')?.innerText.includes('Position')",
+                           timeout=30_000)
+    page.close()
+
+
+def test_token_lens_tab(browser, app_url):
+    page = open_app(browser, app_url)
+    page.get_by_role("tab", name="Token lens").click()
+    page.wait_for_selector("#lens-table .s2d-lens tbody tr", timeout=60_000)
+    first = page.locator("#lens-table .s2d-lens").get_attribute("data-n")
+    assert page.locator("#lens-table thead th[data-i]").count() == int(first)
+    shot(page, "token_lens")
+    # pick another rollout: the table follows
+    page.locator("#lens-rollout").click()
+    option = page.get_by_role("option").nth(1)
+    key = option.inner_text().split(" ")[0]
+    option.click()
+    page.wait_for_function("(k) => (document.querySelector('#lens-table .s2d-lens > div')?.innerText || '')"
+                           ".startsWith(k + ' ')", arg=key, timeout=30_000)
+    assert page.locator("#lens-rollout input").input_value().startswith(key + " ")
+    assert status(page) == ""
+    page.close()
+
+
+def test_estimator_panel(browser, app_url):
+    page = open_app(browser, app_url)
+    page.get_by_role("tab", name="Estimators").click()
+    page.locator("#est-btn").click()
+    page.wait_for_selector("#est-plot .js-plotly-plot .main-svg", state="attached", timeout=90_000)
+    from s2dlab.estimators import estimator_names
+
+    assert grid_rows(page, "#est-bias") == len(estimator_names())
+    assert "re-scored by" in page.locator("#est-note").inner_text() and status(page) == ""
+    shot(page, "estimators")
+    page.close()
+
+
+def test_bad_input_gets_a_sentence(browser, app_url):
+    page = open_app(browser, app_url)
+    page.locator("#branch-pos input").fill("999")
+    page.locator("#branch-pos input").press("Enter")
+    page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('past the end')",
+                           timeout=30_000)
+    assert "Traceback" not in status(page)
     page.close()
 
 
@@ -203,6 +396,12 @@ def test_byte_level_heatmap_text_is_the_decoded_completion(browser, byte_run):
         assert page.locator("#student-heatmap script, #student-heatmap .s2d-tokens b").count() == 0
         page.wait_for_timeout(300)
         assert dialogs == []
+
+        # this run has no token lens: the tab says which command computes it
+        page.get_by_role("tab", name="Token lens").click()
+        page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('s2dlab lens')",
+                               timeout=30_000)
+        assert "no token lens yet" in status(page)
         page.close()
     finally:
         demo.close()

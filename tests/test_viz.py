@@ -319,3 +319,198 @@ def test_quadrant_figure():
     fig = viz.quadrant_figure(rows, max_points=2)
     assert len(fig.data[0].x) == 2
     assert "no scored" in viz.quadrant_figure([]).layout.annotations[0].text
+
+
+# --------------------------------------------------------------------------------------------------------------
+# summary.json rendered (s2dlab.viz.conditions): tables, C1 / C2 / quadrant figures, the arms figure
+
+SUMMARY = {
+    "eval": {"k": 4},
+    "base": {"student": 0.2},
+    "arms": {
+        "cold_grpo": {"block": "top", "row": "cold GRPO", "accuracy": 0.25, "interval": {"ci": [0.2, 0.3]},
+                      "greedy": 0.5, "labels": 32, "labels_kind": ["answers"], "student_steps": 4,
+                      "student_sequences": 32, "teacher_steps": 0, "teacher_scored_sequences": 0},
+        "bridge": {"block": "top", "row": "full bridge", "accuracy": 0.4, "interval": {"ci": [0.31, 0.49]},
+                   "greedy": None, "labels": 32, "labels_kind": ["solutions"], "student_steps": 8,
+                   "student_sequences": 64, "teacher_steps": 4, "teacher_scored_sequences": 48},
+    },
+    "claims": [{"id": "bridge_beats_cold", "claim": "the bridge beats cold GRPO", "a": "bridge", "b": "cold_grpo",
+                "difference": 0.15, "ci": [0.05, 0.25], "status": "holds"}],
+    "c1": {"teachers": {"teacher_grpo": {"rollouts": 4, "n_correct": 2, "n_incorrect": 2, "auroc": 0.75,
+                                         "ci": [0.5, 1.0], "length_auroc": 0.5,
+                                         "first_error": {"at_error": -2.0, "at_error_ci": [-3.0, -1.0],
+                                                         "elsewhere": -0.1, "elsewhere_ci": [-0.2, 0.0]},
+                                         "mean_reverse_kl": {"mean": 0.3, "ci": [0.2, 0.4]}},
+                        "base_teacher": {"rollouts": 4, "n_correct": 2, "n_incorrect": 2, "auroc": 0.5,
+                                         "ci": [0.0, 1.0]}},
+           "comparisons": [{"teacher": "teacher_grpo", "raw": "base_teacher", "difference": 0.25, "ci": [-0.1, 0.6],
+                            "verdict": "within noise"}]},
+    "c2": {"pairs": [{"stage": "opd", "init": "fkl_warmup", "teacher": "teacher_grpo",
+                      "before": {"mean": 0.5, "ci": [0.4, 0.6]}, "after": {"mean": 0.25, "ci": [0.2, 0.3]},
+                      "change": {"difference": -0.25, "ci": [-0.35, -0.15], "verdict": "lower"}}]},
+    "stages": {"opd": {"quadrants": {"confident_prob": 0.9, "quadrants": {
+        "confident_agree": {"token_share": 0.5, "abs_reward_share": 0.1, "n_tokens": 5, "mean_implicit_reward": 0.0},
+        "confident_disagree": {"token_share": 0.1, "abs_reward_share": 0.4, "n_tokens": 1,
+                               "mean_implicit_reward": -3.0},
+        "uncertain_agree": {"token_share": 0.2, "abs_reward_share": 0.2, "n_tokens": 2, "mean_implicit_reward": -0.5},
+        "uncertain_disagree": {"token_share": 0.2, "abs_reward_share": 0.3, "n_tokens": 2,
+                               "mean_implicit_reward": -1.0}}}},
+               "fkl_warmup": {"quadrants": None}},
+}
+
+
+def test_arms_and_claims_frames():
+    arms = viz.arms_frame(SUMMARY)
+    assert list(arms["arm"]) == ["bridge", "cold_grpo", "(base student)"]  # the paper's row order
+    assert list(arms["avg@4 % [95% CI]"]) == ["40.0 [31.0, 49.0]", "25.0 [20.0, 30.0]", "20.0"]
+    assert list(arms["greedy %"])[:2] == ["–", "50.0"] and list(arms["labels"])[:2] == ["32 (solutions)", "32"]
+    assert list(arms["teacher-scored sequences"])[:2] == [48, 0] and "per seed %" not in arms
+    claims = viz.claims_frame(SUMMARY)
+    assert claims.iloc[0].to_dict() == {"status": "✓ holds", "prediction": "the bridge beats cold GRPO",
+                                        "a − b": "bridge − cold_grpo", "difference (points) [95% CI]":
+                                        "+15.0 [+5.0, +25.0]"}
+    agg = dict(SUMMARY, seeds=[0, 1], per_seed=[{"seed": 0, "arms": {"bridge": 0.3, "cold_grpo": 0.2}},
+                                                 {"seed": 1, "arms": {"bridge": 0.5, "cold_grpo": 0.3}}])
+    arms = viz.arms_frame(agg)
+    assert "avg@4 % [95% CI, 2 seeds]" in arms and list(arms["per seed %"])[:2] == ["30.0, 50.0", "20.0, 30.0"]
+
+
+def test_c1_and_c2_frames():
+    c1 = viz.c1_frame(SUMMARY)
+    assert list(c1["teacher"]) == ["base_teacher", "teacher_grpo"]  # workflow order, not key order
+    grpo = c1.iloc[1]
+    assert grpo["AUROC [95% CI]"] == "0.750 [0.500, 1.000]" and grpo["correct / incorrect"] == "2 / 2"
+    assert grpo["reward at first error [CI]"] == "-2.000 [-3.000, -1.000]"
+    assert c1.iloc[0]["reward at first error [CI]"] == "–"
+    c2 = viz.c2_frame(SUMMARY).iloc[0]
+    assert (c2["reverse KL before [CI]"], c2["after [CI]"], c2["change [CI]"], c2["verdict"]) == (
+        "0.500 [0.400, 0.600]", "0.250 [0.200, 0.300]", "-0.250 [-0.350, -0.150]", "lower")
+
+
+def test_c1_rollouts_figure():
+    rows = {"teacher_grpo": [{"sum_implicit_reward": 1.0, "correct": True}, {"sum_implicit_reward": -2.0,
+                                                                              "correct": False},
+                             {"sum_implicit_reward": 0.5, "correct": None}],
+            "base_teacher": pd.DataFrame([{"sum_implicit_reward": -1.0, "correct": True},
+                                          {"sum_implicit_reward": 3.0, "correct": False}]),
+            "teacher_sft": []}
+    fig = viz.c1_rollouts_figure(SUMMARY["c1"], rows)
+    correct, incorrect = fig.data
+    assert list(correct.y) == [-1.0, 1.0] and list(incorrect.y) == [3.0, -2.0]  # ungraded rows are left out
+    assert list(correct.x) == ["base_teacher<br>AUROC 0.50 [0.00, 1.00]", "teacher_grpo<br>AUROC 0.75 [0.50, 1.00]"]
+    title = fig.layout.title.text
+    assert "teacher_grpo − base_teacher: AUROC difference +0.25 [-0.10, +0.60] (within noise)" in title
+    assert "no fixed C1" in viz.c1_rollouts_figure(None, {}).layout.annotations[0].text
+
+
+def test_c2_pair_figure_bins_every_token():
+    pair = SUMMARY["c2"]["pairs"][0]
+    before = [{"reverse_kl": [0.0005, 0.02, 0.5]}, {"reverse_kl": [12.0]}]
+    after = [{"reverse_kl": [0.0, 0.0005, 0.0005, 2.0]}]
+    fig = viz.c2_pair_figure(pair, before, after)
+    b, a = fig.data
+    assert list(b.customdata) == [1, 0, 1, 0, 0, 1, 0, 0, 1] and sum(b.y) == pytest.approx(1.0)
+    assert list(a.customdata) == [3, 0, 0, 0, 0, 0, 1, 0, 0] and b.x[-1] == "≥ 10"
+    assert b.name == "before: fkl_warmup: mean 0.500 [0.400, 0.600] nats/token" and a.name.startswith("after: opd")
+    assert "after − before -0.250 [-0.350, -0.150] nats/token (lower)" in fig.layout.title.text
+    assert "no distillation stage" in viz.c2_pair_figure(None, None, None).layout.annotations[0].text
+
+
+def test_quadrants_figure_draws_the_summary_shares():
+    fig = viz.quadrants_figure(SUMMARY["stages"])
+    tokens = {t.name: t.y[0] for t in fig.data if t.yaxis == "y"}
+    reward = {t.name: t.y[0] for t in fig.data if t.yaxis == "y2"}
+    assert tokens["confident, teacher disagrees"] == 0.1 and reward["confident, teacher disagrees"] == 0.4
+    assert list(fig.data[0].x) == ["opd"]  # stages without quadrants are left out
+    assert "p ≥ 0.9" in fig.layout.title.text
+
+
+def test_arms_figure_moved_from_report():
+    from s2dlab import report
+    from s2dlab.viz import figures
+
+    assert report.arms_figure is figures.arms_figure is viz.arms_figure
+    fig = viz.arms_figure(SUMMARY)
+    assert [list(t.x) for t in fig.data] == [["bridge", "cold_grpo"]]
+    assert list(fig.data[0].y) == pytest.approx([40.0, 25.0])
+    assert list(fig.data[0].error_y.array) == pytest.approx([9.0, 5.0])
+    assert list(fig.data[0].error_y.arrayminus) == pytest.approx([9.0, 5.0])
+    assert "no evaluated arm" in viz.arms_figure({}).layout.annotations[0].text
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the token lens table and the standalone export
+
+
+def lens_rows():
+    tokens = ["<b>", "1", "\n"]
+    base = {"tokens": tokens, "sign_change": [False, True, False], "sum_implicit_reward": -0.5,
+            "mean_reverse_kl": 0.1}
+    return [dict(base, teacher="base_teacher", student="opd", implicit_reward=[0.5, -1.0, 0.0],
+                 reverse_kl=[0.1, 0.2, 0.0], forward_kl=[0.0, 0.0, 0.0]),
+            dict(base, teacher="teacher_grpo", student="opd", implicit_reward=[0.25, 1.0, float("nan")],
+                 reverse_kl=[0.0, 0.0, 0.0], forward_kl=[0.0, 0.0, 0.0])]
+
+
+def test_lens_html():
+    page = viz.lens_html(lens_rows(), title="student/p0/0")
+    assert "<b>" not in page and "&lt;b&gt;" in page and "<script" not in page
+    assert 'data-pairs="2" data-n="3" data-flips="1"' in page
+    assert page.count('<th class="s2d-flip"') == 1 and page.count(' s2d-flip" data-i="1"') == 2
+    colours = dict(re.findall(r"\.s2d-lens td\.(c\d+)\{background:(#[0-9a-f]{6});", page))
+    cells = re.findall(r'<td class="(c\d+)(?: s2d-flip)?" data-i="(\d)" title="[^"#]*#\d: ([^"]*)"', page)
+    assert [(i, v) for _, i, v in cells] == [("0", "+0.500"), ("1", "-1.000"), ("2", "+0.000"),
+                                             ("0", "+0.250"), ("1", "+1.000"), ("2", "n/a")]
+    assert colours[cells[1][0]] == viz.value_color(-1.0, 1.0) and colours[cells[4][0]] == viz.value_color(1.0, 1.0)
+    assert colours[cells[5][0]] == viz.value_color(None, 1.0)  # a missing value is grey
+    assert "base_teacher ▸ opd" in page and "↵" in page
+    kl = viz.lens_html(lens_rows(), value="reverse_kl")
+    assert "opd #1: +0.200" in kl and "reverse KL(pS‖pT)" in kl
+    with pytest.raises(ValueError, match="different rollouts"):
+        viz.lens_html([lens_rows()[0], dict(lens_rows()[1], tokens=["x", "y", "z"])])
+    with pytest.raises(ValueError, match="value="):
+        viz.lens_html(lens_rows(), value="loss")
+
+
+def test_standalone_html_has_no_script_and_escapes_its_title():
+    doc = viz.standalone_html("a <b> & c", [viz.token_heatmap_html(["x"], [1.0]), viz.lens_html(lens_rows())])
+    assert doc.startswith("<!doctype html>") and "<title>a &lt;b&gt; &amp; c</title>" in doc
+    assert "<script" not in doc.lower() and "http" not in doc and doc.count("class='s2d-part'") == 2
+
+
+# --------------------------------------------------------------------------------------------------------------
+# branches and estimators figures
+
+
+def test_branches_figure():
+    result = {"position": 3, "n_samples": 8, "max_new_tokens": 16, "branches": [
+        {"token": "=", "is_student_token": True, "teacher_rank": 0, "success_rate": 0.5, "wilson_low": 0.2,
+         "wilson_high": 0.8, "implicit_reward": 0.1, "successes": 4, "n": 8},
+        {"token": "<", "is_student_token": False, "teacher_rank": 1, "success_rate": 0.0, "wilson_low": 0.0,
+         "wilson_high": 0.3, "implicit_reward": None, "successes": 0, "n": 8}]}
+    fig = viz.branches_figure(result)
+    rate, reward = fig.data
+    assert list(rate.y) == [0.5, 0.0] and list(rate.error_y.array) == pytest.approx([0.3, 0.3])
+    assert list(rate.error_y.arrayminus) == pytest.approx([0.3, 0.0]) and list(reward.y) == [0.1, None]
+    assert rate.x[1] == "&lt;<br>teacher #2" and "position 3" in fig.layout.title.text
+    assert "no branches" in viz.branches_figure(None).layout.annotations[0].text
+
+
+def test_estimators_figure():
+    row = {"reverse_kl": [0.1, 0.2], "k1": [0.3, -0.1], "k3": [0.05, 0.2], "grad_cosine": [1.0, None]}
+    fig = viz.estimators_figure(row, ["a", "<"])
+    assert [t.name for t in fig.data] == ["exact reverse KL", "k1", "k3", "gradient cosine"]
+    assert list(fig.data[1].y) == [0.3, -0.1] and list(fig.layout.xaxis2.ticktext) == ["a", "&lt;"]
+
+
+def test_curve_names_and_points_in_step_order(tmp_path):
+    from s2dlab.runs import create_run
+
+    assert viz.figures.curve_names({"loss", "epoch", "probe/auroc", "z/custom", "x_std"}) == [
+        "probe/auroc", "loss", "z/custom"]
+    run = create_run(tmp_path / "r", {}, 0)
+    for step, loss in ((1, 0.5), (2, 0.4), (1, 0.45)):  # a closing summary logged at an earlier step
+        run.append_metrics("opd", {"step": step, "loss": loss})
+    x = list(viz.stage_curves_figure(run).data[0].x)
+    assert x == sorted(x)

@@ -1,10 +1,17 @@
 """Data access for the dashboard: everything its callbacks need, as plain Python over s2dlab.runs and s2dlab.viz.
 
 `s2dlab.dashboard.app` holds the layout and wires these functions to components; nothing here imports gradio, so
-each view is testable by calling it directly (tests/test_app.py).
+each view is testable by calling it directly (tests/test_app.py). The views that run saved checkpoints
+(counterfactual branches, the estimator panel) are in `s2dlab.dashboard.live`.
 
-Safety. The app only ever reads inside `runs_root`: runs are named by their path relative to the root, and
-`Store.open` rejects absolute paths, `..`, and anything (a symlink included) that resolves outside the root.
+Readers render, they never recompute: the Stages tab shows the run's `summary.json` (`s2dlab.summary`, the one
+definition of C1, C2, the arms' intervals and the paper's predictions) and the rows it was measured on; the token
+lens is read from `lens/` (`s2dlab.lens`). Nothing here calls a measure or a verdict of `s2dlab.diagnostics`.
+
+Safety. The app only ever reads inside `runs_root` (the one write: `s2dlab.summary.read_summary` writes the
+summary.json of a run written before summaries existed, on its first read); runs are named by their path
+relative to the root, and `Store.open` rejects absolute paths, `..`, and anything (a symlink included) that
+resolves outside the root.
 Stages must be stage folders of the run. Expected problems (a missing, empty or corrupt run) raise `AppError` with
 a sentence meant for the UI; the app shows it as a message instead of a traceback.
 """
@@ -22,10 +29,13 @@ from typing import Any
 
 import pandas as pd
 
-from s2dlab import diagnostics, viz
+from s2dlab import summary as summary_mod
+from s2dlab import viz
 from s2dlab.errors import S2DLabError
-from s2dlab.runs import Run, RunStoreError, list_runs, open_run, read_json_file, read_rollout_file
+from s2dlab.runs import (Run, RunStoreError, list_runs, open_run, read_json_file, read_rollout_file,
+                         stage_sort_key)
 from s2dlab.token_text import TokenText
+from s2dlab.viz.figures import CURVE_LABELS, curve_names
 
 
 class AppError(S2DLabError):
@@ -66,9 +76,10 @@ def _file_key(path: Path) -> tuple:
     return (str(path), st.st_mtime_ns, st.st_size)
 
 
-_SNAPSHOTS = _LRU(16)
+_SNAPSHOTS = _LRU(32)
+_SUMMARIES = _LRU(8)
 _TOKENIZERS = _LRU(4)
-_MODELS = _LRU(2)
+_MODELS = _LRU(4)
 
 
 class _LazyVocab(Mapping):
@@ -114,12 +125,70 @@ class Store:
     # ---- runs
 
     def run_choices(self) -> list[str]:
-        """Run ids (relative paths) under the root, sorted; [] when the root is missing or holds none."""
+        """Run ids (relative paths) under the root, sorted, each folder of seeds (`seed_<k>` runs under a folder
+        without run.json, as `s2dlab run --seeds N` writes) just before its seeds; [] when the root holds none."""
         out = []
         for p in list_runs(self.root):
-            rel = p.relative_to(self.root).as_posix()
-            out.append(rel if rel else ".")
+            rel = p.relative_to(self.root).as_posix() or "."
+            parent = p.parent
+            if (p.name.startswith("seed_") and parent != p and not (parent / "run.json").exists()
+                    and (self.root == parent or self.root in parent.parents)):
+                agg = parent.relative_to(self.root).as_posix() or "."
+                if agg not in out:
+                    out.append(agg)
+            out.append(rel)
         return out
+
+    def run_options(self) -> list[tuple[str, str]]:
+        """(label, run id) for the run picker: a folder of seeds is labelled with its seed count."""
+        return [(f"{r} ({len(self.seed_runs(r))} seeds, aggregate)" if self.is_aggregate(r) else r, r)
+                for r in self.run_choices()]
+
+    def is_aggregate(self, run_id: str | None) -> bool:
+        """True when `run_id` is a folder of `seed_<k>` runs (no run.json of its own)."""
+        if not run_id:
+            return False
+        path = self._path(run_id)
+        return not (path / "run.json").exists() and any(path.glob("seed_*/run.json"))
+
+    def seed_runs(self, run_id: str) -> list[str]:
+        path = self._path(run_id)
+        seeds = sorted((p.parent for p in path.glob("seed_*/run.json")), key=lambda p: (len(p.name), p.name))
+        return [p.relative_to(self.root).as_posix() for p in seeds]
+
+    def _path(self, run_id: str) -> Path:
+        rel = Path(str(run_id))
+        if rel.is_absolute() or ".." in rel.parts:
+            raise AppError(f"{run_id!r} is not a run inside {self.root}.")
+        return self._inside(self.root / rel)
+
+    def summary(self, run_id: str | None) -> dict:
+        """The run's summary.json through `s2dlab.summary.read_summary` (a run written before summaries existed is
+        summarised on first read); a folder of seeds gives its aggregate. Cached while the file is unchanged."""
+        if self.is_aggregate(run_id):
+            path = self._path(run_id) / summary_mod.SUMMARY_FILE
+            if not path.is_file():
+                raise AppError(f"{run_id!r} is a folder of seeds without an aggregate {summary_mod.SUMMARY_FILE} yet: "
+                               f"it is written when `s2dlab run --seeds N --out {run_id}` finishes.")
+            try:
+                got = _SUMMARIES.get(("agg", *_file_key(path)), lambda: read_json_file(path))
+            except RunStoreError as e:
+                raise AppError(f"Cannot read the aggregate summary: {e}") from e
+            if not isinstance(got, dict):
+                raise AppError(f"{path} is not a summary (expected a JSON object).")
+            return got
+        run = self.open(run_id)
+        path = run.path / summary_mod.SUMMARY_FILE
+        key = _file_key(path) if path.is_file() else None
+        try:
+            if key is None:
+                return summary_mod.read_summary(run)
+            return _SUMMARIES.get(key, lambda: summary_mod.read_summary(run))
+        except RunStoreError as e:
+            raise AppError(f"Cannot read the summary of {run_id!r}: {e}") from e
+        except Exception as e:  # an old or partial run the summary cannot describe: a sentence, not a traceback
+            raise AppError(f"Cannot summarise run {run_id!r} ({type(e).__name__}: {e}); rerun a stage or "
+                           f"`s2dlab score {run.path}` to see why.") from e
 
     def _inside(self, path: Path) -> Path:
         resolved = path.resolve()
@@ -132,10 +201,10 @@ class Store:
         if not run_id:
             raise AppError(f"No run selected. Runs folder: {self.root}"
                            + ("" if self.run_choices() else " (no runs found: it holds no run.json)."))
-        rel = Path(str(run_id))
-        if rel.is_absolute() or ".." in rel.parts:
-            raise AppError(f"{run_id!r} is not a run inside {self.root}.")
-        path = self._inside(self.root / rel)
+        path = self._path(run_id)
+        if self.is_aggregate(run_id):
+            raise AppError(f"{run_id!r} is a folder of {len(self.seed_runs(run_id))} seeds: the Stages tab shows their "
+                           f"aggregate; pick one seed's run ({self.seed_runs(run_id)[0]}) for the token views.")
         try:
             return open_run(path)
         except RunStoreError as e:
@@ -389,97 +458,295 @@ def row_target(row_value: list | None) -> tuple[str, str, int] | None:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# stages view
+# stages view: the run's summary, rendered
 
 
-def _results_for(store: Store, run: Run) -> tuple[dict | None, str]:
-    """The run's results.json, or the multi-seed aggregate one folder up (inside the root)."""
-    try:
-        res = run.results()
-    except RunStoreError as e:
-        raise AppError(f"Cannot read results: {e}") from e
-    if res is not None:
-        return res, "results.json"
-    parent = run.path.parent / "results.json"
-    try:
-        store._inside(parent)
-    except AppError:
-        return None, ""
-    try:
-        agg = read_json_file(parent)
-    except RunStoreError:
-        return None, ""
-    return (agg, "the aggregate results.json over seeds") if isinstance(agg, dict) else (None, "")
+def _stage_order(stages) -> list[str]:
+    return sorted(stages, key=stage_sort_key)
 
 
-def _student_rows(store: Store, run: Run, run_id: str, stage: str, which: str = "last") -> list[dict] | None:
-    steps = run.rollout_steps(stage) if stage in run.stages() else []
-    if not steps:
-        return None
-    try:
-        df = store.snapshot(run_id, stage, steps[0] if which == "first" else steps[-1])
-    except AppError:
-        return None
-    return df[_is_student(df)].to_dict("records")
+def verdict_markdown(summary: Mapping, key: str | None = None) -> str:
+    """The summary's own words: its `c1` or `c2` verdict (`key`), or for an aggregate of seeds every seed's C1 and
+    C2 verdicts (`key` None). Nothing is judged here."""
+    esc = lambda t: "<br>".join(html.escape(line, quote=False) for line in str(t).splitlines())  # noqa: E731
+    if key is None:
+        if not summary.get("per_seed"):
+            return ""
+        parts = [f"**{len(summary['per_seed'])} seeds** ({', '.join(str(s) for s in summary.get('seeds', []))}): "
+                 "the accuracy intervals cover problems and seeds; C1 and C2 below are each seed's own verdicts."]
+        for seed in summary["per_seed"]:
+            for k in ("c1", "c2"):
+                text = (seed.get(k) or {}).get("verdict")
+                if text:
+                    parts.append(f"**seed {seed.get('seed')}** " + esc(text))
+        return "\n\n".join(parts)
+    text = (summary.get(key) or {}).get("verdict")
+    return esc(text) if text else f"No {key.upper()} verdict in this run's summary yet."
 
 
-def verdicts(store: Store, run_id: str) -> str:
-    """Plain-words C1 / C2 verdicts (s2dlab.diagnostics), from results.json or, failing that, the snapshots.
-
-    The one place the dashboard judges C1 and C2: swap this function for a reader of the run's summary once the
-    run writes one.
-    """
-    diag = diagnostics
-    run = store.open(run_id)
-    res, _ = _results_for(store, run)
-    lines = []
-    c1 = (res or {}).get("c1") or {}
-    sep = c1.get("separation_after")
-    if sep is None:
-        rows = _student_rows(store, run, run_id, "teacher_grpo") or _student_rows(store, run, run_id, "opd")
-        sep = diag.c1_separation(rows) if rows else None
-    if sep is not None:
-        before, after = c1.get("teacher_accuracy_before"), c1.get("teacher_accuracy_after")
-        lines.append("**C1** " + diag.verdict_c1(sep, before, after))
-    else:
-        lines.append("**C1** no scored rollouts to judge yet.")
-    c2 = (res or {}).get("c2") or {}
-    after = c2.get("after_warmup") or c2.get("opd_start")
-    before = c2.get("before_warmup")
-    if after is None:
-        rows = _student_rows(store, run, run_id, "fkl_warmup") or _student_rows(store, run, run_id, "opd", "first")
-        after = diag.c2_closeness(rows) if rows else None
-    if after is not None:
-        lines.append("**C2** " + diag.verdict_c2(after, before))
-    else:
-        lines.append("**C2** no scored rollouts to judge yet.")
-    return "\n\n".join(lines)
+DEFAULT_CURVES = ("probe/accuracy", "probe/auroc", "probe/mean_reverse_kl", "reward", "loss")
+DEFAULT_CURVE_STAGES = ("teacher_grpo", "fkl_warmup", "opd", "student_grpo", "cold_grpo")
 
 
-def stages_view(store: Store, run_id: str):
-    """(curves, results table, results bars, C1 figure, C2 figure, quadrant figure, verdict markdown, note)."""
+def curve_choices(summary: Mapping) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(metric choices, default metrics, stage choices, default stages) for the curves, from the summary's
+    `metric_names` of each stage: the curves s2dlab knows first (`viz.CURVE_LABELS`), bookkeeping left out; the
+    default is `DEFAULT_CURVES` over the four-stage workflow and cold GRPO (`DEFAULT_CURVE_STAGES`)."""
+    stages = summary.get("stages") or {}
+    names = {m for e in stages.values() for m in (e or {}).get("metric_names") or []}
+    metrics = curve_names(names)
+    default = [m for m in DEFAULT_CURVES if m in metrics] or [m for m in metrics if m in CURVE_LABELS] or metrics[:4]
+    with_metrics = _stage_order(s for s, e in stages.items() if (e or {}).get("metric_names"))
+    default_stages = [s for s in with_metrics if s in DEFAULT_CURVE_STAGES] or with_metrics
+    return metrics, default, with_metrics, default_stages
+
+
+def curves_view(store: Store, run_id: str, metrics=None, stages=None):
+    """The stage curves of a run (`viz.stage_curves_figure`), each point carrying (stage, step) for drill-down."""
     run = store.open(run_id)
     try:
-        curves = viz.stage_curves_figure(run)
+        return viz.stage_curves_figure(run, metrics=metrics or None, stages=_stage_order(stages) if stages else None)
     except RunStoreError as e:
         raise AppError(f"Cannot read metrics: {e}") from e
-    res, source = _results_for(store, run)
-    table = viz.results_table(res).reset_index()
-    table = table.map(lambda v: round(v, 4) if isinstance(v, float) else v)
-    bars = viz.results_bar_figure(res)
-    c1_rows = _student_rows(store, run, run_id, "teacher_grpo") or _student_rows(store, run, run_id, "opd")
-    c1 = viz.c1_figure(c1_rows)
-    c2_data = {k: v for k, v in ((res or {}).get("c2") or {}).items() if isinstance(v, Mapping)}
-    if not c2_data:  # no results.json yet: the warmup's first and last snapshots
-        for label, stage, which in (("before warmup", "fkl_warmup", "first"), ("after warmup", "fkl_warmup", "last")):
-            rows = _student_rows(store, run, run_id, stage, which)
-            if rows:
-                c2_data[label] = diagnostics.c2_closeness(rows)
-    c2 = viz.c2_histogram_figure(c2_data)
-    q_rows = _student_rows(store, run, run_id, "opd") or c1_rows
-    quad = viz.quadrant_figure(q_rows)
-    note = (f"Results from {source}." if source else "No results.json yet: the table fills in when the run ends.")
-    return curves, table, bars, c1, c2, quad, verdicts(store, run_id), note
+
+
+def c2_files(pair: Mapping) -> tuple[str, str]:
+    """(before, after) rollout files of one `c2.pairs` entry, as `s2dlab.summary.c2_summary` measured them: after is
+    the stage's own C2 file; before is its init's, or the base student's fixed C1 rollouts scored by the same teacher
+    when the stage starts from the base student."""
+    if pair.get("before_file") and pair.get("after_file"):
+        return pair["before_file"], pair["after_file"]
+    before = (summary_mod.c1_path(pair["teacher"]) if pair.get("init") == "base_student"
+              else summary_mod.c2_path(pair.get("init") or ""))
+    return before, summary_mod.c2_path(pair["stage"])
+
+
+def _rows_file(store: Store, run: Run, relpath: str) -> list[dict] | None:
+    path = store._inside(run.path / relpath)
+    if not path.is_file():
+        return None
+    try:
+        return _SNAPSHOTS.get(_file_key(path), lambda: read_rollout_file(path)).to_dict("records")
+    except RunStoreError as e:
+        raise AppError(f"Cannot read {relpath}: {e}") from e
+
+
+def c2_choices(summary: Mapping) -> list[str]:
+    pairs = (summary.get("c2") or {}).get("pairs") or []
+    return _stage_order(p["stage"] for p in pairs)
+
+
+def c2_view(store: Store, run_id: str, stage: str | None):
+    """The C2 histogram of one distillation stage (default: `opd`, else the first), from the diagnostics files."""
+    summary = store.summary(run_id)
+    pairs = {p["stage"]: p for p in (summary.get("c2") or {}).get("pairs") or []}
+    if not pairs:
+        return viz.c2_pair_figure(None, None, None)
+    stage = stage if stage in pairs else ("opd" if "opd" in pairs else c2_choices(summary)[0])
+    run = store.open(run_id)
+    before, after = c2_files(pairs[stage])
+    return viz.c2_pair_figure(pairs[stage], _rows_file(store, run, before), _rows_file(store, run, after))
+
+
+def c1_view(store: Store, run_id: str):
+    summary = store.summary(run_id)
+    c1 = summary.get("c1") or {}
+    run = store.open(run_id)
+    rows = {t: _rows_file(store, run, summary_mod.c1_path(t)) for t in (c1.get("teachers") or {})}
+    return viz.c1_rollouts_figure(c1, rows)
+
+
+def stages_view(store: Store, run_id: str) -> dict:
+    """Everything the Stages tab shows, rendered from the run's summary (`s2dlab.summary.read_summary`) and the
+    rows it was measured on: `arms`, `claims` (DataFrames), `arms_figure`, `c1_figure`, `c1_table`, `c2_figure`,
+    `c2_table`, `c2_choices`, `c2_stage`, `quadrants`, `curves`, `metrics` / `metrics_default` / `curve_stages` /
+    `curve_stages_default` (the curve pickers), `verdict` (an aggregate's per-seed verdicts), `c1_verdict` and
+    `c2_verdict` (the summary's own words) and `note`.
+
+    A folder of seeds shows its aggregate (arms, predictions, per-seed verdicts); the per-run figures then say to
+    pick one seed's run."""
+    summary = store.summary(run_id)
+    out = {"arms": viz.arms_frame(summary), "claims": viz.claims_frame(summary),
+           "arms_figure": viz.arms_figure(summary), "verdict": verdict_markdown(summary),
+           "c1_verdict": verdict_markdown(summary, "c1"), "c2_verdict": verdict_markdown(summary, "c2"),
+           "c1_table": viz.c1_frame(summary), "c2_table": viz.c2_frame(summary)}
+    if store.is_aggregate(run_id):
+        msg = "pick one seed's run for C1, C2, the quadrants and the curves"
+        empty = viz.figures._empty_figure
+        out.update(c1_verdict="", c2_verdict="", c1_figure=empty(msg), c2_figure=empty(msg),
+                   c2_choices=[], c2_stage=None, quadrants=viz.figures._empty_figure(msg),
+                   curves=viz.figures._empty_figure(msg), metrics=[], metrics_default=[], curve_stages=[],
+                   curve_stages_default=[],
+                   note=f"The aggregate summary of {len(summary.get('seeds') or [])} seeds "
+                        f"({', '.join(s for s in store.seed_runs(run_id))}).")
+        return out
+    metrics, default, stages, default_stages = curve_choices(summary)
+    choices = c2_choices(summary)
+    c2_stage = "opd" if "opd" in choices else (choices[0] if choices else None)
+    out.update(c1_figure=c1_view(store, run_id), c2_figure=c2_view(store, run_id, c2_stage), c2_choices=choices,
+               c2_stage=c2_stage, quadrants=viz.quadrants_figure(summary.get("stages")),
+               curves=curves_view(store, run_id, default, default_stages), metrics=metrics, metrics_default=default,
+               curve_stages=stages, curve_stages_default=default_stages,
+               note=f"From {summary_mod.SUMMARY_FILE} of {run_id} (seed {summary.get('seed')}); click a point of a "
+                    "curve to open that stage's snapshot nearest that step.")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# drill-down: a point of a curve -> that stage's snapshot, its largest |implicit reward| tokens
+
+TOP_TOKEN_COLUMNS = ["prompt_id", "sample_idx", "policy", "position", "token", "implicit_reward", "p_student",
+                     "p_teacher", "reverse_kl", "correct"]
+
+
+def nearest_snapshot(store: Store, run_id: str, stage: str, step) -> int:
+    """The snapshot step of `stage` nearest `step` (the earlier one on a tie)."""
+    run = store.open(run_id)
+    store.stage_path(run, stage)
+    steps = run.rollout_steps(stage)
+    if not steps:
+        raise AppError(f"Stage {stage!r} of {run_id!r} has no rollout snapshots, so there is no snapshot to open at "
+                       f"step {step}.")
+    try:
+        target = float(step)
+    except (TypeError, ValueError) as e:
+        raise AppError(f"step={step!r} is not a number.") from e
+    return min(steps, key=lambda s: (abs(s - target), s))
+
+
+def top_tokens(df: pd.DataFrame, n: int = 15) -> pd.DataFrame:
+    """The `n` tokens of a snapshot with the largest |implicit reward| (stored per token), largest first."""
+    out = []
+    for _, row in df.iterrows():
+        rewards = row.get("implicit_reward")
+        if rewards is None or (isinstance(rewards, float) and math.isnan(rewards)):
+            continue
+        tokens, s_lp, t_lp = row.get("tokens"), row.get("student_logprob"), row.get("teacher_logprob")
+        rkl = row.get("reverse_kl")
+        for t, v in enumerate(rewards):
+            if v is None or not math.isfinite(float(v)):
+                continue
+            out.append({"prompt_id": str(row["prompt_id"]), "sample_idx": int(row.get("sample_idx", 0)),
+                        "policy": str(row.get("policy") or "student"), "position": t,
+                        "token": viz.visible_text(str(tokens[t])), "implicit_reward": round(float(v), 4),
+                        "p_student": None if s_lp is None else round(math.exp(float(s_lp[t])), 4),
+                        "p_teacher": None if t_lp is None else round(math.exp(float(t_lp[t])), 4),
+                        "reverse_kl": None if rkl is None else round(float(rkl[t]), 4),
+                        "correct": None if _missing(row.get("correct")) else bool(row.get("correct"))})
+    out.sort(key=lambda r: -abs(r["implicit_reward"]))
+    return pd.DataFrame(out[:n], columns=TOP_TOKEN_COLUMNS)
+
+
+def drill_down(store: Store, run_id: str, stage: str, step) -> tuple[int, pd.DataFrame, str]:
+    """(snapshot step, its top |implicit reward| tokens, a note) for a clicked curve point (stage, step)."""
+    snap = nearest_snapshot(store, run_id, stage, step)
+    df = store.snapshot(run_id, stage, snap)
+    try:
+        shown = f"{float(step):g}"
+    except (TypeError, ValueError):
+        shown = str(step)
+    note = (f"**{html.escape(stage)} · snapshot step {snap}** (nearest the clicked step {shown}): the tokens with "
+            f"the largest |implicit reward|; click a row to open its rollout in the Token view.")
+    return snap, top_tokens(df), note
+
+
+# --------------------------------------------------------------------------------------------------------------
+# token lens (s2dlab.lens): computed once per run, read here
+
+LENS_VALUES = {"implicit reward": "implicit_reward", "reverse KL": "reverse_kl", "forward KL": "forward_kl"}
+ALL_PAIRS = "all pairs"
+LENS_MAX_DEFAULT_ROWS = 16  # above this many pairs the table opens on one teacher's rows
+
+
+def lens_index(store: Store, run_id: str) -> dict:
+    """The run's lens index (`lens/lens.json`); AppError with the command to run when the run has none."""
+    from s2dlab.lens import read_lens_index
+
+    run = store.open(run_id)
+    try:
+        index = read_lens_index(run)
+    except RunStoreError as e:
+        raise AppError(f"Cannot read the token lens: {e}") from e
+    if not index:
+        raise AppError(f"Run {run_id!r} has no token lens yet: run `s2dlab lens {run.path}` (it re-scores the "
+                       "first probe snapshot with every saved checkpoint pair, once) and reload.")
+    return index
+
+
+def lens_choices(store: Store, run_id: str) -> tuple[list[tuple[str, str]], list[str], str, str]:
+    """(rollout choices as (label, rollout key), pair filters, the default filter, a note) of the run's lens.
+
+    Filters: all pairs, `teacher: <stage>` (every student under one teacher), `student: <stage>` (one student under
+    every teacher). A lens of more than `LENS_MAX_DEFAULT_ROWS` pairs opens on the teacher most students learned
+    from."""
+    index = lens_index(store, run_id)
+    rollouts = []
+    for r in index.get("rollouts") or []:
+        flips = r.get("n_sign_changes", 0)
+        rollouts.append((f"{r['key']} {badge_text(r.get('correct'))} · {r.get('length')} tokens · {flips} sign "
+                         f"change{'' if flips == 1 else 's'}", r["key"]))
+    pairs = index.get("pairs") or []
+    teachers = list(dict.fromkeys(p["teacher"] for p in pairs))
+    students = list(dict.fromkeys(p["student"] for p in pairs))
+    filters = [ALL_PAIRS] + [f"teacher: {t}" for t in teachers] + [f"student: {s}" for s in students]
+    default = ALL_PAIRS
+    if len(pairs) > LENS_MAX_DEFAULT_ROWS and teachers:
+        own = [c.get("teacher") for c in index.get("checkpoints") or [] if c.get("teacher") in teachers]
+        default = f"teacher: {max(teachers, key=own.count)}"
+    src = index.get("source") or {}
+    note = (f"The rollouts of **{html.escape(str(src.get('stage')))} step {src.get('step')}** (the first probe "
+            f"snapshot) re-scored by {len(pairs)} (teacher ▸ student) checkpoint pairs; ⇅ marks a token whose "
+            f"implicit reward is positive under one pair and negative under another (beyond "
+            f"±{index.get('sign_tolerance')} nats), across all pairs. Computed {index.get('created')}.")
+    return rollouts, filters, default, note
+
+
+def lens_view(store: Store, run_id: str, rollout_key: str | None, value: str = "implicit reward",
+              pairs: str | None = None) -> str:
+    """The lens table of one rollout (`viz.lens_html`), all pairs or those of one teacher / one student
+    (`pairs` = "teacher: <stage>" / "student: <stage>")."""
+    from s2dlab.lens import read_lens
+
+    index = lens_index(store, run_id)
+    keys = [r["key"] for r in index.get("rollouts") or []]
+    if not keys:
+        raise AppError("The token lens of this run holds no rollouts.")
+    if rollout_key not in keys:
+        rollout_key = keys[0]
+    run = store.open(run_id)
+    store._inside(run.path / "lens")
+    try:
+        rows = read_lens(run, rollout_key)
+    except RunStoreError as e:
+        raise AppError(f"Cannot read the token lens: {e}") from e
+    if pairs and pairs != ALL_PAIRS:
+        role, _, stage = str(pairs).partition(": ")
+        if role not in ("teacher", "student") or not stage:
+            raise AppError(f"pairs={pairs!r}: pick {ALL_PAIRS!r}, 'teacher: <stage>' or 'student: <stage>'.")
+        rows = rows[rows[role] == stage]
+        if rows.empty:
+            raise AppError(f"No lens pair has {role} checkpoint {stage!r}.")
+    info = next(r for r in index["rollouts"] if r["key"] == rollout_key)
+    title = f"{rollout_key} · {badge_text(info.get('correct'))}"
+    return viz.lens_html(rows, value=LENS_VALUES.get(value, "implicit_reward"), title=title)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# export: one self-contained HTML file per view
+
+
+def _safe_name(*parts) -> str:
+    name = "-".join(str(p) for p in parts if p not in (None, ""))
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:120] or "view"
+
+
+def export_file(folder: str | os.PathLike, title: str, parts: list[str], *name_parts) -> str:
+    """Write `viz.standalone_html(title, parts)` to `folder/<name>.html` (atomically) and return its path."""
+    from s2dlab.runs import atomic_write_bytes
+
+    path = Path(folder) / f"{_safe_name(*name_parts)}.html"
+    atomic_write_bytes(path, viz.standalone_html(title, parts).encode("utf-8"))
+    return str(path)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -557,7 +824,8 @@ def _cuda() -> bool:
 def _load_live_model(folder: Path):
     from s2dlab.models import load_model, set_generation_defaults
 
-    model = load_model(folder, dtype="auto", device="cuda" if _cuda() else "cpu")
+    # float32 on a CPU: weights stored in float16 or bfloat16 (the fixture's teachers) compute slowly there
+    model = load_model(folder, dtype="auto" if _cuda() else "float32", device="cuda" if _cuda() else "cpu")
     model.eval()
     return model, set_generation_defaults
 

@@ -5,7 +5,12 @@ Nothing here imports gradio or IPython.
 - `s2dlab.viz.heatmap`: `token_heatmap_html` (tokens + values + display spans -> HTML) and its helpers for
   rollout rows (`rollout_heatmap_html`, `row_spans`, `row_token_info`, `vocab_from_rows`, `heatmap_vmax`).
 - `s2dlab.viz.figures`: plotly figures, one kind of input each (`per_token_figure`, `stage_curves_figure`,
-  `results_table`, `results_bar_figure`, `c1_figure`, `c2_histogram_figure`, `quadrant_figure`).
+  `arms_figure`, `branches_figure`, `estimators_figure`; for the notebooks `results_table`, `results_bar_figure`,
+  `c1_figure`, `c2_histogram_figure`, `quadrant_figure`).
+- `s2dlab.viz.conditions`: a run's summary.json as tables and figures (`arms_frame`, `claims_frame`, `c1_frame`,
+  `c2_frame`, `c1_rollouts_figure`, `c2_pair_figure`, `quadrants_figure`): rendered, never recomputed.
+- `s2dlab.viz.lens`: the token lens as an HTML table (`lens_html`), and `standalone_html`, one self-contained
+  document of rendered pieces (what the dashboard's export writes).
 - `s2dlab.viz.colors`: the diverging colour scale both use (`value_color`).
 
     from s2dlab import runs, viz
@@ -19,11 +24,24 @@ blue positive, and 0 is the neutral near-white centre.
 """
 
 from s2dlab.viz.colors import value_color
+from s2dlab.viz.conditions import (
+    arms_frame,
+    c1_frame,
+    c1_rollouts_figure,
+    c2_frame,
+    c2_pair_figure,
+    claims_frame,
+    quadrants_figure,
+)
 from s2dlab.viz.figures import (
     CURVE_LABELS,
+    arms_figure,
+    branches_figure,
     c1_figure,
     c2_histogram_figure,
     curve_metrics,
+    estimators_figure,
+    ordered_arms,
     per_token_figure,
     quadrant_figure,
     results_bar_figure,
@@ -42,11 +60,26 @@ from s2dlab.viz.heatmap import (
     visible_text,
     vocab_from_rows,
 )
+from s2dlab.viz.lens import lens_html, pair_label, standalone_html
 
 __all__ = [
     "CURVE_LABELS",
     "IMPLICIT_REWARD_LABEL",
     "Span",
+    "arms_figure",
+    "arms_frame",
+    "branches_figure",
+    "c1_frame",
+    "c1_rollouts_figure",
+    "c2_frame",
+    "c2_pair_figure",
+    "claims_frame",
+    "estimators_figure",
+    "lens_html",
+    "ordered_arms",
+    "pair_label",
+    "quadrants_figure",
+    "standalone_html",
     "c1_figure",
     "c2_histogram_figure",
     "curve_metrics",

@@ -2,14 +2,20 @@
 
     per_token_figure(row)             one scored rollout row: reverse KL and implicit reward per position
     stage_curves_figure(run)          a `s2dlab.runs.Run`: every metric its stages logged, stages end to end
+    arms_figure(summary)              summary.json: accuracy by arm with its 95% interval, coloured by block
+    branches_figure(result)           `s2dlab.branches.branch_values` output: success rate per branch, with its
+                                      Wilson interval, beside the branch token's implicit reward
+    estimators_figure(rows, i)        `s2dlab.estimators.estimate_rollouts` rows: each estimate beside the exact KL
     results_table(results)            results.json as a DataFrame, arms x metrics
     results_bar_figure(results)       results.json: one metric per arm
     c1_figure(rows)                   scored rollout rows: summed implicit reward against correct / incorrect
     c2_histogram_figure(c2)           label -> `s2dlab.diagnostics.c2_closeness` output: per-token reverse KL
     quadrant_figure(rows)             scored rollout rows: tokens by student entropy x reverse KL
 
-The measures themselves (AUROC, C2 closeness, token quadrants) come from `s2dlab.diagnostics`; these only draw
-them. Rows are dicts or a DataFrame of rollout rows as `s2dlab.scoring.score_rollouts` writes them.
+The run's C1, C2, quadrants and arms as `summary.json` holds them are drawn by `s2dlab.viz.conditions` (what the
+dashboard shows). `results_table`, `results_bar_figure`, `c1_figure`, `c2_histogram_figure` and `quadrant_figure`
+draw rows or older results.json files for the notebooks; the measures they print come from `s2dlab.diagnostics`.
+Rows are dicts or a DataFrame of rollout rows as `s2dlab.scoring.score_rollouts` writes them.
 """
 
 from __future__ import annotations
@@ -142,6 +148,14 @@ def curve_metrics(records: Mapping[str, Sequence[Mapping]]) -> list[str]:
     return known + sorted(k for k in present if k not in CURVE_LABELS and _default_curve(k))
 
 
+def curve_names(names) -> list[str]:
+    """The curve-worthy metric names among `names` (e.g. a summary's `metric_names`): `CURVE_LABELS` order first,
+    then the rest alphabetically, bookkeeping and spread statistics left out (as `curve_metrics`)."""
+    names = set(names)
+    return [k for k in CURVE_LABELS if k in names] + sorted(k for k in names if k not in CURVE_LABELS
+                                                             and _default_curve(k))
+
+
 def _curve_title(key: str) -> str:
     return f"{CURVE_LABELS[key]} · {key}" if key in CURVE_LABELS else key
 
@@ -179,7 +193,8 @@ def stage_curves_figure(run, metrics: Sequence[str] | None = None, stages: Seque
         shown = False
         for mi, name in enumerate(names, start=1):
             pts = [(base + s, finite(r.get(name))) for s, r in zip(steps, recs)]
-            pts = [(x, y) for x, y in pts if y is not None]
+            # in step order (a trainer's closing summary can log an earlier step after the last one)
+            pts = sorted(((x, y) for x, y in pts if y is not None), key=lambda p: p[0])
             if not pts:
                 continue
             fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
@@ -198,6 +213,56 @@ def stage_curves_figure(run, metrics: Sequence[str] | None = None, stages: Seque
     fig.update_layout(height=max(260, height_per_metric * len(names) + 60), template="plotly_white",
                       margin=dict(l=50, r=20, t=80, b=40), legend=dict(orientation="h", y=-0.08))
     fig.update_xaxes(title_text="steps (stages end to end)", row=len(names), col=1)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------
+# summary.json: accuracy by arm
+
+# The paper's Table 2 rows in its order, then the halves, then our reference row.
+ROW_ORDER = ("bridge", "bridge_raw_teacher", "bridge_no_warmup", "bridge_no_opd", "bridge_sft_teacher", "cold_grpo",
+             "bridge_1h_stage3", "bridge_1h", "bridge_1h_replay", "gold_sft")
+BLOCK_COLORS = {"top": "#2166ac", "halves": "#b2182b", "reference": "#777777"}
+
+
+def ordered_arms(summary: dict) -> list[str]:
+    """The summary's arms in the paper's row order (`ROW_ORDER`), any others after."""
+    arms = summary.get("arms", {})
+    return [a for a in ROW_ORDER if a in arms] + [a for a in arms if a not in ROW_ORDER]
+
+
+def arms_figure(summary: dict) -> go.Figure:
+    """Accuracy by arm with 95% intervals (a plotly Figure), coloured by block, the base student as a line.
+
+    Reads `summary.json` (one run, or the aggregate of a folder of seeds: then the intervals cover problems and
+    seeds); draws only what the summary holds."""
+    arms = summary.get("arms") or {}
+    names = [a for a in ordered_arms(summary) if arms[a].get("accuracy") is not None]
+    if not names:
+        return _empty_figure("no evaluated arm yet")
+    k = summary.get("eval", {}).get("k", "k")
+    fig = go.Figure()
+    for block, color in BLOCK_COLORS.items():
+        sel = [a for a in names if arms[a].get("block") == block]
+        if not sel:
+            continue
+        acc = [100 * arms[a]["accuracy"] for a in sel]
+        ci = [(arms[a].get("interval") or {}).get("ci") or [None, None] for a in sel]
+        up = [100 * c[1] - y if c[1] is not None else 0 for c, y in zip(ci, acc)]
+        down = [y - 100 * c[0] if c[0] is not None else 0 for c, y in zip(ci, acc)]
+        label = {"top": "whole labeled pool", "halves": "halves 1H / 2H", "reference": "reference"}[block]
+        fig.add_bar(x=sel, y=acc, name=label, marker_color=color,
+                    error_y=dict(type="data", array=up, arrayminus=down, thickness=1.5, width=4),
+                    hovertemplate="%{x}: %{y:.1f}%<extra></extra>")
+    base = summary.get("base", {}).get("student")
+    if base is not None:
+        fig.add_hline(y=100 * base, line_dash="dot", line_color="#444",
+                      annotation_text=f"base student {100 * base:.1f}%", annotation_position="top left")
+    seeds = summary.get("seeds")
+    fig.update_layout(title=f"Student avg@{k} by arm, 95% intervals"
+                            f"{f' ({len(seeds)} seeds, problems and seeds)' if seeds else ' (over problems)'}",
+                      yaxis_title=f"avg@{k} (%)", barmode="group", template="plotly_white", height=460,
+                      legend=dict(orientation="h", y=-0.25))
     return fig
 
 
@@ -394,4 +459,81 @@ def quadrant_figure(rows, *, max_points: int = 5000, cmap: str = "RdBu",
                            font=dict(size=10, color="#333"), bgcolor="rgba(255,255,255,0.7)")
     fig.update_layout(title=title, xaxis_title="student entropy (nats)", yaxis_title="reverse KL(pS‖pT) (nats)",
                       template="plotly_white", height=400, margin=dict(l=60, r=20, t=50, b=40), showlegend=False)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------
+# counterfactual branches and the KL estimators
+
+
+def branches_figure(result: Mapping | None, cmap: str = "RdBu") -> go.Figure:
+    """`s2dlab.branches.branch_values` output: each branch's success rate with its 95% Wilson interval (left) beside
+    the implicit reward of the branch token at that position (right; blank where it was not computed)."""
+    branches = list((result or {}).get("branches") or [])
+    if not branches:
+        return _empty_figure("no branches sampled yet")
+    labels = []
+    for b in branches:
+        who = "student's token" if b.get("is_student_token") else (
+            f"teacher #{b['teacher_rank'] + 1}" if b.get("teacher_rank") is not None else "alternative")
+        labels.append(f"{_html.escape(visible_text(str(b.get('token', ''))))}<br>{who}")
+    rate = [finite(b.get("success_rate")) for b in branches]
+    up = [None if r is None else finite(b.get("wilson_high")) - r for b, r in zip(branches, rate)]
+    down = [None if r is None else r - finite(b.get("wilson_low")) for b, r in zip(branches, rate)]
+    reward = [finite(b.get("implicit_reward")) for b in branches]
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                        subplot_titles=("success rate of the continuations (95% Wilson)",
+                                        "implicit reward log pT(c) − log pS(c)"))
+    fig.add_trace(go.Bar(x=labels, y=rate, marker_color=["#2166ac" if b.get("is_student_token") else "#969696"
+                                                         for b in branches],
+                         error_y=dict(type="data", array=up, arrayminus=down, thickness=1.5, width=5),
+                         customdata=[[b.get("successes"), b.get("n")] for b in branches],
+                         hovertemplate="%{y:.0%} (%{customdata[0]} of %{customdata[1]})<extra></extra>"),
+                  row=1, col=1)
+    vmax = auto_vmax(reward)
+    fig.add_trace(go.Bar(x=labels, y=reward, marker_color=[color_pair(v, vmax, cmap)[0] for v in reward],
+                         hovertemplate="%{y:+.3f}<extra></extra>"), row=1, col=2)
+    fig.add_hline(y=0, line_width=1, line_color="#888", row=1, col=2)
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=1, col=1)
+    n = (result or {}).get("n_samples")
+    fig.update_layout(title=dict(text=f"Branches at position {(result or {}).get('position')}: {n} continuations "
+                                      f"each, up to {(result or {}).get('max_new_tokens')} new tokens"),
+                      showlegend=False, template="plotly_white", height=360, margin=dict(l=50, r=20, t=70, b=60))
+    return fig
+
+
+ESTIMATOR_TRACES = (("reverse_kl", "exact reverse KL", "#000000"), ("k1", "k1", "#1f77b4"),
+                    ("k2", "k2", "#ff7f0e"), ("k3", "k3", "#2ca02c"), ("top1_tail", "top-1 + tail", "#9467bd"),
+                    ("top8_tail", "top-8 + tail", "#8c564b"), ("top64_tail", "top-64 + tail", "#e377c2"),
+                    ("top8_raw", "top-8 raw (no tail)", "#7f7f7f"))
+
+
+def estimators_figure(row: Mapping | None, tokens: Sequence[str] | None = None) -> go.Figure:
+    """One rollout of `s2dlab.estimators.estimate_rollouts`: each estimate of the reverse KL at every position beside
+    the exact value (top), and the cosine between the sampled-token and the exact gradient (bottom)."""
+    if not row or not row.get("reverse_kl"):
+        return _empty_figure("no estimates for this rollout")
+    n = len(row["reverse_kl"])
+    labels = [_html.escape(visible_text(str(t))) for t in (tokens or [""] * n)]
+    x = list(range(n))
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1, row_heights=[0.68, 0.32],
+                        subplot_titles=("estimates of KL(pS‖pT) per position", "gradient cosine (sampled vs exact)"))
+    for key, name, color in ESTIMATOR_TRACES:
+        if key not in row:
+            continue
+        fig.add_trace(go.Scatter(x=x, y=[finite(v) for v in row[key]], name=name, customdata=labels,
+                                 mode="lines+markers" if key == "reverse_kl" else "markers",
+                                 line=dict(color=color, width=2), marker=dict(size=5, color=color),
+                                 hovertemplate="pos %{x} %{customdata}<br>" + name + " %{y:.4f}<extra></extra>"),
+                      row=1, col=1)
+    if "grad_cosine" in row:
+        fig.add_trace(go.Bar(x=x, y=[finite(v) for v in row["grad_cosine"]], name="gradient cosine",
+                             marker_color="#6a51a3", customdata=labels, showlegend=False,
+                             hovertemplate="pos %{x} %{customdata}<br>cosine %{y:.3f}<extra></extra>"), row=2, col=1)
+        fig.update_yaxes(range=[-1.05, 1.05], row=2, col=1)
+    if 0 < n <= 120:
+        fig.update_xaxes(tickmode="array", tickvals=x, ticktext=labels, tickangle=0, tickfont=dict(size=10),
+                         row=2, col=1)
+    fig.update_layout(template="plotly_white", height=480, margin=dict(l=50, r=20, t=40, b=90),
+                      legend=dict(orientation="h", y=-0.12))
     return fig

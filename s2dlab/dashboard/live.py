@@ -1,0 +1,338 @@
+"""The dashboard's views that run the saved models on demand: counterfactual branches and the KL estimator panel.
+
+Both work on one probe snapshot (stage, step) with the checkpoints that took it (`s2dlab.lens.snapshot_pair`):
+- `branch_candidates` / `branch_view`: at a clicked position of a student rollout, force the student's token or
+  one of the teacher's stored top-k alternatives and let the student finish N times (`s2dlab.branches
+  .branch_values`): each branch's success rate with its Wilson interval beside its implicit reward there.
+  `probe_branch_view` asks the same across the snapshot (`probe_branch_values`): does a negative implicit reward
+  predict that the student's token lowers the chance of success (AUROC)?
+- `estimators_view`: per token the exact reverse / forward KL beside k1, k2, k3 and the top-k truncations with
+  their tail masses (k = 1, 8, 64) and the gradient agreement; per snapshot the bias and spread table
+  (`s2dlab.estimators.snapshot_estimators`).
+
+Like the Live tab, they refuse checkpoints above `data.LARGE_MODEL_BYTES` on a machine without a GPU unless the
+caller allows it, and `s2dlab.branches` bounds samples, tokens and CPU cost itself; every refusal is an `AppError`
+or an `s2dlab.errors.InputError` with a sentence for the status line. Nothing here imports gradio; the models and
+tokenizers are loaded once and cached while their files are unchanged. All numbers come from those modules.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from s2dlab.dashboard import data as cb
+from s2dlab.dashboard.data import _LRU, _MODELS, AppError, Store, _file_key, _is_student, _missing, _pick, model_bytes
+
+_TOKENIZERS_HF = _LRU(4)
+_ESTIMATES = _LRU(8)
+
+BRANCH_COLUMNS = ["token", "token id", "branch", "implicit reward", "p student", "p teacher", "n", "successes",
+                  "success rate", "Wilson low", "Wilson high", "finished", "mean new tokens"]
+PROBE_COLUMNS = ["n_positions", "n_scored", "n_drop", "n_rise", "n_flat", "auroc_drop", "auroc_drop_vs_rise",
+                 "pearson_reward_delta", "mean_implicit_reward_drop", "mean_implicit_reward_rise", "n_samples",
+                 "max_new_tokens", "seed"]
+ESTIMATOR_COLUMNS = ["estimator", "n", "mean_exact", "mean_estimate", "bias", "sd", "se_bias", "rmse",
+                     "relative_bias", "frac_negative"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# models of a snapshot
+
+
+def snapshot_models(store: Store, run_id: str, stage: str, step) -> tuple[str, str, bool]:
+    """(teacher stage, student stage, exact) of the checkpoints that took snapshot `stage`/`step`, both saved."""
+    from s2dlab.errors import MissingError
+    from s2dlab.lens import snapshot_pair
+
+    run = store.open(run_id)
+    store.stage_path(run, stage)
+    try:
+        teacher, student, exact = snapshot_pair(run, stage, int(step))
+    except MissingError as e:
+        raise AppError(str(e)) from e
+    missing = [s for s in (student, teacher) if not run.has_model(s)]
+    if missing:
+        raise AppError(f"Snapshot {stage}/{step} was taken by {student} (student) and {teacher} (teacher), and "
+                       f"{' and '.join(missing)} saved no model in this run (no model/ folder), so it cannot be "
+                       "re-run here.")
+    return teacher, student, exact
+
+
+def guard_size(store: Store, run_id: str, stages, allow_large: bool) -> None:
+    """AppError when the checkpoints are large and there is no GPU, unless `allow_large`."""
+    run = store.open(run_id)
+    total = sum(model_bytes(run.model_dir(s)) for s in stages if run.has_model(s))
+    if total >= cb.LARGE_MODEL_BYTES and not allow_large and not cb._cuda():
+        raise AppError(f"These checkpoints hold {total / 1024 ** 3:.1f} GiB of weights and no GPU is available: on "
+                       "the CPU this may take minutes and tens of GB of memory. Tick the box to run anyway.")
+
+
+def _model(store: Store, run, stage: str):
+    from transformers.utils import logging as hf_logging
+
+    from s2dlab.models import load_model
+
+    hf_logging.disable_progress_bar()  # the app's status line, not a terminal bar per weight file
+
+    folder = store._inside(run.model_dir(stage))
+
+    def make():
+        # float32 on a CPU (the fixture's teachers are stored in float16)
+        cuda = cb._cuda()
+        model = load_model(folder, dtype="auto" if cuda else "float32", device="cuda" if cuda else "cpu")
+        return model.eval()
+
+    return _MODELS.get(("model", *_file_key(folder / "config.json"), _file_key(folder / "model.safetensors")
+                        if (folder / "model.safetensors").exists() else None), make)
+
+
+def _tokenizer(store: Store, run):
+    from s2dlab.lens import load_tokenizer_for
+
+    folder = store.tokenizer_dir(run)
+    key = _file_key(folder / "tokenizer.json") if folder else ("run", str(run.path))
+    return _TOKENIZERS_HF.get(key, lambda: load_tokenizer_for(run))
+
+
+def _grade_fn(run):
+    from s2dlab.config import config_from_dict
+    from s2dlab.data import grade_fn
+
+    try:
+        cfg = config_from_dict(run.info.get("config") or {})
+    except Exception as e:  # a run.json from another version: grading is what cannot be done
+        raise AppError(f"Cannot read the task from {run.path / 'run.json'} ({e}), so branches cannot be graded.") from e
+    return grade_fn(cfg), cfg
+
+
+def _student_row(store: Store, run_id: str, stage: str, step, prompt_id, sample_idx) -> pd.Series:
+    df = store.snapshot(run_id, stage, step)
+    if prompt_id is None or sample_idx is None:
+        raise AppError("Pick a student rollout first.")
+    row = _pick(df[_is_student(df)], str(prompt_id), "student", int(sample_idx))
+    if row is None or int(row.get("sample_idx", -1)) != int(sample_idx):
+        raise AppError(f"No student rollout {prompt_id}/#{sample_idx} in snapshot {stage}/{step}.")
+    return row
+
+
+def _position(row, position) -> int:
+    n = len(row["token_ids"])
+    try:
+        t = int(float(position))
+    except (TypeError, ValueError) as e:
+        raise AppError("Click a token of the student rollout (or type its position) first.") from e
+    if not 0 <= t < n:
+        raise AppError(f"Position {t} is past the end of this rollout: it has {n} tokens, positions 0..{n - 1}.")
+    return t
+
+
+# --------------------------------------------------------------------------------------------------------------
+# counterfactual branches
+
+
+def branch_candidates(store: Store, run_id: str, stage: str, step, prompt_id, sample_idx, position
+                      ) -> tuple[list[tuple[str, str]], list[str], str]:
+    """(choices as (label, token id), the default selection, a note) at `position` of a student rollout: the
+    student's own token and the teacher's stored top-k alternatives there, each with both models' probabilities."""
+    row = _student_row(store, run_id, stage, step, prompt_id, sample_idx)
+    t = _position(row, position)
+    run = store.open(run_id)
+    vocab = store.vocab(run, store.snapshot(run_id, stage, step))
+    y_t = int(row["token_ids"][t])
+    name = lambda i: repr(vocab.get(int(i), f"#{i}"))  # noqa: E731
+    p_s = math.exp(float(row["student_logprob"][t])) if row.get("student_logprob") is not None else None
+    p_t = math.exp(float(row["teacher_logprob"][t])) if row.get("teacher_logprob") is not None else None
+    ir = row.get("implicit_reward")
+    ir_t = None if ir is None else float(ir[t])
+    choices = [(f"{name(y_t)} the student's token (pS {p_s:.2f}, pT {p_t:.2f})" if p_s is not None and p_t is not None
+                else f"{name(y_t)} the student's token", str(y_t))]
+    ids, lps = row.get("teacher_topk_ids"), row.get("teacher_topk_logprobs")
+    if ids is not None and lps is not None and len(ids) > t:
+        for rank, (i, lp) in enumerate(zip(ids[t], lps[t])):
+            if int(i) < 0 or int(i) == y_t:
+                continue
+            choices.append((f"{name(i)} teacher's #{rank + 1} (pT {math.exp(float(lp)):.2f})", str(int(i))))
+    default = [c[1] for c in choices[:3]]
+    note = (f"Position **{t}** of {prompt_id}/#{sample_idx}: the student wrote {name(y_t)}"
+            + ("" if ir_t is None else f", implicit reward {ir_t:+.3f}") + ". Pick the branches to sample.")
+    return choices, default, note
+
+
+def branch_view(store: Store, run_id: str, stage: str, step, prompt_id, sample_idx, position, candidates,
+                n_samples=16, max_new_tokens=None, seed=0, allow_large: bool = False):
+    """(table, figure, note): `branch_values` at `position` for the chosen candidate token ids, N continuations each
+    sampled now from the student checkpoint of the snapshot, scored with its teacher checkpoint."""
+    from s2dlab.branches import MAX_BRANCH_SAMPLES, MAX_BRANCH_TOKENS, branch_values
+    from s2dlab.lens import prompt_settings, with_prompt_ids
+    from s2dlab.viz import branches_figure
+
+    row = _student_row(store, run_id, stage, step, prompt_id, sample_idx)
+    t = _position(row, position)
+    try:
+        n = int(n_samples)
+    except (TypeError, ValueError) as e:
+        raise AppError(f"N={n_samples!r} is not a whole number of continuations.") from e
+    if not 1 <= n <= MAX_BRANCH_SAMPLES:
+        raise AppError(f"N={n} continuations per branch is outside 1..{MAX_BRANCH_SAMPLES} (MAX_BRANCH_SAMPLES).")
+    run = store.open(run_id)
+    grade, cfg = _grade_fn(run)
+    max_new = int(max_new_tokens or cfg.generation.max_new_tokens)
+    if not 1 <= max_new <= MAX_BRANCH_TOKENS:
+        raise AppError(f"max new tokens={max_new} is outside 1..{MAX_BRANCH_TOKENS} (MAX_BRANCH_TOKENS).")
+    ids = [int(c) for c in (candidates or [])]
+    if not ids:
+        raise AppError("Tick at least one branch (the student's token or a teacher alternative).")
+    teacher_stage, student_stage, exact = snapshot_models(store, run_id, stage, step)
+    guard_size(store, run_id, (student_stage, teacher_stage), allow_large)
+    tok = _tokenizer(store, run)
+    student, teacher = _model(store, run, student_stage), _model(store, run, teacher_stage)
+    rollout = with_prompt_ids([row.to_dict()], tok, *prompt_settings(run))[0]
+    result = branch_values(student, tok, rollout, t, grade, candidates=ids, n_samples=n, max_new_tokens=max_new,
+                           teacher=teacher, seed=int(seed or 0))
+    table = pd.DataFrame([{
+        "token": repr(b["token"]), "token id": b["token_id"],
+        "branch": "student's token" if b["is_student_token"] else (
+            f"teacher #{b['teacher_rank'] + 1}" if b["teacher_rank"] is not None else "alternative"),
+        "implicit reward": _round(b["implicit_reward"]), "p student": _exp(b["student_logprob"]),
+        "p teacher": _exp(b["teacher_logprob"]), "n": b["n"], "successes": b["successes"],
+        "success rate": _round(b["success_rate"]), "Wilson low": _round(b["wilson_low"]),
+        "Wilson high": _round(b["wilson_high"]), "finished": _round(b["finished_rate"]),
+        "mean new tokens": _round(b["mean_continuation_tokens"], 1)} for b in result["branches"]],
+        columns=BRANCH_COLUMNS)
+    note = (f"Sampled from **{student_stage}**, implicit rewards from **{teacher_stage}**"
+            + ("" if exact else f" (the stage's final checkpoints stand in: step {step} is mid-stage)")
+            + f"; seed {result['seed']}, {n} continuations per branch, up to {max_new} new tokens.")
+    return table, branches_figure(result), note
+
+
+def probe_branch_view(store: Store, run_id: str, stage: str, step, positions_per_rollout: int = 2,
+                      n_samples: int = 8, max_new_tokens=None, seed: int = 0, allow_large: bool = False,
+                      progress: bool = True) -> tuple[pd.DataFrame, str]:
+    """(one-row table, note): `probe_branch_values` over the snapshot's student rollouts: the AUROC with which a
+    negative implicit reward picks the positions where the student's own token lowers the success rate."""
+    from s2dlab.branches import probe_branch_values
+    from s2dlab.lens import prompt_settings, with_prompt_ids
+
+    df = store.snapshot(run_id, stage, step)
+    rows = df[_is_student(df)].to_dict("records")
+    if not rows:
+        raise AppError(f"Snapshot {stage}/{step} has no student rollouts to branch.")
+    run = store.open(run_id)
+    grade, cfg = _grade_fn(run)
+    teacher_stage, student_stage, exact = snapshot_models(store, run_id, stage, step)
+    guard_size(store, run_id, (student_stage, teacher_stage), allow_large)
+    tok = _tokenizer(store, run)
+    student, teacher = _model(store, run, student_stage), _model(store, run, teacher_stage)
+    rollouts = with_prompt_ids(rows, tok, *prompt_settings(run))
+    res = probe_branch_values(student, tok, rollouts, grade, positions_per_rollout=int(positions_per_rollout),
+                              n_samples=int(n_samples), max_new_tokens=int(max_new_tokens or cfg.generation
+                                                                            .max_new_tokens),
+                              teacher=teacher, seed=int(seed or 0), progress=progress)
+    s = res["summary"]
+    table = pd.DataFrame([{k: _round(v) if isinstance(v, float) else v for k, v in s.items()}], columns=PROBE_COLUMNS)
+    note = (f"{s['n_positions']} positions of {len(rows)} student rollouts, {s['n_samples']} continuations per side: "
+            f"AUROC of −implicit reward for 'the student's token lowers the success rate' "
+            f"{_fmt(s['auroc_drop'])} over all positions, {_fmt(s['auroc_drop_vs_rise'])} over drops against rises "
+            f"({s['n_drop']} drops, {s['n_rise']} rises, {s['n_flat']} flat; 0.5 = no signal). Models: "
+            f"{student_stage} / {teacher_stage}" + ("" if exact else " (final checkpoints stand in)") + ".")
+    return table, note
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the estimator panel
+
+
+def _estimates(store: Store, run_id: str, stage: str, step, allow_large: bool) -> dict:
+    from s2dlab.errors import MissingError
+    from s2dlab.estimators import snapshot_estimators
+
+    run = store.open(run_id)
+    teacher_stage, student_stage, _ = snapshot_models(store, run_id, stage, step)
+    guard_size(store, run_id, (student_stage, teacher_stage), allow_large)
+    path = run.rollout_path(stage, int(step))
+    key = (str(run.path), stage, int(step), _file_key(path), _file_key(run.model_dir(student_stage) / "config.json"),
+           _file_key(run.model_dir(teacher_stage) / "config.json"))
+
+    def make():
+        try:
+            return snapshot_estimators(run, stage, int(step), with_rows=True, dtype="auto" if cb._cuda() else "float32")
+        except MissingError as e:
+            raise AppError(str(e)) from e
+
+    return _ESTIMATES.get(key, make)
+
+
+def estimator_rollouts(store: Store, run_id: str, stage: str, step) -> list[tuple[str, str]]:
+    """(label, "prompt_id/sample_idx") of the snapshot's student rollouts (what the estimators re-score)."""
+    df = store.snapshot(run_id, stage, step)
+    out = []
+    for _, r in df[_is_student(df)].iterrows():
+        key = f"{r['prompt_id']}/{int(r['sample_idx'])}"
+        ok = "" if _missing(r.get("correct")) else (" ✓" if bool(r["correct"]) else " ✗")
+        out.append((f"{key}{ok} · {len(r['token_ids'])} tokens", key))
+    return out
+
+
+def estimators_view(store: Store, run_id: str, stage: str, step, rollout: str | None = None,
+                    allow_large: bool = False):
+    """(bias table, tail-mass table, gradient line, per-token table, figure, note) for one snapshot, the per-token
+    part for `rollout` ("prompt_id/sample_idx", default the first)."""
+    from s2dlab.estimators import TOPK, estimator_names
+    from s2dlab.viz import estimators_figure
+
+    if step in (None, ""):
+        raise AppError("Pick a stage and snapshot step first.")
+    est = _estimates(store, run_id, stage, step, allow_large)
+    s = est["summary"]
+    bias = pd.DataFrame([{"estimator": name, **{k: _round(v) if isinstance(v, float) else v
+                                               for k, v in s["estimators"][name].items()}}
+                         for name in estimator_names()], columns=ESTIMATOR_COLUMNS)
+    tail = pd.DataFrame([{"k": k, "student tail mass": _round(s["tail_mass"][f"top{k}"]["student"], 6),
+                          "teacher tail mass": _round(s["tail_mass"][f"top{k}"]["teacher"], 6)} for k in TOPK])
+    g = s["gradient"]
+    grad = (f"**Gradient agreement** over {g['n_defined']} tokens: mean cosine {_fmt(g['mean_cosine'])}, median "
+            f"{_fmt(g['median_cosine'])}; positive cosine on {_fmt_pct(g['frac_positive_cosine'])} of tokens, same "
+            f"sign on the sampled token's logit on {_fmt_pct(g['frac_same_sign_at_token'])}.")
+    rows = est["rows"]
+    keys = [f"{r['prompt_id']}/{int(r['sample_idx'])}" for r in rows]
+    if not rows:
+        raise AppError(f"Snapshot {stage}/{step} has no student rollouts to estimate on.")
+    i = keys.index(rollout) if rollout in keys else 0
+    row = rows[i]
+    df = store.snapshot(run_id, stage, step)
+    srow = _pick(df[_is_student(df)], str(row["prompt_id"]), "student", int(row["sample_idx"]))
+    tokens = list(srow["tokens"]) if srow is not None else [""] * row["length"]
+    cols = ["reverse_kl", "forward_kl", "k1", "k2", "k3"] + [f"top{k}_{v}" for k in TOPK for v in ("tail", "renorm",
+                                                                                                  "raw")]
+    cols += [f"top{k}_tail_mass_{who}" for k in TOPK for who in ("student", "teacher")] + ["grad_cosine"]
+    per_token = pd.DataFrame({"position": range(row["length"]), "token": [repr(t) for t in tokens],
+                              **{c: [_round(v, 5) for v in row[c]] for c in cols}})
+    note = (f"Snapshot **{stage} · step {step}** ({s['n_rollouts']} student rollouts, {s['n_tokens']} tokens) "
+            f"re-scored by **{est['student']}** (student) and **{est['teacher']}** (teacher)"
+            + ("." if est["models_match_snapshot"] else ": step is mid-stage, so the stage's final checkpoints stand "
+               "in and k1 / k3 are no longer unbiased for it."))
+    return bias, tail, grad, per_token, estimators_figure(row, tokens), note
+
+
+# --------------------------------------------------------------------------------------------------------------
+# formats
+
+
+def _round(v, digits: int = 4):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return None
+    return round(float(v), digits)
+
+
+def _exp(lp):
+    return None if lp is None else round(math.exp(float(lp)), 4)
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _fmt_pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.0f}%"

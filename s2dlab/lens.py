@@ -335,6 +335,16 @@ def compute_lens(run, pairs: Sequence[tuple[str, str]] | None = None, progress: 
     pq.write_table(table, sink, compression="zstd")
     folder = run.path / LENS_DIR
     atomic_write_bytes(folder / LENS_FILE, sink.getvalue().to_pybytes())
+
+    def portable(source: str) -> str:
+        """A model folder inside the run as a path relative to it (the run folder may move); hub ids as they are."""
+        try:
+            return Path(source).resolve().relative_to(run.path.resolve()).as_posix()
+        except ValueError:
+            return source
+
+    ckpts = [{**c, "source": portable(c["source"])} for c in ckpts]
+    source_of = {k: portable(v) for k, v in source_of.items()}
     index = {
         "version": LENS_VERSION, "run": run.name,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -29,7 +29,7 @@ from s2dlab.runs import Run, atomic_write_json, open_run
 
 SUMMARY_FILE = "summary.json"
 C1_ROLLOUTS = "diagnostics/c1/rollouts.jsonl"
-FORMAT = 1
+FORMAT = 2  # summaries of an older format are computed again on read
 
 
 def c1_path(teacher: str) -> str:
@@ -313,8 +313,10 @@ def c2_summary(run: Run) -> dict:
         if after is None or not info.get("teacher"):
             continue
         init, teacher = info.get("init"), info["teacher"]
-        before = run.read_rows(c1_path(teacher)) if init == "base_student" else run.read_rows(c2_path(init))
-        entry = {"stage": name, "init": init, "teacher": teacher, "after": dg.mean_reverse_kl(after)}
+        before_file = c1_path(teacher) if init == "base_student" else c2_path(init)
+        before = run.read_rows(before_file)
+        entry = {"stage": name, "init": init, "teacher": teacher, "after": dg.mean_reverse_kl(after),
+                 "after_file": c2_path(name), "before_file": before_file if before is not None else None}
         if before is not None:
             entry["before"] = dg.mean_reverse_kl(before)
             entry["change"] = dg.kl_change(before, after)
@@ -396,12 +398,16 @@ def results_view(summary: dict) -> dict:
 def read_summary(run: Run | str | Path) -> dict:
     """A run's summary; a run folder written before summaries existed is summarised (and written) now. A folder of
     `seed_<k>` runs reads as their aggregate."""
+    path = run.path if isinstance(run, Run) else Path(run)
+    if not (path / "run.json").exists() and any(path.glob("seed_*/run.json")):  # a folder of seeds
+        from s2dlab.runs import read_json_file
+
+        got = read_json_file(path / SUMMARY_FILE)
+        return got if got and got.get("format") == FORMAT else write_aggregate(path)
     run = run if isinstance(run, Run) else open_run(run)
     got = run.read_json(SUMMARY_FILE)
     if got and got.get("format") == FORMAT:
         return got
-    if run.info.get("config") is None and any(run.path.glob("seed_*/run.json")):
-        return write_aggregate(run.path)
     return write_summary(config_from_dict(run.info["config"]), run)
 
 

@@ -510,15 +510,9 @@ def curves_view(store: Store, run_id: str, metrics=None, stages=None):
         raise AppError(f"Cannot read metrics: {e}") from e
 
 
-def c2_files(pair: Mapping) -> tuple[str, str]:
-    """(before, after) rollout files of one `c2.pairs` entry, as `s2dlab.summary.c2_summary` measured them: after is
-    the stage's own C2 file; before is its init's, or the base student's fixed C1 rollouts scored by the same teacher
-    when the stage starts from the base student."""
-    if pair.get("before_file") and pair.get("after_file"):
-        return pair["before_file"], pair["after_file"]
-    before = (summary_mod.c1_path(pair["teacher"]) if pair.get("init") == "base_student"
-              else summary_mod.c2_path(pair.get("init") or ""))
-    return before, summary_mod.c2_path(pair["stage"])
+def c2_files(pair: Mapping) -> tuple[str | None, str]:
+    """(before, after) rollout files of one `c2.pairs` entry, as `s2dlab.summary.c2_summary` recorded them."""
+    return pair.get("before_file"), pair["after_file"]
 
 
 def _rows_file(store: Store, run: Run, relpath: str) -> list[dict] | None:
@@ -545,7 +539,8 @@ def c2_view(store: Store, run_id: str, stage: str | None):
     stage = stage if stage in pairs else ("opd" if "opd" in pairs else c2_choices(summary)[0])
     run = store.open(run_id)
     before, after = c2_files(pairs[stage])
-    return viz.c2_pair_figure(pairs[stage], _rows_file(store, run, before), _rows_file(store, run, after))
+    return viz.c2_pair_figure(pairs[stage], _rows_file(store, run, before) if before else None,
+                              _rows_file(store, run, after))
 
 
 def c1_view(store: Store, run_id: str):

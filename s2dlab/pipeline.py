@@ -21,7 +21,9 @@ The labeled pool is cut into fixed halves 1H / 2H (`s2dlab.data`). Arms, each th
     ref      gold_sft             SFT of the base student on gold worked solutions of the pool     (not in the paper)
 
 Every stage is evaluated when it finishes (`<stage>/eval.json`); the fixed-rollout C1/C2 measurements follow the
-stages they need, and `summary.json` / `results.json` are rewritten after every stage (`s2dlab.summary`).
+stages they need, and `summary.json` / `results.json` are rewritten after every stage (`s2dlab.summary`). At the
+end the token lens (`s2dlab.lens`) re-scores the first probe snapshot with each student checkpoint against its
+own and the raw teacher.
 Rerunning a run folder skips finished stages and resumes an interrupted one. `--seeds N` runs `seed_0 ..
 seed_{N-1}` under the run folder and writes their aggregate with intervals.
 """
@@ -196,7 +198,27 @@ def run_seed(cfg: Config, out_dir: str | Path, ablations: bool = False, progress
             if progress:
                 bar.write(summary.stage_line(run, step.name, timings.get(step.name)))
         process_state(cfg).wait_for_everyone()
+    if main and cfg.probe.num_prompts and not (run.path / "lens" / "lens.json").exists():
+        from s2dlab.lens import compute_lens
+
+        compute_lens(run, pairs=lens_pairs(run), progress=progress)
     return summary.write_summary(cfg, run) if main else {}
+
+
+def lens_pairs(run: Run) -> list[tuple[str, str]]:
+    """The token lens `s2dlab run` computes: every student checkpoint scored by the teacher it learned from (the
+    stage-1 teacher when none) and by the raw base teacher, the pairs that show C1 token by token. `s2dlab lens
+    RUN` computes every pair."""
+    from s2dlab.lens import checkpoints
+
+    ckpts = checkpoints(run)
+    teachers = {c["stage"] for c in ckpts if c["role"] == "teacher"}
+    pairs = []
+    for c in ckpts:
+        if c["role"] == "student":
+            pairs += [(t, c["stage"]) for t in dict.fromkeys([c["teacher"] or "teacher_grpo", "base_teacher"])
+                      if t in teachers]
+    return pairs
 
 
 def run_pipeline(cfg: Config, out_dir: str | Path, ablations: bool = False, seeds: int = 1,

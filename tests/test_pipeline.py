@@ -130,6 +130,12 @@ def test_end_to_end_run_with_every_row(small_run):
     run = open_run(out)
     for stage in on_disk["stages"]:
         assert run.eval(stage)["accuracy"] is not None, stage
+    lens = json.loads((out / "lens" / "lens.json").read_text())  # the token lens, computed at the end of the run
+    pairs = {(p["teacher"], p["student"]) for p in lens["pairs"]}
+    assert {("teacher_grpo", "opd"), ("base_teacher", "opd"), ("full.teacher_grpo", "full.opd"),
+            ("teacher_grpo", "cold_grpo"), ("base_teacher", "raw_teacher.opd")} <= pairs
+    assert ("base_teacher", "base_teacher") not in pairs and all(s not in ("base_teacher", "teacher_grpo")
+                                                                 for _, s in pairs)
 
 
 def test_rerun_is_a_resume_and_the_cli_reads_the_same_summary(small_run):

@@ -25,7 +25,7 @@ from pathlib import Path
 from s2dlab import diagnostics as dg
 from s2dlab.config import load_config, parse_overrides
 from s2dlab.pipeline import find_step, run_stage
-from s2dlab.runs import atomic_write_json, create_run, open_run
+from s2dlab.runs import atomic_write_json, create_run, open_run, read_json_file
 from s2dlab.stages import lifecycle
 from s2dlab.summary import lineage, per_problem
 
@@ -89,12 +89,15 @@ def main(argv=None) -> int:
             seconds.append(time.time() - t0)
             per_seed.append(per_problem(cfg, run, args.stage))
         iv = dg.accuracy_interval(per_seed)
-        results.append({"point": point, "label": label, "val": iv, "seconds": seconds})
+        results.append({"point": point, "label": label, "val": iv, "seconds": seconds, "fixed": args.overrides + extra})
         print(f"{label:<48} val avg@k {100 * iv['mean']:5.1f} [{100 * iv['ci'][0]:5.1f}, {100 * iv['ci'][1]:5.1f}]"
               f"  seeds {' '.join(f'{100 * x:.1f}' for x in iv['per_seed'])}", flush=True)
+    # points of earlier invocations into the same folder are kept (a point measured again replaces its old entry)
+    earlier = (read_json_file(out / "tune.json") or {}).get("results", [])
+    labels = {r["label"] for r in results}
+    results += [r for r in earlier if r["label"] not in labels]
     results.sort(key=lambda r: -r["val"]["mean"])
-    atomic_write_json(out / "tune.json", {"stage": args.stage, "grid": args.grid, "fixed": args.overrides,
-                                          "seeds": args.seeds, "source": args.source, "results": results})
+    atomic_write_json(out / "tune.json", {"stage": args.stage, "source": args.source, "results": results})
     print(f"\nbest on validation: {results[0]['label']} ({100 * results[0]['val']['mean']:.1f}); "
           f"all points in {out / 'tune.json'}")
     return 0

@@ -297,12 +297,17 @@ def bootstrap_ci(values: np.ndarray, stat, groups: np.ndarray | None = None, n_b
     n = len(values)
     if groups is None:
         groups = np.arange(n)
-    uniq, inv = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inv == g) for g in range(len(uniq))]
+    _, inv = np.unique(groups, return_inverse=True)
+    order = np.argsort(inv, kind="stable")  # items grouped together, group by group
+    sizes = np.bincount(inv)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     stats = []
     for _ in range(n_boot):
-        pick = rng.integers(0, len(uniq), len(uniq))
-        idx = np.concatenate([members[g] for g in pick])
+        pick = rng.integers(0, len(sizes), len(sizes))
+        lens = sizes[pick]
+        # the items of every picked group, vectorised: each group's run of positions in `order`
+        offsets = np.repeat(starts[pick] - (np.cumsum(lens) - lens), lens)
+        idx = order[offsets + np.arange(lens.sum())]
         v = stat(idx)
         if v is not None and not (isinstance(v, float) and math.isnan(v)):
             stats.append(v)

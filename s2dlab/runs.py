@@ -474,10 +474,11 @@ class Run:
         pq.write_table(table, sink, compression="zstd")
         return atomic_write_bytes(self.path / _validate_relpath(relpath), sink.getvalue().to_pybytes())
 
-    def read_rows(self, relpath: str | os.PathLike) -> list[dict] | None:
-        """A parquet file inside the run folder as a list of dicts, or None when it does not exist."""
+    def read_rows(self, relpath: str | os.PathLike, columns: list[str] | None = None) -> list[dict] | None:
+        """A parquet file inside the run folder as a list of dicts (only `columns`, when given), or None when it
+        does not exist."""
         path = self.path / _validate_relpath(relpath)
-        return read_rollout_file(path).to_dict("records") if path.is_file() else None
+        return read_rollout_file(path, columns).to_dict("records") if path.is_file() else None
 
     def write_json(self, relpath: str | os.PathLike, obj: Any) -> Path:
         """Write any JSON file inside the run folder (atomic); ValueError for absolute paths or `..`."""
@@ -488,14 +489,17 @@ class Run:
         return read_json_file(self.path / _validate_relpath(relpath))
 
 
-def read_rollout_file(path: str | os.PathLike) -> pd.DataFrame:
+def read_rollout_file(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
     """A rollout parquet file as a DataFrame (list columns as Python lists, strings as str/None); RunStoreError
-    naming the path when it is missing or unreadable."""
+    naming the path when it is missing or unreadable. `columns` reads only those (the ones the file has)."""
     path = Path(path)
     if not path.is_file():
         raise RunStoreError(f"{path}: no such rollout snapshot")
     try:
-        table = pq.read_table(path)
+        if columns is not None:
+            present = set(pq.read_schema(path).names)
+            columns = [c for c in columns if c in present]
+        table = pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError) as e:
         raise RunStoreError(f"{path}: not a readable parquet file ({e})") from e
     columns = {}

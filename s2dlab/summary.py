@@ -247,16 +247,35 @@ def _ci(ci, signed: bool = True) -> str:
     return f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if signed else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
-def c1_summary(run: Run, stages: dict) -> dict:
+# the columns of the fixed-rollout files the summary reads (reading every column of every file was most of its time)
+DIAG_COLUMNS = ["prompt_id", "sample_idx", "correct", "sum_implicit_reward", "implicit_reward", "reverse_kl",
+                "tokens", "first_error_char"]
+QUADRANT_COLUMNS = ["policy", "implicit_reward", "student_topk_ids", "student_topk_logprobs", "teacher_topk_ids"]
+
+
+class _Rows:
+    """Each diagnostics file read once per summary (C2 reads the C1 files again as its "before")."""
+
+    def __init__(self, run: Run):
+        self.run, self.cache = run, {}
+
+    def __call__(self, relpath: str) -> list[dict] | None:
+        if relpath not in self.cache:
+            self.cache[relpath] = self.run.read_rows(relpath, DIAG_COLUMNS)
+        return self.cache[relpath]
+
+
+def c1_summary(run: Run, stages: dict, rows: _Rows | None = None) -> dict:
     """C1 on the fixed rollouts: per teacher its AUROC and first-error reward; each trained teacher against the raw
     (base) teacher as an AUROC difference with a paired bootstrap interval."""
+    read = rows or _Rows(run)
     teachers = {}
     rows_by = {}
     for name in run.stages():
-        rows = run.read_rows(c1_path(name))
-        if rows is None:
+        scored = read(c1_path(name))
+        if scored is None:
             continue
-        graded = [r for r in rows if r.get("correct") is not None]
+        graded = [r for r in scored if r.get("correct") is not None]
         rows_by[name] = {(r["prompt_id"], int(r["sample_idx"])): r for r in graded}
         entry = {"rollouts": len(graded), "accuracy": stages.get(name, {}).get("accuracy"),
                  **dg.auroc_with_ci([r["sum_implicit_reward"] for r in graded], [r["correct"] for r in graded],
@@ -304,17 +323,18 @@ def c1_verdict(c1: dict) -> str:
     return "\n".join(lines) if lines else "C1 not measured yet (needs the base and a trained teacher)."
 
 
-def c2_summary(run: Run) -> dict:
+def c2_summary(run: Run, rows: _Rows | None = None) -> dict:
     """C2 for every distillation stage: per-token reverse KL on the student's rollouts before and after it."""
+    read = rows or _Rows(run)
     pairs = []
     for name in run.stages():
-        after = run.read_rows(c2_path(name))
+        after = read(c2_path(name))
         info = run.read_json(f"{name}/stage.json") or {}
         if after is None or not info.get("teacher"):
             continue
         init, teacher = info.get("init"), info["teacher"]
         before_file = c1_path(teacher) if init == "base_student" else c2_path(init)
-        before = run.read_rows(before_file)
+        before = read(before_file)
         entry = {"stage": name, "init": init, "teacher": teacher, "after": dg.mean_reverse_kl(after),
                  "after_file": c2_path(name), "before_file": before_file if before is not None else None}
         if before is not None:
@@ -356,9 +376,11 @@ def summarize(cfg: Config, run: Run) -> dict:
         if info.get("truncation"):
             entry["truncation"] = info["truncation"]
         if entry["snapshots"]:
-            rows = run.rollouts(name, entry["snapshots"][-1]).to_dict("records")
-            if rows and "student_topk_ids" in rows[0]:
-                entry["quadrants"] = dg.signal_quadrants(rows)
+            from s2dlab.runs import read_rollout_file
+
+            snap = read_rollout_file(run.rollout_path(name, entry["snapshots"][-1]), QUADRANT_COLUMNS)
+            if len(snap) and "student_topk_ids" in snap.columns:
+                entry["quadrants"] = dg.signal_quadrants(snap.to_dict("records"))
         stages[name] = entry
     arms, scores = {}, {}
     for arm in ARMS:
@@ -376,7 +398,8 @@ def summarize(cfg: Config, run: Run) -> dict:
         for arm in arms:
             if arm in scores:
                 arms[arm]["vs_base_student"] = dg.paired_difference(scores[arm], [pp])
-    c1, c2 = c1_summary(run, stages), c2_summary(run)
+    rows = _Rows(run)
+    c1, c2 = c1_summary(run, stages, rows), c2_summary(run, rows)
     return {"format": FORMAT, "name": run.name, "seed": cfg.seed, "eval": {"sets": cfg.eval.sets,
                                                                           "k": cfg.eval.n_samples},
             "base": base, "stages": stages, "arms": arms, "claims": claims(scores), "c1": c1, "c2": c2}

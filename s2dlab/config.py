@@ -113,7 +113,7 @@ class WarmupConfig:
     loss: str = "full"  # full: forward KL(pT||pS) on the teacher's cached next-token distributions (the paper's 2a) | sampled: SFT on sampled teacher tokens (the paper's "teacher-sample SFT" arm)
     top_k: int = 0  # cache only the teacher's top-k next tokens plus one tail bucket (large vocabularies); 0 = the full vocabulary
     steps: int = 100  # optimizer steps
-    learning_rate: float = 1e-3  # constant lr
+    learning_rate: float = 3e-4  # constant lr (tiny: tuned on validation over 1e-4, 3e-4, 1e-3, 3e-3)
     batch_size: int = 32  # sequences per step
     rollouts_per_prompt: int = 2  # K teacher rollouts cached per prompt of the bridge's prompt set (the paper does not give K)
     only_correct: bool = False  # keep only rollouts whose answer is right (uses labels; off, as in the paper)
@@ -124,7 +124,7 @@ class WarmupConfig:
 class OPDConfig:
     loss: str = "full_reverse_kl"  # full_reverse_kl (TRL DistillationTrainer, beta=1) | sampled_token (implicit reward as per-token advantage)
     steps: int = 100  # optimizer steps
-    learning_rate: float = 5e-4  # constant lr
+    learning_rate: float = 2e-4  # constant lr (tiny: tuned on validation over 1e-4, 2e-4, 5e-4, 1e-3)
     batch_size: int = 32  # student rollouts per step
     rollouts_per_prompt: int = 1  # student rollouts per prompt in a step (paper: 8; tiny: 1, tuned on validation: the tiny student repeats itself, so 8 rollouts of 4 prompts hold few distinct samples)
     save_every: int = 50  # checkpoint every N steps
@@ -168,8 +168,11 @@ class Config:
     teacher_sft: SFTStageConfig = field(default_factory=SFTStageConfig)  # the SFT teacher of bridge_sft_teacher
     fkl_warmup: WarmupConfig = field(default_factory=WarmupConfig)  # stage 2a
     opd: OPDConfig = field(default_factory=OPDConfig)  # stage 2b
-    student_grpo: GRPOStageConfig = field(default_factory=GRPOStageConfig)  # stage 3 (and its replay control)
-    cold_grpo: GRPOStageConfig = field(default_factory=lambda: GRPOStageConfig(steps=300))  # the baseline
+    # stage 3 (and its replay control); tiny: lr tuned on validation over 1e-5, 3e-5, 1e-4, 3e-4
+    student_grpo: GRPOStageConfig = field(default_factory=lambda: GRPOStageConfig(learning_rate=3e-5))
+    # the baseline: the workflow's student steps and sequences (300 x 4 prompts x 8); tiny: tuned on validation over
+    # 13 points of lr x batch x budget (README, "How the baseline was tuned")
+    cold_grpo: GRPOStageConfig = field(default_factory=lambda: GRPOStageConfig(steps=300, learning_rate=3e-5))
     gold_sft: SFTStageConfig = field(default_factory=lambda: SFTStageConfig(steps=300))  # reference: student SFT on gold solutions
     eval: EvalConfig = field(default_factory=EvalConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)

@@ -255,4 +255,4 @@ def test_bad_budgets_are_one_line_config_errors():
     with pytest.raises(ConfigError, match="each half of the labeled pool holds 2 problems, fewer than"):
         load_config("tiny", overrides=["task.pool_size=4"])
     with pytest.raises(ConfigError, match="opd.batch_size=30 is not a multiple of opd.rollouts_per_prompt=8"):
-        load_config("tiny", overrides=["opd.batch_size=30"])
+        load_config("tiny", overrides=["opd.rollouts_per_prompt=8", "opd.batch_size=30"])

@@ -293,7 +293,8 @@ class DenseRewardCallback(TrainerCallback):
         cfg.models.dtype = _dtype_name(model)
         cfg.task.name, cfg.task.prompt_suffix = "math", self.prompt_suffix
         g = cfg.generation
-        g.max_new_tokens, g.temperature, g.top_p, g.top_k = self.max_new_tokens, self.temperature, self.top_p, self.top_k
+        g.max_new_tokens, g.temperature = self.max_new_tokens, self.temperature
+        g.top_p, g.top_k = self.top_p, self.top_k
         g.enable_thinking = bool(self.chat_template_kwargs.get("enable_thinking", False))
         g.batch_size = self.batch_size
         p = cfg.probe

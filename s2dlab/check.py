@@ -152,7 +152,8 @@ def tokenizer_alignment(teacher_tok, student_tok, enable_thinking: bool = False)
     kw = {"enable_thinking": enable_thinking}
     t_text, s_text = _render(teacher_tok, PROBE_CONVERSATION, **kw), _render(student_tok, PROBE_CONVERSATION, **kw)
     out["chat_template"] = {"same_source": teacher_tok.chat_template == student_tok.chat_template,
-                            "lines": len((t_text or "").splitlines()), "difference": first_differing_line(t_text, s_text),
+                            "lines": len((t_text or "").splitlines()),
+                            "difference": first_differing_line(t_text, s_text),
                             "teacher_has": t_text is not None, "student_has": s_text is not None}
     out["thinking"] = _thinking(student_tok, enable_thinking)
     return out
@@ -236,7 +237,7 @@ def self_check(teacher, tokenizer, rollouts) -> dict:
     return out
 
 
-# --- accuracy with intervals -------------------------------------------------------------------------------------------
+# --- accuracy with intervals ------------------------------------------------------------------------------------------
 
 def _per_problem(rows: list[dict]) -> dict[str, float]:
     by: dict[str, list[bool]] = {}
@@ -472,7 +473,7 @@ def _write(out: Path, cfg, tok, result: dict, source: dict) -> dict:
     return check
 
 
-# --- words ---------------------------------------------------------------------------------------------------------------
+# --- words ------------------------------------------------------------------------------------------------------------
 
 def c1_c2(summary: dict) -> dict:
     """The teacher's C1 / C2 entry of a check's summary (`summary["c1"]["teachers"]["base_teacher"]`)."""

@@ -197,3 +197,17 @@ def test_probe_metrics_known_values():
     assert m["probe/mean_reverse_kl"] == pytest.approx(5.0 / 3) and m["probe/mean_forward_kl"] == pytest.approx(2 / 3)
     assert m["probe/mean_implicit_reward"] == pytest.approx(-5.0 / 3) and m["probe/mean_length"] == 1.5
     assert m["probe/accuracy"] == 0.5 and m["probe/auroc"] == 1.0 and m["probe/teacher_accuracy"] == 0.0
+
+
+@pytest.mark.slow
+def test_readme_example_runs(tmp_path, monkeypatch):
+    """The README's "Your own models" example as written: a plain GRPOTrainer with the callback."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### `DenseRewardCallback`"):]
+    code = section[section.index("```python\n") + len("```python\n"):]
+    code = code[:code.index("```")]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    run = open_run(tmp_path / "runs" / "mine")
+    assert run.rollout_steps("probe") == [0, 5, 10, 15, 20]
+    assert read_summary(run)["stages"]["probe"]["snapshots"] == [0, 5, 10, 15, 20]

@@ -178,7 +178,7 @@ def test_self_check_is_exactly_zero_and_fails_on_a_nondeterministic_model(tiny):
     assert not bad["passed"] and bad["max_abs_implicit_reward"] > 0
 
 
-# --- tokenizers beyond the vocabulary ----------------------------------------------------------------------------------
+# --- tokenizers beyond the vocabulary ---------------------------------------------------------------------------------
 
 def test_first_differing_line_names_the_line():
     assert first_differing_line("a\nb\nc\n", "a\nb\nc\n") is None
@@ -256,7 +256,7 @@ def test_template_token_outliers_read_each_policy_against_its_own_tokens():
     assert not got["teacher"]["outlier"]  # +9.1 is ordinary among the teacher's own tokens (9.00-9.49)
 
 
-# --- words -------------------------------------------------------------------------------------------------------------
+# --- words ------------------------------------------------------------------------------------------------------------
 
 def _check_dict(diff_ci, kl_ci, difference=0.2):
     return {"alignment": {"eos": {"same": True}, "bos": {"same": True}, "pad": {"same": True},
@@ -388,7 +388,8 @@ def test_smollm2_gguf_teacher_with_a_cut_student(tmp_path, capsys):
 def test_check_on_qwen3_format_folders(small_pair, tmp_path):
     """Random Qwen3-format models (padded heads, Qwen3's template, non-thinking mode): no rollout is right, so
     C1 is undefined and the verdict says why instead of printing a number."""
-    data = write_jsonl(tmp_path / "p.jsonl", [{"question": f"What is {k}+{k}?", "answer": str(2 * k)} for k in range(3)])
+    data = write_jsonl(tmp_path / "p.jsonl",
+                       [{"question": f"What is {k}+{k}?", "answer": str(2 * k)} for k in range(3)])
     check = run_check(small_pair.teacher, small_pair.student, data, n=3, samples=2, max_new_tokens=12,
                       out=tmp_path / "check", progress=False)
     assert check["alignment"]["heads"] == {"teacher": 512, "student": 512}

@@ -139,7 +139,7 @@ def first_differing_line(a: str | None, b: str | None) -> dict | None:
 def tokenizer_alignment(teacher_tok, student_tok, enable_thinking: bool = False) -> dict:
     """What the vocabulary size does not show: special tokens and ids, encode-time additions, the two templates
     rendered on `PROBE_CONVERSATION` (with the thinking flag as it will be used) and the thinking flag itself."""
-    from s2dlab.models import _added_on_encode
+    from s2dlab.models import added_on_encode
 
     out = {"vocabulary": {"teacher": len(teacher_tok), "student": len(student_tok),
                           "same": teacher_tok.get_vocab() == student_tok.get_vocab()}}
@@ -147,7 +147,7 @@ def tokenizer_alignment(teacher_tok, student_tok, enable_thinking: bool = False)
         t, s = getattr(teacher_tok, attr), getattr(student_tok, attr)
         t_id, s_id = getattr(teacher_tok, f"{attr}_id"), getattr(student_tok, f"{attr}_id")
         out[attr.split("_")[0]] = {"teacher": [t, t_id], "student": [s, s_id], "same": (t, t_id) == (s, s_id)}
-    t_add, s_add = _added_on_encode(teacher_tok), _added_on_encode(student_tok)
+    t_add, s_add = added_on_encode(teacher_tok), added_on_encode(student_tok)
     out["added_on_encode"] = {"teacher": t_add, "student": s_add, "same": t_add == s_add}
     kw = {"enable_thinking": enable_thinking}
     t_text, s_text = _render(teacher_tok, PROBE_CONVERSATION, **kw), _render(student_tok, PROBE_CONVERSATION, **kw)

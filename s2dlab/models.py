@@ -345,7 +345,7 @@ def _first_difference(a: str, b: str, width: int = 24) -> str:
     return f"at character {i}: teacher {a[i:i + width]!r}, student {b[i:i + width]!r}"
 
 
-def _added_on_encode(tokenizer) -> list[str]:
+def added_on_encode(tokenizer) -> list[str]:
     """The special tokens a tokenizer adds around text on its own (`add_special_tokens=True`): BOS and the like."""
     with_ids = tokenizer("2+3", add_special_tokens=True).input_ids
     without = tokenizer("2+3", add_special_tokens=False).input_ids
@@ -380,7 +380,7 @@ def check_compatible(teacher_tokenizer, student_tokenizer, teacher_model=None, s
         t_id, s_id = getattr(t_tok, f"{attr}_id"), getattr(s_tok, f"{attr}_id")
         if t != s or t_id != s_id:
             problems.append(f"{attr} differs (teacher {t!r} id {t_id}, student {s!r} id {s_id})")
-    t_add, s_add = _added_on_encode(t_tok), _added_on_encode(s_tok)
+    t_add, s_add = added_on_encode(t_tok), added_on_encode(s_tok)
     if t_add != s_add:
         problems.append(f"tokens added when encoding text differ (teacher adds {t_add}, student adds {s_add})")
     if t_tok.chat_template != s_tok.chat_template:

@@ -29,7 +29,7 @@ from s2dlab.runs import Run, atomic_write_json, open_run
 
 SUMMARY_FILE = "summary.json"
 C1_ROLLOUTS = "diagnostics/c1/rollouts.jsonl"
-FORMAT = 2  # summaries of an older format are computed again on read
+FORMAT = 3  # summaries of an older format are computed again on read
 
 
 def c1_path(teacher: str) -> str:
@@ -176,8 +176,8 @@ def budget(run: Run, stage: str) -> dict:
 def _eval_entry(cfg: Config, ev: dict | None) -> dict:
     if not ev:
         return {}
-    k = cfg.eval.n_samples
     first = ev["sets"][cfg.eval.sets[0]]
+    k = first.get("k", cfg.eval.n_samples)
     out = {"accuracy": ev["accuracy"], "greedy": first.get("greedy"), f"pass@{k}": first.get(f"pass@{k}"),
            "sets": {name: res.get(f"avg@{k}") for name, res in ev["sets"].items()}}
     if first.get("per_problem"):
@@ -320,11 +320,21 @@ def c1_verdict(c1: dict) -> str:
                      f" nats against {fe_t['elsewhere']:+.2f} elsewhere (raw teacher {fe_r['at_error']:+.2f} vs "
                      f"{fe_r['elsewhere']:+.2f})")
         lines.append(line + ".")
-    return "\n".join(lines) if lines else "C1 not measured yet (needs the base and a trained teacher)."
+    if lines:
+        return "\n".join(lines)
+    if t:  # one teacher only (before stage 1, or a pre-flight check): what can be said without a comparison
+        return "\n".join(
+            f"C1 ({name}): its summed implicit reward ranks correct base-student rollouts above incorrect ones with "
+            f"AUROC {e['auroc']:.3f}{_ci(e['ci'], False)} (length alone {e['length_auroc']:.3f}); reward-shaped "
+            f"or not is a comparison with a trained teacher, which this run does not have yet."
+            if e.get("auroc") is not None else
+            f"C1 ({name}): cannot judge: the fixed rollouts are all correct or all wrong." for name, e in t.items())
+    return "C1 not measured yet (needs the base student and a teacher)."
 
 
-def c2_summary(run: Run, rows: _Rows | None = None) -> dict:
-    """C2 for every distillation stage: per-token reverse KL on the student's rollouts before and after it."""
+def c2_summary(run: Run, rows: _Rows | None = None, c1: dict | None = None) -> dict:
+    """C2 for every distillation stage: per-token reverse KL on the student's rollouts before and after it; and,
+    from C1's fixed rollouts, where the base student starts against each teacher (`start`)."""
     read = rows or _Rows(run)
     pairs = []
     for name in run.stages():
@@ -341,7 +351,8 @@ def c2_summary(run: Run, rows: _Rows | None = None) -> dict:
             entry["before"] = dg.mean_reverse_kl(before)
             entry["change"] = dg.kl_change(before, after)
         pairs.append(entry)
-    out = {"pairs": pairs}
+    out = {"pairs": pairs, "start": {name: e["mean_reverse_kl"] for name, e in ((c1 or {}).get("teachers") or {}).items()
+                                     if e.get("mean_reverse_kl", {}).get("mean") is not None}}
     out["verdict"] = c2_verdict(out)
     return out
 
@@ -357,7 +368,13 @@ def c2_verdict(c2: dict) -> str:
         lines.append(f"C2 ({p['stage']}): {p['stage']} {word} {p['teacher']}: reverse KL {b['mean']:.3f}"
                      f"{_ci(b['ci'], False)} -> {a['mean']:.3f}{_ci(a['ci'], False)} nats/token on the student's own "
                      f"rollouts.")
-    return "\n".join(lines) if lines else "C2 not measured yet (needs a finished warmup or OPD stage)."
+    if lines:
+        return "\n".join(lines)
+    if c2.get("start"):  # no distillation yet: where the base student starts against each teacher
+        return "\n".join(f"C2 ({name}): the base student starts at a reverse KL of {m['mean']:.3f}"
+                          f"{_ci(m['ci'], False)} nats/token from {name} on its own rollouts (no distillation stage "
+                          f"yet to compare with)." for name, m in c2["start"].items())
+    return "C2 not measured yet (needs a finished warmup or OPD stage)."
 
 
 def summarize(cfg: Config, run: Run) -> dict:
@@ -399,7 +416,8 @@ def summarize(cfg: Config, run: Run) -> dict:
             if arm in scores:
                 arms[arm]["vs_base_student"] = dg.paired_difference(scores[arm], [pp])
     rows = _Rows(run)
-    c1, c2 = c1_summary(run, stages, rows), c2_summary(run, rows)
+    c1 = c1_summary(run, stages, rows)
+    c2 = c2_summary(run, rows, c1)
     return {"format": FORMAT, "name": run.name, "seed": cfg.seed, "eval": {"sets": cfg.eval.sets,
                                                                           "k": cfg.eval.n_samples},
             "base": base, "stages": stages, "arms": arms, "claims": claims(scores), "c1": c1, "c2": c2}

@@ -336,16 +336,18 @@ class Probe:
         srows = [r for r in rows if r["policy"] == "student"]
         trows = [r for r in rows if r["policy"] == "teacher"]
         ntok = sum(r["length"] for r in srows) or 1
-        out = {"probe/accuracy": sum(r["correct"] for r in srows) / max(len(srows), 1),
+        graded = [r["correct"] for r in srows if r["correct"] is not None]  # problems without answers: ungraded
+        out = {"probe/accuracy": sum(graded) / len(graded) if graded else None,
                "probe/mean_reverse_kl": sum(sum(r["reverse_kl"]) for r in srows) / ntok,
                "probe/mean_forward_kl": sum(sum(r["forward_kl"]) for r in srows) / ntok,
                "probe/mean_implicit_reward": sum(sum(r["implicit_reward"]) for r in srows) / ntok}
-        if trows:
-            out["probe/teacher_accuracy"] = sum(r["correct"] for r in trows) / len(trows)
+        t_graded = [r["correct"] for r in trows if r["correct"] is not None]
+        if t_graded:
+            out["probe/teacher_accuracy"] = sum(t_graded) / len(t_graded)
         auroc = c1_separation(srows).get("auroc")
         if auroc is not None:
             out["probe/auroc"] = auroc
-        return out
+        return {k: v for k, v in out.items() if v is not None}
 
 
 class RunStoreCallback(TrainerCallback):

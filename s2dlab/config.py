@@ -144,7 +144,7 @@ class EvalConfig:
 
 @dataclass
 class ProbeConfig:
-    every: int = 25  # snapshot every N training steps (0 = only at the start and end of a stage)
+    every: int = 50  # snapshot every N training steps (0 = only at the start and end of a stage)
     num_prompts: int = 16  # fixed probe problems (from the eval split); 0 turns probe snapshots off
     num_samples: int = 4  # student samples per probe problem
     teacher_samples: int = 1  # teacher samples per probe problem, shown beside the student's
@@ -164,7 +164,7 @@ class Config:
     task: TaskConfig = field(default_factory=TaskConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     base: BaseStageConfig = field(default_factory=BaseStageConfig)
-    teacher_grpo: GRPOStageConfig = field(default_factory=lambda: GRPOStageConfig(steps=200))  # stage 1
+    teacher_grpo: GRPOStageConfig = field(default_factory=lambda: GRPOStageConfig(steps=120))  # stage 1
     teacher_sft: SFTStageConfig = field(default_factory=SFTStageConfig)  # the SFT teacher of bridge_sft_teacher
     fkl_warmup: WarmupConfig = field(default_factory=WarmupConfig)  # stage 2a
     opd: OPDConfig = field(default_factory=OPDConfig)  # stage 2b

@@ -45,6 +45,9 @@ def main(argv=None) -> int:
         dest.mkdir(parents=True)
         model = load_model(run.model_dir(stage))
         model.save_pretrained(dest)
+        # the evaluation ships too: a run with the default eval config reuses it instead of evaluating the same
+        # weights again (evaluate_stage re-evaluates whenever the eval config differs)
+        (dest / "eval.json").write_text(json.dumps(ev, indent=2, sort_keys=True) + "\n")
         print(f"{stage}: {json.dumps(info[role])}")
     (base.SHIPPED / "shipped.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     print(f"wrote {base.SHIPPED}")

@@ -1,6 +1,8 @@
 """Each stage for a few steps on the tiny models: weights change, artifacts follow the run-store schema, stage.json
 records what the stage spent, reruns are no-ops, interrupted stages resume."""
 
+import json
+
 import pytest
 import torch
 
@@ -83,6 +85,12 @@ def test_base_shipped_models_are_copied(shared_run):
     t = lifecycle.load_stage_model(cfg, run, "base_teacher", tok, "cpu")
     s = lifecycle.load_stage_model(cfg, run, "base_student", tok, "cpu")
     assert sum(p.numel() for p in t.parameters()) > sum(p.numel() for p in s.parameters())
+    # the shipped evaluation comes along; evaluate_stage reuses it only for the eval config it was made with
+    shipped = json.loads((base.SHIPPED / "student" / "eval.json").read_text())
+    assert run.eval("base_student")["accuracy"] == shipped["accuracy"] == base.shipped_info()["student"]["eval_avg@4"]
+    from s2dlab.evaluate import _eval_key
+
+    assert shipped["config"] == _eval_key(load_config("tiny")) != _eval_key(cfg)
 
 
 def test_base_trains_from_scratch_with_best_checkpoint(tmp_path):

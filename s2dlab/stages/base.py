@@ -144,6 +144,11 @@ def ensure_shipped(cfg: Config, run: Run, roles: tuple[str, ...] = ("teacher", "
         model = load_model(SHIPPED / role)
         set_generation_defaults(model, tokenizer)
         out[stage] = lifecycle.finish_stage(run, stage, model, tokenizer, source="shipped", role=role, **info[role])
+        shipped_eval = SHIPPED / role / "eval.json"
+        if shipped_eval.exists() and lifecycle.is_main_process():
+            # the same weights, evaluated once when they were shipped: evaluate_stage reuses it when the run's eval
+            # config matches the one it was made with, and evaluates again otherwise
+            run.write_eval(stage, {**json.loads(shipped_eval.read_text()), "stage": stage})
     return out
 
 

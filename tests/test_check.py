@@ -7,6 +7,7 @@ from its GGUF with a cut student.
 """
 
 import contextlib
+import importlib.util
 import io
 import json
 import shutil
@@ -317,7 +318,8 @@ def _bad_inputs(tmp_path, root, data):
          f"{no_field}:2: no a problem field (the line has answer, text); expected one of 'prompt', 'problem', "
          f"'question' and 'answer'"),
         (["--teacher", str(junk), "--student", s, "--data", str(data)],
-         f"{junk}: transformers cannot read this GGUF file"),
+         f"{junk}: transformers cannot read this GGUF file" if importlib.util.find_spec("gguf")
+         else f"{junk}: reading a GGUF file needs the gguf package: pip install gguf"),
         (["--teacher", t, "--student", s, "--data", str(data), "--n", "50"],
          f"--n 50 but {data} holds 12 problems; pass --n 12 or fewer"),
         (["--teacher", t, "--student", s, "--data", str(tmp_path / "nope.jsonl")],

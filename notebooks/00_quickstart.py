@@ -12,26 +12,29 @@ PRESET = "tiny"  # "qwen3_paper" on a GPU box
 RUN_DIR = None
 
 # %% [markdown]
-# # 00 · Quickstart: the task, the tiny models, sampling and grading, dense rewards
+# # 00 · Quickstart: the task, its slips, the grader, the two models, a first dense reward
 #
 # This lab reproduces, at toy scale, the **sparse-to-dense reward principle** of LM post-training
-# (arXiv 2605.12483): train a *larger teacher* with a sparse reward (right or wrong at the end), then hand what it
-# learned to a *small student* as a dense reward, one number per token.
+# (arXiv 2605.12483): train a *teacher* with a sparse reward (right or wrong at the end), then hand what it learned
+# to a smaller *student* as a dense reward, one number per token, and only then run sparse-reward RL on the student.
 #
 # ```
-# stage 1  teacher_grpo   sparse-reward GRPO on the teacher
-# stage 2a fkl_warmup     forward KL on teacher rollouts
-# stage 2b opd            on-policy distillation: the student samples, the teacher scores every token
-# stage 3  student_grpo   sparse-reward GRPO on the student, held-out labels
-# baseline direct_grpo    GRPO on the student straight away, same labels
+# stage 0  base_teacher, base_student   pretrained models (shipped with the package on the tiny preset)
+# stage 1  teacher_grpo                 sparse-reward GRPO on the teacher, labeled half 1H        (notebook 01)
+# stage 2a fkl_warmup                   forward KL KL(pT||pS) on the teacher's rollouts, no labels (notebook 02a)
+# stage 2b opd                          on-policy distillation: the student samples, the teacher
+#                                       scores every token, no labels                              (notebook 02b)
+# stage 3  student_grpo                 sparse-reward GRPO on the student, held-out half 2H       (notebook 03)
+# baseline cold_grpo                    GRPO on the base student with the whole labeled pool      (notebook 04)
 # ```
 #
-# This notebook trains nothing. It looks at the pieces: the task and its grader, the two tiny models, sampling,
-# and one first look at what a dense reward is. Runs in well under a minute on a laptop CPU.
+# The arms these stages make are the rows of the paper's Table 2 (`s2dlab.pipeline.ARMS`; notebook 04 compares
+# them): `bridge_1h_stage3` is the four-stage workflow, `bridge_1h` the same without stage 3, `cold_grpo` the
+# baseline.
 #
-# The first cell picks the preset: `tiny` (CPU, everything local) or `qwen3_paper` (Qwen3-8B teacher,
-# Qwen3-1.7B student, DAPO-Math, on a GPU box). `RUN_DIR` is the run folder that notebooks 00-05 share
-# (`runs/tutorial_tiny` at the repository root unless `S2DLAB_RUN` says otherwise).
+# This notebook trains nothing. It looks at the pieces: the task (and the mistakes its pretraining corpus is
+# written with), the grader, the two tiny models, sampling, and a first look at a dense reward.
+# The first cell picks the preset and the run folder that notebooks 00-05 share.
 
 # %%
 import numpy as np
@@ -42,47 +45,129 @@ from IPython.display import HTML, display
 from s2dlab import tutorial
 
 # The settings of `s2dlab run` (s2dlab/config.py), plus these overrides. Every notebook of one run folder must
-# use the same list; to experiment, add e.g. "opd.loss=sampled_token" here with a new RUN_DIR (WORKSHOP.md).
-NOTEBOOK_OVERRIDES = {
-    "tiny": [],
-    "qwen3_paper": [],
-}
-# Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop, add threads=1
-# (help(tutorial.setup) says why).
+# use the same list; to experiment, put e.g. "opd.loss=sampled_token" here and pick a new RUN_DIR (WORKSHOP.md).
+NOTEBOOK_OVERRIDES = {"tiny": [], "qwen3_paper": []}
+# Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop pass threads=1 (WORKSHOP.md,
+# "Slow laptops").
 lab = tutorial.setup(PRESET, RUN_DIR, overrides=NOTEBOOK_OVERRIDES[PRESET])
-cfg, run, steps, arms = lab.cfg, lab.run, lab.steps, lab.arms
+cfg, run = lab.cfg, lab.run
 K, EVAL_SET = lab.k, lab.eval_set
 
-from s2dlab import pipeline, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
-from s2dlab.stages import common
+from s2dlab import data, summary, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
+from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
 
 # %% [markdown]
 # ## The task
 #
 # On the tiny preset the task is synthetic arithmetic: `task.n_terms` numbers of `task.digits` digits joined by `+`
-# or `-` (by default four one-digit numbers, such as `7+3-5+8=?`). Each problem record carries the prompt, the
-# final answer and a worked solution, one operation per line, ending in `\boxed{...}`.
-# The labeled data of the RL stages are **final answers only**; worked solutions are used only to make the base
-# models (stage 0), the way pretraining would. The splits are disjoint and fixed by `task.data_seed`.
+# or `-` (by default four one-digit numbers, such as `7+3-5+8=?`). Each problem has a final answer (an integer) and
+# a gold worked solution, one operation per line, ending in `\boxed{...}`. The splits are disjoint and fixed by
+# `task.data_seed` (`s2dlab.data`): the pretraining **corpus** of the base models, the labeled **pool** cut into
+# halves **1H** (teacher RL and the bridge) and **2H** (stage 3), a **val** split where tuning is read and an
+# **eval** split that is only reported. The RL stages see final answers only.
 
 # %%
-splits = common.task_splits(cfg)
+splits = data.task_splits(cfg)
 print({name: len(records) for name, records in splits.items()})
-record = splits["teacher_rl"][0]
+record = splits["eval"][0]
 print("prompt:  ", record["prompt"])
 print("answer:  ", record["answer"])
 print("solution:")
 print(record["solution"])
 
 # %% [markdown]
+# ## Slips: what the base models learned from
+#
+# The corpus the base models are pretrained on is not clean. Every step where a schoolchild's slip is possible is
+# written wrong with probability `task.slip_rate`, and the solution then carries on correctly from the wrong value
+# (`s2dlab.tasks.arithmetic`):
+#
+# | kind | when | example |
+# |---|---|---|
+# | carry | `v + b` crosses a ten | `7+8=5` (the carry is dropped) |
+# | borrow | `v - b` borrows a ten | `13-5=18` (the borrow is dropped) |
+# | sign | `v - b` goes below 0 | `3-5=2` (the minus sign is dropped) |
+#
+# A model that learns this corpus well puts about `slip_rate` of its probability on the slip at each such step. Its
+# likelihood is then *not reward-shaped*: it finds a slipped solution nearly as likely as a correct one. That is
+# what stage 1 (sparse-reward RL on the teacher) is there to remove, and what condition C1 measures (notebook 01).
+#
+# The next cell reads the corpus back, step by step, and counts how often a slip-possible step was written wrong.
+
+# %%
+import re
+
+from s2dlab.tasks.arithmetic import first_divergence, slip_of, solve
+
+STEP = re.compile(r"(-?\d+)([+\-*])(\d+)=(-?\d+)")  # one line of a worked solution: v op b = result
+possible, slipped = {}, {}
+for rec in splits["corpus"]:
+    for line in rec["solution"].splitlines():
+        m = STEP.fullmatch(line)
+        if not m:
+            continue
+        v, op, b, written = int(m[1]), m[2], int(m[3]), int(m[4])
+        slip = slip_of(v, op, b)
+        if slip is not None:
+            possible[slip[0]] = possible.get(slip[0], 0) + 1
+            right = v + b if op == "+" else v - b if op == "-" else v * b
+            slipped[slip[0]] = slipped.get(slip[0], 0) + (written != right)
+print(f"task.slip_rate = {cfg.task.slip_rate}")
+pd.DataFrame({"slip-possible steps": possible, "written wrong": slipped,
+              "share written wrong": {k: slipped[k] / possible[k] for k in possible}})
+
+# %% [markdown]
+# One slipped corpus solution beside the gold solution of the same problem, and the first character where they
+# part (`first_divergence`, which later notebooks use to find the first wrong character of a wrong rollout):
+
+# %%
+rec = next(r for r in splits["corpus"] if r.get("slipped"))
+numbers = [int(x) for x in re.findall(r"\d+", rec["prompt"])]
+operators = re.findall(r"(?<=\d)[+\-*]", rec["prompt"])
+value, steps = solve(numbers, operators)
+gold = "\n".join(steps + [f"\\boxed{{{value}}}"])
+k = first_divergence(rec["solution"], gold)
+print(rec["prompt"], " answer", rec["answer"])
+print(pd.DataFrame({"corpus (with a slip)": rec["solution"].splitlines(), "gold": gold.splitlines()}).to_string())
+print(f"first wrong character: index {k}, {rec['solution'][k]!r} where the gold solution has {gold[k]!r}")
+
+# %% [markdown]
+# ### Your turn 00.1: which steps can slip?
+#
+# For each step below, write what `slip_of` would return: `None` when no slip is possible, else the pair
+# `(kind, wrong result)`, with kind one of `"carry"`, `"borrow"`, `"sign"`. Use the table above; the check cell
+# compares your answers with `s2dlab.tasks.arithmetic.slip_of`.
+
+# %%
+# Your turn 00.1: fill in the dictionary (replace each ... with None or a (kind, wrong result) pair).
+my_slips = {
+    (7, "+", 8): ...,
+    (13, "-", 5): ...,
+    (3, "-", 5): ...,
+    (6, "+", 2): ...,
+    (15, "-", 4): ...,
+}
+
+# %%
+# Check 00.1
+if any(v is ... for v in my_slips.values()):
+    print("⏭ 00.1 skipped: replace every ... in the cell above, then run both cells again.")
+else:
+    for (v, op, b), mine in my_slips.items():
+        truth = slip_of(v, op, b)
+        assert mine == truth, (f"00.1: for {v}{op}{b} you wrote {mine!r}; check the 'when' column of the table "
+                               f"(does it cross a ten? borrow? go below zero?) and what the slip writes")
+    print("✓ 00.1 correct: your answers match s2dlab.tasks.arithmetic.slip_of for every step")
+
+# %% [markdown]
 # ## Grading: the sparse reward
 #
 # A completion earns reward 1 when the content of its **last** `\boxed{}` verifies against the answer
-# (math-verify), else 0. On the arithmetic task the box must hold a plain integer, so copying the question into
-# the box earns nothing even though it has the right value.
+# (math-verify), else 0. On the arithmetic task the box must hold a plain integer, so copying the question into the
+# box earns nothing even though it has the right value.
 
 # %%
-grade = common.grade_fn(cfg)
+grade = data.grade_fn(cfg)
 examples = {
     "worked solution": record["solution"],
     "answer only": f"\\boxed{{{record['answer']}}}",
@@ -90,40 +175,43 @@ examples = {
     "question in the box": f"\\boxed{{{record['prompt'].rstrip('=?')}}}",
     "no box": record["answer"],
 }
-pd.DataFrame({"completion": examples.values(), "reward": [float(grade(c, record["answer"])) for c in examples.values()]},
-             index=list(examples))
+pd.DataFrame({"completion": list(examples.values()),
+              "reward": [float(grade(c, record["answer"])) for c in examples.values()]}, index=list(examples))
 
 # %% [markdown]
 # ## The models
 #
-# Stage 0 (`base`) gives the run its starting teacher and student. On the tiny preset these are small
-# Qwen3-architecture models with a character-level tokenizer, trained from scratch on worked solutions and
-# shipped with the package, so this step only copies them into the run folder. On `qwen3_paper` it points at the
-# pretrained checkpoints. Teacher and student must share a tokenizer: a dense reward compares
-# `log pT(y_t)` with `log pS(y_t)` for the same token id.
+# Stage 0 gives the run its starting teacher and student. On the tiny preset these are small Qwen3-architecture
+# models with a character-level tokenizer, pretrained from scratch on the corpus above and shipped with the
+# package, so this step only copies them into the run folder (and evaluates them). On `qwen3_paper` it points at
+# the pretrained checkpoints. Teacher and student must share a tokenizer: a dense reward compares `log pT(y_t)`
+# with `log pS(y_t)` for the same token id.
 
 # %%
-for step in steps[:2]:  # base_teacher, base_student
-    pipeline.run_stage(cfg, run, step)
+# Stage 0, evaluated: `lab.build` makes the calls of `s2dlab run`; stages already evaluated are left as they are.
+if any(run.eval(s) is None for s in ("base_teacher", "base_student")):
+    lab.build("base_student")
+print("finished stages:", lab.finished())
 
-tok = common.tokenizer_for(cfg, run)
-teacher = common.load_stage_model(cfg, run, "base_teacher", tok).eval()
-student = common.load_stage_model(cfg, run, "base_student", tok).eval()
-common.check_pair(teacher, student, tok)  # raises if they could not be compared token by token
+from s2dlab.models import check_compatible, count_parameters
+
+tok = tokenizer_for(cfg, run)
+teacher = load_stage_model(cfg, run, "base_teacher", tok).eval()
+student = load_stage_model(cfg, run, "base_student", tok).eval()
+check_compatible(tok, tok, teacher, student)  # raises if they could not be compared token by token
 for name, model in (("teacher", teacher), ("student", student)):
     c = model.config
-    print(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters, {c.num_hidden_layers} layers, "
-          f"hidden {c.hidden_size}")
+    print(f"{name}: {count_parameters(model):,} parameters, {c.num_hidden_layers} layers, hidden {c.hidden_size}")
 print(f"shared tokenizer: {len(tok)} tokens")
 
 # %% [markdown]
-# What the model actually reads is the problem inside the chat template, and generation continues after
+# What the model actually reads is the problem inside the chat template; generation continues after
 # `<|im_start|>assistant`:
 
 # %%
 from s2dlab.generation import format_prompt, sample
 
-print(format_prompt(tok, record["prompt"], cfg.task.prompt_suffix, common.chat_kwargs(cfg)))
+print(format_prompt(tok, record["prompt"], cfg.task.prompt_suffix, data.chat_kwargs(cfg)))
 
 # %% [markdown]
 # ## Sampling
@@ -133,30 +221,60 @@ print(format_prompt(tok, record["prompt"], cfg.task.prompt_suffix, common.chat_k
 # on-policy training needs; temperature 0 is greedy decoding.
 
 # %%
-problems = common.eval_sets(cfg)[EVAL_SET]
-gen = dict(max_new_tokens=cfg.generation.max_new_tokens, prompt_suffix=cfg.task.prompt_suffix,
-           chat_template_kwargs=common.chat_kwargs(cfg), progress=False)
-rollouts = sample(student, tok, problems[:3], n=3, temperature=1.0, seed=0, **gen)
+problems = data.eval_sets(cfg)[EVAL_SET]
 answers = {p["id"]: p["answer"] for p in problems}
+gen = dict(max_new_tokens=cfg.generation.max_new_tokens, prompt_suffix=cfg.task.prompt_suffix,
+           chat_template_kwargs=data.chat_kwargs(cfg), progress=False)
+rollouts = sample(student, tok, problems[:3], n=3, temperature=1.0, seed=0, **gen)
 pd.DataFrame([{"problem": r.prompt, "sample": r.sample_idx, "completion": r.completion,
                "reward": float(grade(r.completion, answers[r.prompt_id]))} for r in rollouts])
 
 # %% [markdown]
-# A quick accuracy check on a slice of the eval problems, greedy and sampled (the real evaluation, avg@k over all
-# eval problems, runs after every stage in the next notebooks):
+# **Predict first.** Every stage is evaluated when it finishes (`<stage>/eval.json`; `summary.json` holds the
+# numbers with intervals). Two accuracies are reported: avg@k, the mean correctness of k samples at temperature 1
+# (the paper's avg@16), and greedy. Before running the next cell: for the base *student*, which do you expect to
+# be higher, and why?
 
 # %%
-subset = problems[:64]
-rows = []
-for name, model in (("teacher", teacher), ("student", student)):
-    for label, temperature in (("greedy", 0.0), ("sampled T=1", 1.0)):
-        outs = sample(model, tok, subset, n=1, temperature=temperature, seed=1, **gen)
-        rows.append({"model": name, "decoding": label,
-                     "accuracy": np.mean([grade(r.completion, answers[r.prompt_id]) for r in outs])})
-pd.DataFrame(rows).pivot(index="model", columns="decoding", values="accuracy").style.format("{:.0%}")
+S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.summary
+rows = {}
+for stage in ("base_teacher", "base_student"):
+    st = S["stages"][stage]
+    lo, hi = st["interval"]["ci"]
+    rows[stage] = {f"avg@{K} % [95% CI]": f"{100 * st['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]",
+                   "greedy %": f"{100 * st['greedy']:.1f}", f"pass@{K} %": f"{100 * st[f'pass@{K}']:.1f}"}
+pd.DataFrame(rows).T
 
 # %% [markdown]
-# ## One glance at a dense reward
+# pass@k is the share of problems with at least one correct sample among k. With n samples of which c are correct,
+# the unbiased estimate for k ≤ n is `1 - C(n-c, k) / C(n, k)` (Chen et al. 2021; `s2dlab.evaluate.pass_at_k`).
+#
+# ### Your turn 00.2: pass@k from c of n
+#
+# A problem got n = 4 samples, c = 1 of them correct. What are its pass@1 and pass@2? (Hint: pass@2 is one minus
+# the chance that two samples drawn without replacement from the four are both wrong.)
+
+# %%
+# Your turn 00.2: replace ... with numbers (fractions such as 3/4 are fine).
+my_pass_at_1 = ...
+my_pass_at_2 = ...
+
+# %%
+# Check 00.2
+from s2dlab.evaluate import pass_at_k
+
+if my_pass_at_1 is ... or my_pass_at_2 is ...:
+    print("⏭ 00.2 skipped: replace the ... above with your answers, then run both cells again.")
+else:
+    assert abs(my_pass_at_1 - pass_at_k(4, 1, 1)) < 1e-9, (
+        f"00.2: pass@1 = {my_pass_at_1} is not right; with k = 1 pass@k is just the share of correct samples")
+    assert abs(my_pass_at_2 - pass_at_k(4, 1, 2)) < 1e-9, (
+        f"00.2: pass@2 = {my_pass_at_2} is not right; count the pairs of 4 samples (C(4,2)) and those with no "
+        f"correct sample (C(3,2))")
+    print("✓ 00.2 correct: both match s2dlab.evaluate.pass_at_k")
+
+# %% [markdown]
+# ## A first dense reward
 #
 # The sparse reward gives a whole completion one bit. A teacher can instead score **every token** of a student's
 # completion. For a student sample `y ~ pS(.|x)` the *implicit reward* of token `t` is
@@ -164,24 +282,35 @@ pd.DataFrame(rows).pivot(index="model", columns="decoding", values="accuracy").s
 # $$r_t = \log p_T(y_t \mid x, y_{<t}) - \log p_S(y_t \mid x, y_{<t})$$
 #
 # positive where the teacher likes the student's token more than the student does, negative where it likes it
-# less. `s2dlab.scoring.score_rollouts` computes it (with the per-token KLs and entropies) for any rollouts.
-# Below: one student completion coloured by its implicit reward under the base teacher; hover a token for the
-# numbers and both models' top alternatives.
+# less (docs/DESIGN.md, "Sign conventions"). `s2dlab.scoring.score_rollouts` computes it, with the per-token KLs and
+# entropies, for any rollouts. Below: a *wrong* student completion coloured by its implicit reward under the base
+# teacher, with the first character where it departs from the gold solution. Hover a token for the numbers and
+# both models' top alternatives.
 
 # %%
 from s2dlab.scoring import score_rollouts
 
-scored = score_rollouts(student, teacher, tok, rollouts, grade_fn=grade, answers=answers)
-row = max(scored, key=lambda r: r["length"])
+more = sample(student, tok, problems[:24], n=2, temperature=1.0, seed=1, **gen)
+scored = score_rollouts(student, teacher, tok, more, grade_fn=grade, answers=answers)
+wrong = [r for r in scored if r["correct"] is False]
+row = wrong[0] if wrong else scored[0]
+gold_solution = next(p["solution"] for p in problems if p["id"] == row["prompt_id"])
+first = first_divergence(row["completion"], gold_solution)
 print(f"{row['prompt']}  ->  reward {row['reward']:.0f}, summed implicit reward {row['sum_implicit_reward']:+.2f}")
+print(f"first character that departs from the gold solution: index {first}"
+      + (f" ({row['completion'][first]!r})" if first is not None and first < len(row["completion"]) else ""))
 display(HTML(viz.rollout_heatmap_html(row, id_to_text=viz.vocab_from_rows(pd.DataFrame(scored)))))
 
 # %%
 viz.per_token_figure(row)
 
 # %% [markdown]
-# Red tokens are where the teacher disagrees with the student: on this task, mostly the digits of a wrong
-# intermediate result. Whether such numbers can be trusted as a reward, that is whether they tell right from wrong,
-# is condition C1, the subject of notebook 01.
+# Look at where the red sits relative to the first wrong character. Whether numbers like these can be trusted as a
+# reward, that is whether they tell right from wrong, is condition C1, measured in notebook 01 on a fixed set of
+# rollouts, and drawn position by position in notebook 05.
 #
-# **Next:** `01_teacher_grpo` trains the teacher with the sparse reward.
+# **Discussion.** (Answers in `ANSWERS.md`.) (a) Why does the grader refuse `\boxed{3+4}` on this task? (b) The
+# corpus has slips at `task.slip_rate`; what does that do to a model's likelihood of a wrong solution, compared
+# with a clean corpus?
+#
+# **Next:** `01_teacher_grpo` trains the teacher with the sparse reward, starting with one GRPO step by hand.

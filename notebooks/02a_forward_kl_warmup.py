@@ -12,24 +12,30 @@ PRESET = "tiny"  # "qwen3_paper" on a GPU box
 RUN_DIR = None
 
 # %% [markdown]
-# # 02a · Stage 2a: forward-KL warmup, the student moves into the teacher's support (C2)
+# # 02a · Stage 2a: the forward-KL warmup, and C2 (is the teacher close?)
 #
-# On-policy distillation (stage 2b) scores tokens *the student samples*. If the student is far from the teacher,
-# it samples text the teacher would never write, and the teacher's log-probabilities there are not a meaningful
-# signal. Condition **C2** asks that the student already sit inside the teacher's support.
+# On-policy distillation (stage 2b) scores tokens *the student samples*. If the student is far from the teacher, it
+# samples text the teacher would never write, and the teacher's log-probabilities there are a poor, high-variance
+# signal (the paper's account of C2 failing). Condition **C2** asks that the student already be close to the teacher
+# on the student's own text.
 #
-# The warmup gets it there with the **forward KL** `KL(pT || pS) = E_(y~pT)[log pT(y) - log pS(y)]`. Its
-# expectation is over the *teacher's* samples, so it is trained on teacher rollouts:
+# The warmup gets it there with the **forward KL** on the teacher's own prefixes, against the teacher's next-token
+# distributions, which are computed once and cached (the paper's stage 2a; `s2dlab.stages.fkl_warmup`):
 #
-# 1. the RL teacher samples completions on the prompt pool (prompts only, no answers are used);
-# 2. the student is fine-tuned on those samples (`fkl_warmup.loss=sampled`, SFT on the sampled tokens, which is
-#    the forward KL up to the teacher's entropy), or against the teacher's full distributions
-#    (`fkl_warmup.loss=full`).
+# $$L_{2a} = \mathbb{E}_{s \sim d_{p_T}} \mathrm{KL}\big(p_T(\cdot|s)\,\|\,p_S(\cdot|s)\big) = \mathbb{E}_{s}\sum_v p_T(v|s)\big(\log p_T(v|s) - \log p_S(v|s)\big)$$
 #
-# The forward KL is *mode covering*: the student is pushed to put mass wherever the teacher does. C2 is measured
-# the other way round, on the student's own samples: the per-token reverse KL `KL(pS || pT)` should be small.
+# 1. the RL teacher samples `fkl_warmup.rollouts_per_prompt` completions for every prompt of 1H (prompts only: no
+#    answers are used);
+# 2. its full next-token distribution at every position of those rollouts is cached;
+# 3. the student minimises the forward KL against the cache.
 #
-# Every stage runs with the settings of `s2dlab run` (`s2dlab/config.py`): the notebooks build, step by step, the same run as `s2dlab run --ablations`. About half a minute on a 2-core laptop CPU once notebook 01 has run.
+# The forward KL is *mode covering*: the student pays wherever the teacher has mass and it has little
+# (notebook 02b draws it in one dimension). Cross-entropy on the teacher's sampled tokens, the paper's separate
+# "teacher-sample SFT" arm (`fkl_warmup.loss=sampled`, the `bridge_no_opd` arm), is a one-sample estimate of the
+# same loss up to the teacher's entropy; this notebook checks both statements.
+#
+# C2 is then measured the other way round: the per-token **reverse** KL `KL(pS‖pT)` on the student's own samples,
+# before and after the warmup.
 
 # %%
 import numpy as np
@@ -40,99 +46,183 @@ from IPython.display import HTML, display
 from s2dlab import tutorial
 
 # The settings of `s2dlab run` (s2dlab/config.py), plus these overrides. Every notebook of one run folder must
-# use the same list; to experiment, add e.g. "opd.loss=sampled_token" here with a new RUN_DIR (WORKSHOP.md).
-NOTEBOOK_OVERRIDES = {
-    "tiny": [],
-    "qwen3_paper": [],
-}
-# Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop, add threads=1
-# (help(tutorial.setup) says why).
+# use the same list; to experiment, put e.g. "opd.loss=sampled_token" here and pick a new RUN_DIR (WORKSHOP.md).
+NOTEBOOK_OVERRIDES = {"tiny": [], "qwen3_paper": []}
+# Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop pass threads=1 (WORKSHOP.md,
+# "Slow laptops").
 lab = tutorial.setup(PRESET, RUN_DIR, overrides=NOTEBOOK_OVERRIDES[PRESET])
-cfg, run, steps, arms = lab.cfg, lab.run, lab.steps, lab.arms
+cfg, run = lab.cfg, lab.run
 K, EVAL_SET = lab.k, lab.eval_set
 
-from s2dlab import pipeline, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
-from s2dlab.stages import common
+from s2dlab import data, summary, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
+from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
 
 # %%
-# Stages 0-1 (if missing) and the warmup, each evaluated.
-# A finished stage is skipped and an existing eval.json is reused, so this is instant when an earlier notebook
-# (or `s2dlab run`) already built them: `lab.build` makes the same calls as `s2dlab run`.
-print("finished stages:", lab.build("fkl_warmup"))
+# Stages 0-1 (if missing) and the warmup, each evaluated: `lab.build` makes the calls of `s2dlab run`; stages
+# already evaluated are left as they are.
+if any(run.eval(s) is None for s in ("base_teacher", "base_student", "teacher_grpo", "fkl_warmup")):
+    lab.build("fkl_warmup")
+print("finished stages:", lab.finished())
+S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.summary
 
 # %% [markdown]
-# ## The teacher's rollouts
+# ## The teacher's rollouts and its cached distributions
 #
-# The warmup samples `fkl_warmup.num_rollouts` completions from the RL teacher once and caches them in the stage
-# folder. Only completions that stopped on their own are kept (`fkl_warmup.only_correct=true` would also drop the
-# wrong ones, which uses labels; off by default). They are not all correct: the student learns the teacher's
-# *distribution*, mistakes included.
+# Only rollouts that ended on their own are used (`fkl_warmup.only_correct=true` would also drop the wrong ones,
+# which uses labels; off by default, as in the paper). They are not all correct: the student learns the teacher's
+# *distribution*, its remaining mistakes included.
 
 # %%
-teacher_rows = pd.DataFrame(common.read_jsonl(run.stage_dir("fkl_warmup") / "teacher_rollouts.jsonl"))
-splits = common.task_splits(cfg)
-answers = {r["id"]: r["answer"] for r in splits["teacher_rl"] + splits["student_rl"]}
-grade = common.grade_fn(cfg)
-teacher_rows["correct"] = [grade(c, answers[p]) for c, p in zip(teacher_rows["completion"], teacher_rows["prompt_id"])]
-print(f"{len(teacher_rows):,} teacher rollouts, {teacher_rows['finished'].mean():.0%} finished, "
-      f"{teacher_rows['correct'].mean():.0%} correct")
-teacher_rows[["prompt", "completion", "finished", "correct"]].head(6)
+import torch
+
+from s2dlab.stages import fkl_warmup
+
+info = run.read_json("fkl_warmup/stage.json")
+sampled = data.read_jsonl(run.stage_dir("fkl_warmup") / "teacher_rollouts.jsonl")
+rows = fkl_warmup.usable(cfg, sampled, info["prompts"]["set"])  # the rollouts the cache was computed on
+cache = torch.load(run.stage_dir("fkl_warmup") / "teacher_cache.pt")
+grade = data.grade_fn(cfg)
+answers = {r["id"]: r["answer"] for r in data.labeled(cfg, "pool")}
+correct = np.mean([grade(r["completion"], answers[r["prompt_id"]]) for r in rows])
+print(f"{len(sampled):,} teacher rollouts sampled for {info['prompts']['n']:,} prompts of {info['prompts']['set']}; "
+      f"{len(rows):,} finished and used; {correct:.1%} of them correct (graded here, the warmup does not grade)")
+print(f"cache: one [completion length, vocabulary] tensor of teacher log-probs per rollout, e.g. "
+      f"{tuple(cache[0]['logp'].shape)}" + (f"; top-k {info['top_k']} plus a tail bucket" if info.get("top_k") else ""))
+pd.DataFrame(rows[:6])[["prompt_id", "completion", "finished"]]
+
+# %% [markdown]
+# ## The loss by hand, checked two ways
+#
+# For one cached rollout: the student *before* the warmup (the base student) reads the teacher's prompt and
+# completion; at each completion position its log-softmax is compared with the cached teacher distribution. The
+# logits at position `j` predict token `j+1`, so the completion's tokens are predicted from the positions just
+# before them. By hand, against the stage's own loss term (`fkl_warmup.forward_kl_terms`) and against
+# `torch.nn.functional.kl_div` (which computes `target * (log target - input)`: with the teacher as target, the
+# forward KL).
+
+# %%
+import torch.nn.functional as F
+
+tok = tokenizer_for(cfg, run)
+student = load_stage_model(cfg, run, info["init"], tok).eval()
+V = len(tok)
+i = 0
+ids = torch.tensor([rows[i]["prompt_ids"] + rows[i]["completion_ids"]])
+P = len(rows[i]["prompt_ids"])
+with torch.no_grad():
+    logp_S_CV = student(ids).logits[0, P - 1:-1, :V].float().log_softmax(-1)  # row t predicts completion token t
+logp_T_CV = cache[i]["logp"].float()
+by_hand_C = (logp_T_CV.exp() * (logp_T_CV - logp_S_CV)).sum(-1)  # KL(pT || pS) at each position
+library_C = fkl_warmup.forward_kl_terms(logp_S_CV, logp_T_CV, None, None)
+torch_C = F.kl_div(logp_S_CV, logp_T_CV, log_target=True, reduction="none").sum(-1)
+assert torch.allclose(by_hand_C, library_C, atol=1e-5) and torch.allclose(by_hand_C, torch_C, atol=1e-5)
+print(repr(rows[i]["completion"]))
+print(f"forward KL per position, mean over the {len(by_hand_C)} positions: by hand {by_hand_C.mean():.5f}, "
+      f"forward_kl_terms {library_C.mean():.5f}, F.kl_div {torch_C.mean():.5f}")
+
+# %% [markdown]
+# **Predict first.** Teacher-sample SFT minimises `-log pS(y_t)` at the token `y_t` the teacher sampled. Since
+# `y_t ~ pT`, its expectation is the cross-entropy `H(pT, pS) = H(pT) + KL(pT‖pS)`. Before running the next cell:
+# over many positions, will the mean of `-log pS(y_t)` sit above, below or on the mean of `KL + H(pT)`? And the
+# single position: how far apart can the two be?
+
+# %%
+n = min(len(rows), 512)
+ce, kl_plus_h = [], []
+with torch.no_grad():
+    for r, c in zip(rows[:n], cache[:n]):
+        x = torch.tensor([r["prompt_ids"] + r["completion_ids"]])
+        p0 = len(r["prompt_ids"])
+        ls_CV = student(x).logits[0, p0 - 1:-1, :V].float().log_softmax(-1)
+        lt_CV = c["logp"].float()
+        y_C = torch.tensor(r["completion_ids"])
+        ce.append(-ls_CV.gather(-1, y_C[:, None]).squeeze(-1))
+        kl_plus_h.append(fkl_warmup.forward_kl_terms(ls_CV, lt_CV, None, None) - (lt_CV.exp() * lt_CV).sum(-1))
+ce, kl_plus_h = torch.cat(ce), torch.cat(kl_plus_h)
+gap = ce - kl_plus_h
+print(f"{len(ce):,} positions of {n} teacher rollouts: mean -log pS(y_t) = {ce.mean():.4f}, "
+      f"mean KL(pT||pS) + H(pT) = {kl_plus_h.mean():.4f}; their difference {gap.mean():+.4f} "
+      f"± {1.96 * gap.std() / len(gap) ** 0.5:.4f} (95%), while one position's difference has sd {gap.std():.3f}")
+
+# %% [markdown]
+# ### Your turn 02a.1: both KLs, and the cross-entropy, by hand
+#
+# A teacher `pT = [0.5, 0.45, 0.05]` and a student `pS = [0.98, 0.01, 0.01]` that has almost no mass on the
+# teacher's second token. Compute (in nats, natural log) the forward KL `KL(pT‖pS)`, the reverse KL `KL(pS‖pT)`, and
+# the cross-entropy `H(pT, pS) = -Σ pT log pS`. Which KL punishes the missing mode more?
+
+# %%
+# Your turn 02a.1: three numbers (np.log is the natural log).
+p_teacher = np.array([0.5, 0.45, 0.05])
+p_student = np.array([0.98, 0.01, 0.01])
+my_forward_kl = ...
+my_reverse_kl = ...
+my_cross_entropy = ...
+
+# %%
+# Check 02a.1
+if my_forward_kl is ... or my_reverse_kl is ... or my_cross_entropy is ...:
+    print("⏭ 02a.1 skipped: replace the three ... above, then run both cells again.")
+else:
+    lt, ls = torch.tensor(p_teacher).log()[None], torch.tensor(p_student).log()[None]
+    fwd = fkl_warmup.forward_kl_terms(ls, lt, None, None).item()  # the warmup's own loss term
+    rev = F.kl_div(lt, ls, log_target=True, reduction="sum").item()  # target = student: KL(pS || pT)
+    h_t = -(lt.exp() * lt).sum().item()
+    assert abs(my_forward_kl - fwd) < 1e-3, (f"02a.1: forward KL {my_forward_kl:.4f} is off; it weights "
+                                            "log(pT/pS) by the teacher's probabilities")
+    assert abs(my_reverse_kl - rev) < 1e-3, (f"02a.1: reverse KL {my_reverse_kl:.4f} is off; it weights "
+                                            "log(pS/pT) by the student's probabilities")
+    assert abs(my_cross_entropy - (h_t + fwd)) < 1e-3, (f"02a.1: cross-entropy {my_cross_entropy:.4f} is off; "
+                                                        "it is -sum pT log pS (= H(pT) + KL(pT||pS))")
+    print(f"✓ 02a.1 correct: forward {fwd:.3f}, reverse {rev:.3f} nats; cross-entropy = H(pT) {h_t:.3f} + "
+          f"forward KL {fwd:.3f}")
 
 # %% [markdown]
 # ## Training curves
 #
-# `loss` is the cross-entropy on the teacher's tokens (the forward-KL estimate, up to the teacher's entropy).
-# `probe/mean_reverse_kl` is C2 itself, measured every `probe.every` steps on the student's own samples of a fixed
-# probe set: the mean per-token `KL(pS || pT)` in nats.
+# `loss` is the mean forward KL per cached position (nats). The probe samples the *student* on 16 fixed eval
+# problems every `probe.every` steps and scores its rollouts with the RL teacher: `probe/mean_reverse_kl` is C2 on
+# that small set, `probe/mean_forward_kl` the forward KL at the student's own positions.
 
 # %%
-viz.stage_curves_figure(run, metrics=["loss", "mean_token_accuracy", "probe/mean_reverse_kl", "probe/accuracy"],
+viz.stage_curves_figure(run, metrics=["loss", "probe/mean_reverse_kl", "probe/mean_forward_kl", "probe/accuracy"],
                         stages=["fkl_warmup"])
 
 # %% [markdown]
-# ## Seeing C2
+# ## C2 before and after the warmup
 #
-# The probe set is small, so here is the same measurement on more problems: sample the student before the warmup
-# (`base_student`) and after it (`fkl_warmup`), score each one's own rollouts against the RL teacher, and compare
-# the distribution of per-token reverse KL. Mass in the left bins means the student rarely writes a token the
-# teacher would not.
+# The summary measures C2 on fixed problems (`probe.c1_prompts` x `probe.c1_samples` rollouts): before the warmup,
+# the base student's C1 rollouts scored by the RL teacher; after it, fresh rollouts of the warmed-up student scored
+# by the same teacher. The change comes with a bootstrap interval; "lower" means the student moved closer.
+#
+# **Predict first.** The warmup trained the *forward* KL on the *teacher's* samples. Will the *reverse* KL on the
+# *student's own* samples go down, stay, or go up? Where in the histogram should the change show?
 
 # %%
-from s2dlab.diagnostics import c2_closeness, verdict_c2
-from s2dlab.generation import sample
-from s2dlab.scoring import score_rollouts
-
-tok = common.tokenizer_for(cfg, run)
-teacher = common.load_stage_model(cfg, run, "teacher_grpo", tok).eval()
-problems = common.eval_sets(cfg)[EVAL_SET][:96]
-eval_answers = {p["id"]: p["answer"] for p in problems}
-closeness, scored = {}, {}
-for label, stage in (("before warmup", "base_student"), ("after warmup", "fkl_warmup")):
-    student = common.load_stage_model(cfg, run, stage, tok).eval()
-    rollouts = sample(student, tok, problems, n=2, max_new_tokens=cfg.generation.max_new_tokens, seed=0,
-                      prompt_suffix=cfg.task.prompt_suffix, chat_template_kwargs=common.chat_kwargs(cfg),
-                      progress=False)
-    scored[label] = score_rollouts(student, teacher, tok, rollouts, grade_fn=grade, answers=eval_answers)
-    closeness[label] = c2_closeness(scored[label])
-print(verdict_c2(closeness["after warmup"], before=closeness["before warmup"]))
-viz.c2_histogram_figure(closeness)
+pair = next(p for p in S["c2"]["pairs"] if p["stage"] == "fkl_warmup")
+print(next((line for line in S["c2"]["verdict"].splitlines() if line.startswith("C2 (fkl_warmup)")), "not measured"))
+viz.c2_pair_figure(pair, run.read_rows(pair["before_file"]), run.read_rows(pair["after_file"]))
 
 # %% [markdown]
-# The verdict applies a fixed bar to the *mean* (`C2_MAX_MEAN_REVERSE_KL` in `s2dlab.diagnostics`, 0.3
-# nats/token). The histogram says more: most tokens sit near 0 after the warmup, and the mean is carried by a tail
-# of positions where the student still disagrees with the teacher. That tail is what OPD works on next, now
-# from a student whose samples the teacher can judge.
-
-# %% [markdown]
-# And the accuracy: the warmup alone usually moves the student toward the teacher's accuracy, since it imitates a
-# better model. (An unfiltered warmup on a *weak* teacher can also pull a student down, mistakes and all; OPD then
-# recovers it. Try `fkl_warmup.only_correct=true` in a fresh run folder to compare.)
+# And the accuracy (95% intervals over problems): the warmup alone moves the student toward the teacher it
+# imitates, mistakes included.
 
 # %%
-results = pipeline.collect_results(cfg, run, arms)
-table = pd.DataFrame(results["stages"]).T
-table.loc[["base_student", "fkl_warmup", "teacher_grpo"], ["accuracy", "greedy", f"pass@{K}"]].rename(
-    columns={"accuracy": f"avg@{K}"}).style.format("{:.1%}")
+rows_acc = {}
+for stage in ("base_student", "fkl_warmup", "teacher_grpo"):
+    st = S["stages"][stage]
+    lo, hi = st["interval"]["ci"]
+    rows_acc[stage] = {f"avg@{K} % [95% CI]": f"{100 * st['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]",
+                       "greedy %": f"{100 * st['greedy']:.1f}"}
+pd.DataFrame(rows_acc).T
 
 # %% [markdown]
+# **Discussion.** (Answers in `ANSWERS.md`.)
+#
+# 1. Why is the warmup trained on the *teacher's* prefixes, and what would go wrong if OPD started from the base
+#    student instead (the `bridge_no_warmup` arm of notebook 04)?
+# 2. The full-distribution loss and teacher-sample SFT have the same expectation. Why would the full distribution
+#    still be the better target on the same rollouts?
+# 3. C2 is judged on the reverse KL on the student's samples, not on the warmup's own loss. Why that direction?
+#
 # **Next:** `02b_on_policy_distillation`: the student samples, the teacher scores every token.

@@ -12,27 +12,35 @@ PRESET = "tiny"  # "qwen3_paper" on a GPU box
 RUN_DIR = None
 
 # %% [markdown]
-# # 02b · Stage 2b: on-policy distillation, the implicit reward by hand
+# # 02b · Stage 2b: on-policy distillation, its loss and its gradient by hand
 #
-# On-policy distillation (OPD) trains the student on **its own samples**, scored token by token by the teacher.
-# For a student rollout `y ~ pS(.|x)` and each position `t`:
+# On-policy distillation (OPD) trains the student on **its own samples**, scored token by token by the frozen
+# teacher. For a student rollout `y ~ pS(.|x)`, at each position `t` (docs/DESIGN.md, "Sign conventions"):
 #
 # | quantity | definition | sign |
 # |---|---|---|
 # | implicit reward | `r_t = log pT(y_t) - log pS(y_t)` | > 0: the teacher likes the student's token more than the student does |
-# | reverse KL | `KL(pS ‖ pT)_t = Σ_v pS(v) (log pS(v) - log pT(v))` | ≥ 0, what OPD minimises |
-# | forward KL | `KL(pT ‖ pS)_t = Σ_v pT(v) (log pT(v) - log pS(v))` | ≥ 0, what the warmup minimised |
+# | reverse KL | `KL(pS‖pT)_t = Σ_v pS(v) (log pS(v) - log pT(v))` | ≥ 0, what OPD minimises |
+# | forward KL | `KL(pT‖pS)_t = Σ_v pT(v) (log pT(v) - log pS(v))` | ≥ 0, what the warmup minimised |
 #
-# The two meet in one identity: `E_(y_t ~ pS)[-r_t] = KL(pS ‖ pT)_t`. The sampled-token implicit reward is a
-# one-sample estimate of minus the reverse KL, so minimising the reverse KL on the student's own samples **is**
-# reinforcement learning with a dense, per-token reward, given by the teacher. Here the RL teacher from stage 1
-# scores a student that starts from the warmup.
+# They meet in one identity: **`E_{y_t ~ pS}[-r_t] = KL(pS‖pT)_t`**. Two losses use it (`opd.loss`):
 #
-# The stage uses TRL's `DistillationTrainer` with the full-vocabulary reverse KL (`opd.loss=full_reverse_kl`,
-# default), or the sampled-token implicit reward as a per-token advantage (`opd.loss=sampled_token`).
-# One rollout per prompt, as in the paper.
+# - `full_reverse_kl` (default): `Σ_t KL(pS‖pT)_t` over the full vocabulary at every sampled position (TRL's
+#   `DistillationTrainer` with `beta=1`);
+# - `sampled_token`: `-Σ_t A_t log pS(y_t)` with the advantage `A_t = r_t` held fixed, the score-function (REINFORCE)
+#   form, which needs only the sampled token's log-probabilities.
 #
-# Every stage runs with the settings of `s2dlab run` (`s2dlab/config.py`): the notebooks build, step by step, the same run as `s2dlab run --ablations`. About half a minute on a 2-core laptop CPU once notebook 02a has run.
+# Their gradients agree in expectation: `E_{y~pS}[-A ∇ log pS(y)] = ∇ KL(pS‖pT)` (checked below with autograd). So
+# minimising the reverse KL on the student's own samples *is* reinforcement learning with a dense reward, in a
+# precise and limited sense: **per token, with discount 0**. Each token is credited with its own reward `r_t`
+# only, never with the rewards of the tokens after it, and the prefixes the student visits are treated as fixed:
+# the loss differentiates through each position's distribution, not through which positions the sampling reached.
+# A sequence-level RL objective with these rewards would credit token `t` with `Σ_{t' ≥ t} r_{t'}` (discount 1). One
+# step is a local, trust-region-like move at the current student (the paper's own caveat), not global optimisation
+# of the sparse reward.
+#
+# Here the RL teacher of stage 1 scores a student that starts from the warmup; one rollout per prompt on the tiny
+# preset (`opd.rollouts_per_prompt`; the paper uses 8).
 
 # %%
 import numpy as np
@@ -43,31 +51,30 @@ from IPython.display import HTML, display
 from s2dlab import tutorial
 
 # The settings of `s2dlab run` (s2dlab/config.py), plus these overrides. Every notebook of one run folder must
-# use the same list; to experiment, add e.g. "opd.loss=sampled_token" here with a new RUN_DIR (WORKSHOP.md).
-NOTEBOOK_OVERRIDES = {
-    "tiny": [],
-    "qwen3_paper": [],
-}
-# Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop, add threads=1
-# (help(tutorial.setup) says why).
+# use the same list; to experiment, put e.g. "opd.loss=sampled_token" here and pick a new RUN_DIR (WORKSHOP.md).
+NOTEBOOK_OVERRIDES = {"tiny": [], "qwen3_paper": []}
+# Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop pass threads=1 (WORKSHOP.md,
+# "Slow laptops").
 lab = tutorial.setup(PRESET, RUN_DIR, overrides=NOTEBOOK_OVERRIDES[PRESET])
-cfg, run, steps, arms = lab.cfg, lab.run, lab.steps, lab.arms
+cfg, run = lab.cfg, lab.run
 K, EVAL_SET = lab.k, lab.eval_set
 
-from s2dlab import pipeline, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
-from s2dlab.stages import common
+from s2dlab import data, summary, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
+from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
 
 # %%
-# Stages 0-2a (if missing) and OPD, each evaluated.
-# A finished stage is skipped and an existing eval.json is reused, so this is instant when an earlier notebook
-# (or `s2dlab run`) already built them: `lab.build` makes the same calls as `s2dlab run`.
-print("finished stages:", lab.build("opd"))
+# Stages 0-2a (if missing) and OPD, each evaluated: `lab.build` makes the calls of `s2dlab run`; stages already
+# evaluated are left as they are.
+if any(run.eval(s) is None for s in ("base_teacher", "base_student", "teacher_grpo", "fkl_warmup", "opd")):
+    lab.build("opd")
+print("finished stages:", lab.finished())
+S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.summary
 
 # %% [markdown]
 # ## The implicit reward, by hand
 #
 # One rollout of the student after OPD, the RL teacher, and nothing but `torch`: run each model over prompt +
-# completion, take log-softmax, and read off the log-probability of each sampled token. The logits at position `j`
+# completion, take log-softmax, read off the log-probability of each sampled token. The logits at position `j`
 # predict token `j+1`, so the completion's tokens are predicted from the positions just before them.
 
 # %%
@@ -75,12 +82,12 @@ import torch
 
 from s2dlab.generation import sample
 
-tok = common.tokenizer_for(cfg, run)
-teacher = common.load_stage_model(cfg, run, "teacher_grpo", tok).eval()
-student = common.load_stage_model(cfg, run, "opd", tok).eval()
-problem = common.eval_sets(cfg)[EVAL_SET][0]
+tok = tokenizer_for(cfg, run)
+teacher = load_stage_model(cfg, run, "teacher_grpo", tok).eval()
+student = load_stage_model(cfg, run, "opd", tok).eval()
+problem = data.eval_sets(cfg)[EVAL_SET][1]
 r = sample(student, tok, [problem], n=1, max_new_tokens=cfg.generation.max_new_tokens, seed=0,
-           prompt_suffix=cfg.task.prompt_suffix, chat_template_kwargs=common.chat_kwargs(cfg), progress=False)[0]
+           prompt_suffix=cfg.task.prompt_suffix, chat_template_kwargs=data.chat_kwargs(cfg), progress=False)[0]
 
 ids = torch.tensor([r.prompt_ids + r.completion_ids], device=student.device)
 P, y = len(r.prompt_ids), torch.tensor(r.completion_ids, device=student.device)
@@ -96,13 +103,13 @@ print(repr(r.completion))
 print(f"{len(y)} tokens, summed implicit reward {implicit_reward.sum():+.3f}, mean reverse KL {reverse_kl.mean():.4f}")
 
 # %% [markdown]
-# The same rollout through `s2dlab.scoring.score_rollouts` (the code that writes every snapshot in the run
-# store, chunked so memory does not grow with vocabulary x length) must agree to float precision:
+# The same rollout through `s2dlab.scoring.score_rollouts` (the code that writes every snapshot in the run store,
+# chunked so memory does not grow with vocabulary x length) must agree to float precision:
 
 # %%
 from s2dlab.scoring import score_rollouts
 
-row = score_rollouts(student, teacher, tok, [r], grade_fn=common.grade_fn(cfg),
+row = score_rollouts(student, teacher, tok, [r], grade_fn=data.grade_fn(cfg),
                      answers={problem["id"]: problem["answer"]})[0]
 atol = 1e-4 if cfg.models.dtype == "float32" else 5e-2  # bf16 forward passes differ in the last bits
 np.testing.assert_allclose(implicit_reward.numpy(), row["implicit_reward"], atol=atol)
@@ -113,58 +120,260 @@ pd.DataFrame({"token": row["tokens"], "pS(y_t)": np.exp(row["student_logprob"]),
               "reverse KL": row["reverse_kl"]}).round(4).T
 
 # %% [markdown]
-# And the identity `E_(y_t ~ pS)[-r_t] = KL(pS ‖ pT)_t`, checked by sampling: at the position where the two
-# models disagree most, draw many tokens from the student's distribution and average minus their implicit
-# reward.
+# ## The identity `E[-r] = KL`, and how noisy one sample is
+#
+# **Predict first.** At the position where the two models disagree most, one sampled token gives the one-sample
+# estimate `-r` of the reverse KL. Can that estimate be negative? How many samples would you need for it to be
+# within 10% of the exact KL?
+#
+# The cell draws tokens from the student's distribution at that position: for each sample size N, 200 independent
+# estimates (each the mean of `-r` over N draws), drawn as their mean with a band of ± 1 sd and the 5-95% range.
 
 # %%
+from plotly.subplots import make_subplots
+
 pos = int(reverse_kl.argmax())
-logp_S_pos, logp_T_pos = logp_S[pos].cpu(), logp_T[pos].cpu()
-draws = torch.multinomial(logp_S_pos.exp(), 20000, replacement=True, generator=torch.Generator().manual_seed(0))
-estimate = -(logp_T_pos[draws] - logp_S_pos[draws]).mean()
-print(f"position {pos} (token {row['tokens'][pos]!r}): Monte Carlo E[-r] = {estimate:.4f}, "
-      f"exact KL(pS||pT) = {reverse_kl[pos]:.4f}")
+lpS, lpT = logp_S[pos].cpu(), logp_T[pos].cpu()
+exact = reverse_kl[pos].item()
+gen = torch.Generator().manual_seed(0)
+sizes, repeats = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096], 200
+est = {n: -(lpT - lpS)[torch.multinomial(lpS.exp(), n * repeats, replacement=True, generator=gen)].view(repeats, n)
+       .mean(1) for n in sizes}
+mean = np.array([est[n].mean().item() for n in sizes])
+sd = np.array([est[n].std().item() for n in sizes])
+q05, q95 = (np.array([est[n].quantile(q).item() for n in sizes]) for q in (0.05, 0.95))
+single = est[1]
+print(f"position {pos} (token {row['tokens'][pos]!r}): exact KL(pS||pT) = {exact:.4f}; one sample: mean "
+      f"{single.mean():.4f}, sd {single.std():.4f}, {(single < 0).float().mean():.0%} of single estimates negative; "
+      f"N = {sizes[-1]}: {mean[-1]:.4f} ± {sd[-1]:.4f}")
+fig = make_subplots(rows=1, cols=2, column_widths=[0.65, 0.35],
+                    subplot_titles=("Monte Carlo estimate of E[-r] against N", "one sample: the values of -r"))
+for lo, hi, name, alpha in ((q05, q95, "5-95% of estimates", 0.15), (mean - sd, mean + sd, "± 1 sd", 0.3)):
+    fig.add_trace(go.Scatter(x=sizes + sizes[::-1], y=list(hi) + list(lo[::-1]), fill="toself", name=name,
+                             line=dict(width=0), fillcolor=f"rgba(106,81,163,{alpha})"), row=1, col=1)
+fig.add_trace(go.Scatter(x=sizes, y=mean, mode="lines+markers", name="mean of estimates",
+                         line=dict(color="#6a51a3")), row=1, col=1)
+fig.add_trace(go.Scatter(x=[sizes[0], sizes[-1]], y=[exact, exact], mode="lines", name="exact KL(pS‖pT)",
+                         line=dict(color="black", dash="dot")), row=1, col=1)
+fig.add_trace(go.Histogram(x=single.numpy(), nbinsx=40, name="single -r", marker_color="#969696"), row=1, col=2)
+fig.update_xaxes(type="log", title_text="samples N", row=1, col=1)
+fig.update_xaxes(title_text="-r = log pS(y) - log pT(y)", row=1, col=2)
+fig.update_layout(template="plotly_white", height=380, legend=dict(orientation="h", y=-0.25))
+fig
 
 # %% [markdown]
-# ## The token heatmap
+# ## The two losses and their gradients, checked with autograd
 #
-# The dashboard's renderer, `s2dlab.viz.rollout_heatmap_html`: each token coloured by its implicit reward (red:
-# the teacher disagrees, blue: the teacher agrees more than the student), with every per-token number and both
-# models' top alternatives on hover. Below, probe rollouts on the same problems at the first and last OPD
-# snapshot.
+# At the same position, with the student's logits `z` as the variable:
+#
+# - the full-vocabulary loss `L_full(z) = KL(pS‖pT) = Σ_v pS(v) (log pS(v) - log pT(v))`;
+# - the sampled-token loss for a token `y`, `L_y(z) = -A_y log pS(y)` with `A_y = log pT(y) - log pS(y)` detached
+#   (as `s2dlab.stages.opd` computes it for `opd.loss=sampled_token`).
+#
+# The score-function identity says `Σ_y pS(y) ∇L_y = ∇L_full`: the sampled-token gradient is unbiased. Below, both
+# sides by autograd (one backward pass per token of the vocabulary), and the closed form
+# `∇L_full = pS ⊙ (log pS - log pT - KL)`; then the library's per-token numbers (`s2dlab.estimators`) for the token
+# the student actually sampled.
+
+# %%
+from s2dlab.estimators import token_estimators
+
+z = lpS.clone().requires_grad_(True)  # log-probs work as logits: softmax(log p) = p
+logq = z.log_softmax(-1)
+(g_full,) = torch.autograd.grad((logq.exp() * (logq - lpT)).sum(), z)
+g_sampled = torch.zeros(V, V)  # row y: the gradient of the sampled-token loss when y is the sampled token
+for v in range(V):
+    logq = z.log_softmax(-1)
+    A = (lpT[v] - logq[v]).detach()  # the implicit reward, held fixed
+    (g_sampled[v],) = torch.autograd.grad(-A * logq[v], z)
+pS = lpS.exp()
+expected = (pS[:, None] * g_sampled).sum(0)  # E_{y ~ pS}[grad L_y]
+closed = pS * (lpS - lpT - exact)
+assert torch.allclose(expected, g_full, atol=1e-6) and torch.allclose(closed, g_full, atol=1e-6)
+print(f"E_y[grad of the sampled-token loss] == grad of the full reverse KL (largest difference "
+      f"{(expected - g_full).abs().max():.1e}); closed form agrees ({(closed - g_full).abs().max():.1e})")
+lib = token_estimators(lpS[None], lpT[None], y[pos:pos + 1].cpu())
+yy = int(y[pos])
+assert abs(lib["grad_exact_at_token"].item() - g_full[yy].item()) < 1e-5
+assert abs(lib["grad_sampled_at_token"].item() - g_sampled[yy, yy].item()) < 1e-5
+print(f"the sampled token {row['tokens'][pos]!r}: d/dz_y of the full loss {g_full[yy]:+.5f}, of its sampled-token "
+      f"loss {g_sampled[yy, yy]:+.5f} (s2dlab.estimators: {lib['grad_exact_at_token'].item():+.5f}, "
+      f"{lib['grad_sampled_at_token'].item():+.5f}); cosine of the two gradients {lib['grad_cosine'].item():+.3f}")
+
+# %% [markdown]
+# Unbiased, but one sample is a noisy direction. The relative error `‖ĝ_N - ∇L_full‖ / ‖∇L_full‖` of the average of N
+# sampled-token gradients, over 200 repeats per N (band: 5-95%), and the cosine between one sample's gradient and
+# the exact one:
+
+# %%
+draws = torch.multinomial(pS, sizes[-1] * repeats, replacement=True, generator=gen).view(repeats, sizes[-1])
+rel = {}
+for n in sizes:  # the mean of n sampled gradients = (token counts / n) @ the gradient of each token
+    counts_RV = torch.zeros(repeats, V).scatter_add_(1, draws[:, :n], torch.ones(repeats, n))
+    rel[n] = ((counts_RV / n) @ g_sampled - g_full).norm(dim=-1) / g_full.norm()
+cos_one = torch.nn.functional.cosine_similarity(g_sampled[draws[:, 0]], g_full[None], dim=-1)
+fig = make_subplots(rows=1, cols=2, column_widths=[0.65, 0.35],
+                    subplot_titles=("relative error of the averaged sampled-token gradient",
+                                    "one sample: cosine with the exact gradient"))
+lo, hi = (np.array([rel[n].quantile(q).item() for n in sizes]) for q in (0.05, 0.95))
+fig.add_trace(go.Scatter(x=sizes + sizes[::-1], y=list(hi) + list(lo[::-1]), fill="toself", name="5-95%",
+                         line=dict(width=0), fillcolor="rgba(33,102,172,0.2)"), row=1, col=1)
+fig.add_trace(go.Scatter(x=sizes, y=[rel[n].median().item() for n in sizes], mode="lines+markers", name="median",
+                         line=dict(color="#2166ac")), row=1, col=1)
+fig.add_trace(go.Histogram(x=cos_one.numpy(), nbinsx=40, name="cosine", marker_color="#969696"), row=1, col=2)
+fig.update_xaxes(type="log", title_text="samples N", row=1, col=1)
+fig.update_yaxes(type="log", row=1, col=1)
+fig.update_layout(template="plotly_white", height=360, legend=dict(orientation="h", y=-0.25))
+print(f"relative error, median over repeats: N=1 {rel[1].median():.2f}, N=64 {rel[64].median():.2f}, "
+      f"N={sizes[-1]} {rel[sizes[-1]].median():.3f}; one sample's cosine: median {cos_one.median():+.2f}")
+fig
+
+# %% [markdown]
+# ### Your turn 02b.1: the identity on three tokens
+#
+# A student `pS = [0.6, 0.3, 0.1]` and a teacher `pT = [0.3, 0.6, 0.1]`. Compute the implicit reward of each of the
+# three tokens, the expectation of `-r` when the student samples, and the reverse KL `KL(pS‖pT)`.
+
+# %%
+# Your turn 02b.1: a list of 3 rewards and two numbers.
+p_s = np.array([0.6, 0.3, 0.1])
+p_t = np.array([0.3, 0.6, 0.1])
+my_rewards = ...
+my_expected_minus_r = ...
+my_reverse_kl = ...
+
+# %%
+# Check 02b.1
+from s2dlab.scoring import token_scores
+
+if my_rewards is ... or my_expected_minus_r is ... or my_reverse_kl is ...:
+    print("⏭ 02b.1 skipped: replace the three ... above, then run both cells again.")
+else:
+    ls, lt = torch.tensor(p_s).log().float(), torch.tensor(p_t).log().float()
+    sc = token_scores(ls.expand(1, 3, 3), lt.expand(1, 3, 3), torch.tensor([[0, 1, 2]]))  # each token once
+    assert np.allclose(my_rewards, sc.implicit_reward[0].numpy(), atol=1e-4), (
+        "02b.1: the implicit rewards are log pT(y) - log pS(y), teacher first")
+    assert abs(my_expected_minus_r - sc.reverse_kl[0, 0].item()) < 1e-4, (
+        "02b.1: E[-r] weights each -r by the student's probability of sampling that token")
+    assert abs(my_reverse_kl - sc.reverse_kl[0, 0].item()) < 1e-4, "02b.1: KL(pS||pT) = sum pS log(pS / pT)"
+    print(f"✓ 02b.1 correct: E[-r] = KL(pS||pT) = {sc.reverse_kl[0, 0]:.4f} nats (s2dlab.scoring.token_scores)")
+
+# %% [markdown]
+# ### Your turn 02b.2: one sampled-token gradient
+#
+# Same `pS` and `pT`. The student sampled token 1. Write the gradient of the sampled-token loss
+# `-A log pS(y)` (A fixed) with respect to the three logits. Hint: `∂ log pS(y) / ∂z = onehot(y) - pS`.
+
+# %%
+# Your turn 02b.2: a list of 3 numbers.
+my_gradient = ...
+
+# %%
+# Check 02b.2
+if my_gradient is ...:
+    print("⏭ 02b.2 skipped: replace the ... above, then run both cells again.")
+else:
+    zz = torch.tensor(p_s).log().float().requires_grad_(True)
+    lq = zz.log_softmax(-1)
+    (g,) = torch.autograd.grad(-(torch.tensor(p_t).log().float()[1] - lq[1]).detach() * lq[1], zz)
+    assert np.allclose(my_gradient, g.numpy(), atol=1e-4), (
+        "02b.2: the gradient is -A (onehot(y) - pS) with A = log pT(1) - log pS(1); check the sign of A")
+    print(f"✓ 02b.2 correct: {np.round(g.numpy(), 4)} (autograd): a positive A pushes the sampled token's logit up")
+
+# %% [markdown]
+# ## Mode covering and mode seeking, in one dimension
+#
+# **Predict first.** A target with two well-separated modes, and a model that can only be one Gaussian. Fit it
+# twice: by the forward KL `KL(p‖q)` (the warmup's direction, the target as `p`) and by the reverse KL `KL(q‖p)` (OPD's
+# direction, the model's own samples). Which fit sits between the modes, and which on one of them?
+#
+# Both are computed on a grid and minimised with Adam from the same start.
+
+# %%
+grid = torch.linspace(-6, 6, 1201)
+dx = grid[1] - grid[0]
+target = 0.5 * torch.exp(-0.5 * ((grid + 2.5) / 0.5) ** 2) + 0.5 * torch.exp(-0.5 * ((grid - 2.5) / 0.5) ** 2)
+target = target / (target.sum() * dx)  # a density on the grid
+fits = {}
+for name in ("forward KL(p‖q): mode covering", "reverse KL(q‖p): mode seeking"):
+    mu, log_sd = torch.tensor(0.5, requires_grad=True), torch.tensor(0.0, requires_grad=True)
+    opt = torch.optim.Adam([mu, log_sd], lr=0.05)
+    for _ in range(1500):
+        q = torch.exp(-0.5 * ((grid - mu) / log_sd.exp()) ** 2)
+        q = q / (q.sum() * dx)
+        log_p, log_q = target.clamp_min(1e-30).log(), q.clamp_min(1e-30).log()
+        kl = ((target * (log_p - log_q)) if name.startswith("forward") else (q * (log_q - log_p))).sum() * dx
+        opt.zero_grad()
+        kl.backward()
+        opt.step()
+    fits[name] = (q.detach(), mu.item(), log_sd.exp().item(), kl.item())
+fig = go.Figure(go.Scatter(x=grid, y=target, name="target p (two modes)", line=dict(color="black", width=3)))
+for (name, (q, m, s_, k)), color in zip(fits.items(), ("#2166ac", "#b2182b")):
+    fig.add_trace(go.Scatter(x=grid, y=q, name=f"{name}: mean {m:+.2f}, sd {s_:.2f}, KL {k:.3f} nats",
+                             line=dict(color=color)))
+fig.update_layout(title="One Gaussian fitted to a two-mode target, both ways", template="plotly_white", height=360,
+                  legend=dict(orientation="h", y=-0.2))
+fig
+
+# %% [markdown]
+# The forward KL pays wherever the target has mass and the model has little, so it spreads over both modes (here it
+# lands on the moment match: the target's mean and spread). The reverse KL is an expectation over the *model's*
+# samples; it pays where the model puts mass and the target has little, so it settles on one mode (and from a
+# start far wider than the modes it can stall on a wide fit between them: start `log_sd` at 1.0 instead of 0.0). For
+# distillation: the warmup (forward) makes the student cover what the teacher writes; OPD (reverse) sharpens the
+# student on the modes it already reaches, which is why it needs the student to start close (C2).
+#
+# ## OPD's snapshots: the token heatmap
+#
+# The dashboard's renderer (`s2dlab.viz.rollout_heatmap_html`, byte-safe display spans from the row): each token
+# coloured by its implicit reward (red: the teacher likes the token less than the student does), every per-token
+# number and both models' top alternatives on hover. Probe rollouts at the first and the last OPD snapshot:
 
 # %%
 steps_opd = run.rollout_steps("opd")
 first, last = (run.rollouts("opd", s) for s in (steps_opd[0], steps_opd[-1]))
 vocab = viz.vocab_from_rows(pd.concat([first, last]))
+vmax = viz.heatmap_vmax([rr for df in (first, last) for _, rr in df[df["policy"] == "student"].head(3).iterrows()])
 for label, df in (("start of OPD", first), ("end of OPD", last)):
-    rows = df[df["policy"] == "student"].head(3)
-    for _, rr in rows.iterrows():
-        title = f"{label}, step {rr['step']}: {rr['prompt']}  (correct: {rr['correct']}, " \
-                f"sum of implicit reward {rr['sum_implicit_reward']:+.2f})"
-        display(HTML(viz.rollout_heatmap_html(rr, title=title, id_to_text=vocab)))
+    for _, rr in df[df["policy"] == "student"].head(3).iterrows():
+        title = (f"{label}, step {rr['step']}: {rr['prompt']}  (correct: {rr['correct']}, summed implicit reward "
+                 f"{rr['sum_implicit_reward']:+.2f})")
+        display(HTML(viz.rollout_heatmap_html(rr, title=title, id_to_text=vocab, vmax=vmax)))
 
 # %% [markdown]
-# ## The reverse KL over training
+# ## The reverse KL over the warmup and OPD
 #
-# OPD minimises the reverse KL on the student's own samples, so its curve should fall. `probe/mean_reverse_kl` is
-# measured at every probe snapshot (fixed probe problems, fresh student samples); the curve runs across the warmup
-# and OPD, end to end.
+# `probe/mean_reverse_kl` is measured at every probe snapshot (16 fixed problems, fresh student samples) across
+# the warmup and OPD, end to end. C2 for OPD, from the summary: the reverse KL on the fixed problems before OPD
+# (the warmed-up student's rollouts) and after it, with the interval of the change.
 
 # %%
 viz.stage_curves_figure(run, metrics=["probe/mean_reverse_kl", "probe/mean_implicit_reward", "probe/accuracy"],
                         stages=["fkl_warmup", "opd"])
 
 # %%
-results = pipeline.collect_results(cfg, run, arms)
-print("mean reverse KL per token on the probe, OPD start -> end: "
-      f"{results['c2']['opd_start']['mean_reverse_kl']:.3f} -> {results['c2']['opd_end']['mean_reverse_kl']:.3f}")
-table = pd.DataFrame(results["stages"]).T
-table.loc[["base_student", "fkl_warmup", "opd", "teacher_grpo"], ["accuracy", "greedy", f"pass@{K}"]].rename(
-    columns={"accuracy": f"avg@{K}"}).style.format("{:.1%}")
+pair = next(p for p in S["c2"]["pairs"] if p["stage"] == "opd")
+print(next((line for line in S["c2"]["verdict"].splitlines() if line.startswith("C2 (opd)")), "not measured"))
+display(viz.c2_pair_figure(pair, run.read_rows(pair["before_file"]), run.read_rows(pair["after_file"])))
+rows_acc = {}
+for stage in ("base_student", "fkl_warmup", "opd", "teacher_grpo"):
+    st = S["stages"][stage]
+    lo, hi = st["interval"]["ci"]
+    rows_acc[stage] = {f"avg@{K} % [95% CI]": f"{100 * st['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]",
+                       "greedy %": f"{100 * st['greedy']:.1f}", "labels used by the stage":
+                       (st.get("labels") or {}).get("n", 0)}
+pd.DataFrame(rows_acc).T
 
 # %% [markdown]
-# On the tiny preset OPD usually gives the largest single jump of the workflow. No labels were used: the teacher's
-# log-probabilities were the only signal.
+# No labels were used by the warmup or by OPD: the teacher's log-probabilities were the only signal.
 #
-# **Next:** `03_student_grpo`: sparse-reward RL on the distilled student, with held-out labels.
+# **Discussion.** (Answers in `ANSWERS.md`.)
+#
+# 1. The sampled-token loss is unbiased. Why does the default use the full-vocabulary loss anyway, and when would
+#    you have to use the sampled one?
+# 2. "OPD is RL with a dense reward, discount 0." What does a token *not* get credit for, and why might that be
+#    fine for distillation but not for sparse-reward RL?
+# 3. With the one-dimensional picture in mind: what would OPD do from a student that sits on a mode the teacher
+#    does not have?
+#
+# **Next:** `03_student_grpo`: sparse-reward RL on the distilled student, with the held-out labels.

@@ -12,18 +12,16 @@ PRESET = "tiny"  # "qwen3_paper" on a GPU box
 RUN_DIR = None
 
 # %% [markdown]
-# # 03 · Stage 3: student GRPO on held-out labels
+# # 03 · Stage 3: student GRPO on the held-out labels
 #
-# The last stage is sparse-reward GRPO again, now on the **student** that OPD handed off, with the *held-out*
-# share of the labeled problems: the student-RL split, which the teacher never trained on. The labeled budget is
-# split explicitly in the config (`task.teacher_rl_size`, `task.student_rl_size`); the direct-GRPO baseline of
-# notebook 04 gets the very same student-RL problems.
+# The last stage of the workflow is sparse-reward GRPO again (the update of notebook 01), now on the **student**
+# that OPD handed off, with the **held-out half 2H** of the labeled pool, which neither the teacher nor the bridge
+# ever saw. The paper's prediction P3 is that new labels are what stage 3 needs: the same number of steps on 1H
+# again (the replay control, arm `bridge_1h_replay`, in `s2dlab run --ablations`) should gain little.
 #
-# The paper calls this stage optional; the dense signal of OPD has already done most of the work. At toy scale it
-# adds 0-4 points. What it shows well is *why* starting RL from a distilled student helps: GRPO learns only from
-# groups in which some completions are right and some wrong, and a stronger student has more of them.
-#
-# Every stage runs with the settings of `s2dlab run` (`s2dlab/config.py`): the notebooks build, step by step, the same run as `s2dlab run --ablations`. About 20 seconds on a 2-core laptop CPU once notebook 02b has run.
+# Two things to look at: whether stage 3 adds anything measurable on top of the bridge (with an interval, not by
+# eye), and why GRPO has more to work with on a distilled student than on the base one: GRPO learns only from
+# groups whose completions disagree.
 
 # %%
 import numpy as np
@@ -34,67 +32,167 @@ from IPython.display import HTML, display
 from s2dlab import tutorial
 
 # The settings of `s2dlab run` (s2dlab/config.py), plus these overrides. Every notebook of one run folder must
-# use the same list; to experiment, add e.g. "opd.loss=sampled_token" here with a new RUN_DIR (WORKSHOP.md).
-NOTEBOOK_OVERRIDES = {
-    "tiny": [],
-    "qwen3_paper": [],
-}
-# Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop, add threads=1
-# (help(tutorial.setup) says why).
+# use the same list; to experiment, put e.g. "opd.loss=sampled_token" here and pick a new RUN_DIR (WORKSHOP.md).
+NOTEBOOK_OVERRIDES = {"tiny": [], "qwen3_paper": []}
+# Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop pass threads=1 (WORKSHOP.md,
+# "Slow laptops").
 lab = tutorial.setup(PRESET, RUN_DIR, overrides=NOTEBOOK_OVERRIDES[PRESET])
-cfg, run, steps, arms = lab.cfg, lab.run, lab.steps, lab.arms
+cfg, run = lab.cfg, lab.run
 K, EVAL_SET = lab.k, lab.eval_set
 
-from s2dlab import pipeline, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
-from s2dlab.stages import common
+from s2dlab import data, summary, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
+from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
 
 # %% [markdown]
-# The labeled splits are disjoint: no problem text is shared between the teacher's RL set, the student's RL set
-# and the eval set.
+# The splits are disjoint: no problem text is shared between the halves of the labeled pool, the validation split
+# and the eval split.
 
 # %%
-splits = common.task_splits(cfg)
-texts = {name: {r["prompt"] for r in splits[name]} for name in ("teacher_rl", "student_rl")}
-texts["eval"] = {r["prompt"] for r in common.eval_sets(cfg)[EVAL_SET]}
+splits = data.task_splits(cfg)
+texts = {name: {r["prompt"] for r in splits[name]} for name in ("1h", "2h", "val")}
+texts["eval"] = {r["prompt"] for r in data.eval_sets(cfg)[EVAL_SET]}
 print({name: len(t) for name, t in texts.items()})
-print("shared between teacher_rl and student_rl:", len(texts["teacher_rl"] & texts["student_rl"]))
-print("shared between RL sets and eval:", len((texts["teacher_rl"] | texts["student_rl"]) & texts["eval"]))
+names = list(texts)
+overlaps = {f"{a} & {b}": len(texts[a] & texts[b]) for i, a in enumerate(names) for b in names[i + 1:]}
+print("shared problem texts:", overlaps)
+assert not any(overlaps.values())
 
 # %%
-# Stages 0-2b (if missing) and student GRPO, each evaluated.
-# A finished stage is skipped and an existing eval.json is reused, so this is instant when an earlier notebook
-# (or `s2dlab run`) already built them: `lab.build` makes the same calls as `s2dlab run`.
-print("finished stages:", lab.build("student_grpo"))
+# Stages 0-2b (if missing) and student GRPO, each evaluated: `lab.build` makes the calls of `s2dlab run`; stages
+# already evaluated are left as they are.
+if any(run.eval(s) is None for s in ("base_teacher", "base_student", "teacher_grpo", "fkl_warmup", "opd",
+                                     "student_grpo")):
+    lab.build("student_grpo")
+print("finished stages:", lab.finished())
+S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.summary
 
 # %% [markdown]
 # ## Curves
 #
-# `reward` is the student's training accuracy at T=1; `frac_reward_zero_std` the share of groups in which all
-# completions got the same reward (all right or all wrong), which give GRPO no gradient. The probe scores the
-# student against the RL teacher, so the reverse KL shows whether RL pulls the student away from the teacher.
+# `reward` is the student's training accuracy at T = 1 on 2H; `frac_reward_zero_std` the share of dead groups
+# (all right or all wrong); the probe samples the student on 16 fixed eval problems and scores its rollouts with
+# the RL teacher, so `probe/mean_reverse_kl` shows whether RL pulls the student away from the teacher (the teacher
+# plays no part in this stage's update).
 
 # %%
 viz.stage_curves_figure(run, metrics=["reward", "frac_reward_zero_std", "probe/accuracy", "probe/mean_reverse_kl"],
                         stages=["student_grpo"])
 
 # %% [markdown]
-# ## The student along the workflow
+# ## Dead groups
 #
-# Accuracy on the eval set after each stage, with the RL teacher for reference:
+# A group of G completions of one problem, each right with probability p, is dead when all are right or all are
+# wrong: probability `p^G + (1-p)^G`.
+#
+# **Predict first.** With G = `student_grpo.num_generations` and the student's training accuracy at the start of
+# stage 3 (printed below), will the logged share of dead groups be higher or lower than that formula with the mean
+# accuracy plugged in? Why might they differ?
 
 # %%
-results = pipeline.collect_results(cfg, run, arms)
+m = pd.DataFrame(run.metrics("student_grpo")).dropna(subset=["reward"])
+first = m[m["step"] <= 10]
+G = cfg.student_grpo.num_generations
+p_bar = first["reward"].mean()
+print(f"first {len(first)} steps of student_grpo: mean training reward p = {p_bar:.3f}, G = {G}")
+
+# %% [markdown]
+# ### Your turn 03.1: the share of dead groups
+#
+# Compute `p^G + (1-p)^G` with `p = p_bar` and `G = G` from the cell above.
+
+# %%
+# Your turn 03.1: one number.
+my_dead_share = ...
+
+# %%
+# Check 03.1
+if my_dead_share is ...:
+    print("⏭ 03.1 skipped: replace the ... above with your formula, then run both cells again.")
+else:
+    expected = p_bar ** G + (1 - p_bar) ** G
+    assert abs(my_dead_share - expected) < 1e-9, (
+        f"03.1: {my_dead_share} is not p^G + (1-p)^G for p = {p_bar:.3f} and G = {G}; both all-right and "
+        "all-wrong groups are dead")
+    logged = first["frac_reward_zero_std"].mean()
+    print(f"✓ 03.1 correct: {expected:.3f} from the mean accuracy; TRL logged frac_reward_zero_std {logged:.3f} "
+          f"over the same steps ({p_bar ** G:.3f} of groups expected all right, {(1 - p_bar) ** G:.3f} all wrong)")
+
+# %% [markdown]
+# The formula assumes every problem is equally hard. It is not: some problems the student always solves, some
+# never, and `p^G + (1-p)^G` is convex in p, so averaging it over problems of varying p gives *more* dead groups
+# than plugging in the average p (Jensen's inequality). The eval split shows the same effect with its own k samples
+# per problem: the share of eval problems whose k samples all agree, against the formula at the mean accuracy.
+
+# %%
+for stage in ("base_student", "opd", "student_grpo"):
+    ev = run.eval(stage)["sets"][EVAL_SET]
+    counts = np.array(list(ev["per_problem"].values()))
+    k = ev["k"]
+    p_eval = counts.mean() / k
+    print(f"{stage:<14} avg@{k} {p_eval:.3f}: eval problems with all {k} samples alike {np.mean((counts == 0) | (counts == k)):.3f}, "
+          f"formula at the mean {p_eval ** k + (1 - p_eval) ** k:.3f}; all wrong {np.mean(counts == 0):.3f}, "
+          f"all right {np.mean(counts == k):.3f}")
+
+# %% [markdown]
+# Notice *which* groups are dead: for a weak student mostly all-wrong ones (no correct completion to learn from),
+# for a strong student mostly all-right ones (nothing left to learn on that problem). Notebook 04 compares the two
+# GRPO runs of the workflow, on the base student (cold GRPO) and on the distilled one (stage 3).
+#
+# ## The student along the workflow
+#
+# Accuracy on the eval split after each stage, with the 95% interval over problems (from the summary), and the RL
+# teacher for reference:
+
+# %%
 path = ["base_student", "fkl_warmup", "opd", "student_grpo"]
-table = pd.DataFrame(results["stages"]).T.loc[path]
-fig = go.Figure()
-for column, name in (("accuracy", f"avg@{K} (T=1)"), ("greedy", "greedy")):
-    if column in table:
-        fig.add_trace(go.Bar(x=path, y=table[column], name=name, text=[f"{v:.0%}" for v in table[column]]))
-fig.add_hline(y=results["stages"]["teacher_grpo"]["accuracy"], line_dash="dot",
+acc = [100 * S["stages"][s]["accuracy"] for s in path]
+ci = [S["stages"][s]["interval"]["ci"] for s in path]
+fig = go.Figure(go.Bar(x=path, y=acc, name=f"avg@{K} (T=1)", marker_color="#2166ac",
+                       error_y=dict(type="data", array=[100 * c[1] - a for c, a in zip(ci, acc)],
+                                    arrayminus=[a - 100 * c[0] for c, a in zip(ci, acc)]),
+                       text=[f"{a:.1f}" for a in acc], textposition="outside"))
+fig.add_trace(go.Bar(x=path, y=[100 * S["stages"][s]["greedy"] for s in path], name="greedy", marker_color="#92c5de"))
+fig.add_hline(y=100 * S["stages"]["teacher_grpo"]["accuracy"], line_dash="dot",
               annotation_text=f"RL teacher avg@{K}", annotation_position="top left")
-fig.update_layout(title="Student accuracy after each stage", yaxis_tickformat=".0%", barmode="group",
-                  template="plotly_white", height=360)
+fig.update_layout(title="Student accuracy after each stage (95% intervals over problems)", yaxis_title="%",
+                  barmode="group", template="plotly_white", height=380)
 fig
 
 # %% [markdown]
-# **Next:** `04_workflow_vs_direct_grpo`: the same labeled problems given to GRPO directly, and the ablations.
+# Stage 3's gain over the bridge it started from is an arm comparison: `bridge_1h_stage3` (ends in `student_grpo`)
+# against `bridge_1h` (ends in `opd`). The summary does not list that pair among the paper's predictions, so the
+# next exercise computes the ingredient every interval of the summary is made of.
+#
+# ### Your turn 03.2: an accuracy interval by hand
+#
+# `eval.json` stores, per eval problem, how many of its k samples were correct. The summary's 95% interval for one
+# seed is `mean ± 1.96 · sd / sqrt(P)` over the P per-problem scores `correct / k` (sd with Bessel's correction).
+# Compute the interval of `student_grpo`.
+
+# %%
+# Your turn 03.2: the interval as [low, high], fractions in [0, 1].
+per_problem = run.eval("student_grpo")["sets"][EVAL_SET]["per_problem"]  # problem id -> correct samples out of k
+my_interval = ...
+
+# %%
+# Check 03.2
+if my_interval is ...:
+    print("⏭ 03.2 skipped: replace the ... above with [low, high], then run both cells again.")
+else:
+    want = S["stages"]["student_grpo"]["interval"]["ci"]
+    assert np.allclose(my_interval, want, atol=1e-4), (
+        f"03.2: {np.round(my_interval, 4)} is not the summary's interval; divide the counts by k first, take the "
+        "sd with ddof=1, then mean ± 1.96 sd / sqrt(P)")
+    print(f"✓ 03.2 correct: [{want[0]:.4f}, {want[1]:.4f}] as in summary.json (s2dlab.diagnostics.accuracy_interval)")
+
+# %% [markdown]
+# **Discussion.** (Answers in `ANSWERS.md`.)
+#
+# 1. Two students with the same mean training reward can have very different shares of dead groups. What about the
+#    problems makes the difference, and what does it do to GRPO's signal?
+# 2. Intervals of two arms that overlap do not by themselves mean "no difference". Why is the paired comparison
+#    (same problems, same seed) the right test, and where does the summary use it?
+# 3. The paper's P3: why would stage 3 on *new* labels beat the same steps on the labels the bridge already used?
+#
+# **Next:** `04_workflow_vs_direct_grpo`: the same labeled pool given to GRPO straight away, every arm's budget, and
+# the ablations.

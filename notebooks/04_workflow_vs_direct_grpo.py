@@ -12,25 +12,22 @@ PRESET = "tiny"  # "qwen3_paper" on a GPU box
 RUN_DIR = None
 
 # %% [markdown]
-# # 04 · The workflow against direct GRPO, and the ablations
+# # 04 · The workflow against cold GRPO: what each arm spends, and what it buys
 #
-# The baseline is the obvious alternative: give the base student the same held-out labeled problems and run GRPO
-# on it directly (`direct_grpo`), for as many student steps as the workflow's warmup + OPD + student GRPO
-# together. The ablation arms, as in the paper, take one ingredient away each:
+# The baseline is the obvious alternative: give the base student the labeled pool and run GRPO on it directly,
+# **cold GRPO** (`cold_grpo`: the whole pool, both halves, for at least the workflow's student steps). A fair
+# comparison says what every arm spends, not only what it scores:
 #
-# | arm | student path | what it tests |
-# |---|---|---|
-# | `workflow` | warmup → OPD → student GRPO, RL teacher | the full recipe |
-# | `direct_grpo` | GRPO only | sparse reward alone |
-# | `raw_teacher` | warmup → OPD → student GRPO from the teacher *before* stage 1 | C1: does the teacher need RL? |
-# | `no_warmup` | OPD → student GRPO | C2: does OPD need the warmup? |
-# | `no_opd` | warmup → student GRPO | is the dense reward the part that matters? |
-# | `gold_sft` | SFT on gold worked solutions | reference: what full worked-solution labels would buy |
+# - **labels**: distinct labeled problems (final answers) the arm used anywhere, teacher side included;
+# - **student steps and sequences**: optimizer steps on the student and the sequences it trained on;
+# - **teacher compute**: the teacher's own RL steps, and the sequences the teacher sampled (warmup) or scored (OPD)
+#   for the student.
 #
-# The workflow uses final answers only; `gold_sft` uses worked solutions, so it is a reference, not a competitor.
-#
-# Every stage runs with the settings of `s2dlab run` (`s2dlab/config.py`): the notebooks build, step by step, the same run as `s2dlab run --ablations`. On a 2-core laptop CPU, about a minute for the baseline once notebook 03 has run, and about 1.5
-# minutes more for the four ablation arms (set `RUN_ABLATIONS = False` below to skip them).
+# The arms are the rows of the paper's Table 2 (`s2dlab.pipeline.ARMS`). `s2dlab run` (and notebooks 00-04) make
+# three of them: `bridge_1h_stage3` (the four-stage workflow), `bridge_1h` (the same bridge without stage 3) and
+# `cold_grpo`. `s2dlab run --ablations` adds the rest: the full bridge on the whole pool, the bridge from the raw
+# teacher (P1), without the warmup or without OPD (P2), the replay control (P3), the SFT teacher, and `gold_sft`
+# (a reference that uses gold worked solutions). Every number below is read from the run's `summary.json`.
 
 # %%
 import numpy as np
@@ -41,116 +38,294 @@ from IPython.display import HTML, display
 from s2dlab import tutorial
 
 # The settings of `s2dlab run` (s2dlab/config.py), plus these overrides. Every notebook of one run folder must
-# use the same list; to experiment, add e.g. "opd.loss=sampled_token" here with a new RUN_DIR (WORKSHOP.md).
-NOTEBOOK_OVERRIDES = {
-    "tiny": [],
-    "qwen3_paper": [],
-}
-# Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop, add threads=1
-# (help(tutorial.setup) says why).
+# use the same list; to experiment, put e.g. "opd.loss=sampled_token" here and pick a new RUN_DIR (WORKSHOP.md).
+NOTEBOOK_OVERRIDES = {"tiny": [], "qwen3_paper": []}
+# Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop pass threads=1 (WORKSHOP.md,
+# "Slow laptops").
 lab = tutorial.setup(PRESET, RUN_DIR, overrides=NOTEBOOK_OVERRIDES[PRESET])
-cfg, run, steps, arms = lab.cfg, lab.run, lab.steps, lab.arms
+cfg, run = lab.cfg, lab.run
 K, EVAL_SET = lab.k, lab.eval_set
 
-from s2dlab import pipeline, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
-from s2dlab.stages import common
+from s2dlab import data, pipeline, summary, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
 
 # %%
-RUN_ABLATIONS = True  # the four ablation arms: about 1.5 minutes more on a 2-core laptop
+# The ablation rows train twelve more stages, several times this notebook's budget on a laptop: run them from a
+# terminal instead (`s2dlab run --ablations --out <this run folder>`, which reuses every finished stage), or set
+# True here. Arms already in the run folder are shown either way.
+RUN_ABLATIONS = False
 
 # %%
-# Every workflow stage (if missing) and the direct-GRPO baseline, evaluated.
-# A finished stage is skipped and an existing eval.json is reused, so this is instant when an earlier notebook
-# (or `s2dlab run`) already built them: `lab.build` makes the same calls as `s2dlab run`.
-print("finished stages:", lab.build("direct_grpo"))
-
-# %%
-from s2dlab.evaluate import evaluate_stage
-
+# Every workflow stage (if missing) and the cold-GRPO baseline, each evaluated: `lab.build` makes the calls of
+# `s2dlab run`; stages already evaluated are left as they are.
+if any(run.eval(s.name) is None for s in lab.steps):
+    lab.build("cold_grpo")
 if RUN_ABLATIONS:
-    steps, arms = pipeline.plan(cfg, ablations=True)
-    for step in steps:  # finished stages are skipped; the ablation arms run here
-        pipeline.run_stage(cfg, run, step)
-        evaluate_stage(cfg, run, step.out, progress=False)
-results = pipeline.collect_results(cfg, run, arms)
-run.write_results(results)  # results.json: what `s2dlab run` writes, and what the dashboard reads
-print(pipeline.results_table(results))
+    for step in pipeline.plan(cfg, ablations=True)[0]:
+        if run.eval(step.name) is None:
+            pipeline.run_stage(cfg, run, step)
+            pipeline.after_stage(cfg, run, step.name)
+print("finished stages:", lab.finished())
+S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.summary
 
 # %% [markdown]
-# ## The results table
+# ## Every arm, with what it spent
 #
-# One row per arm: avg@k at T=1 (the headline number, as in the paper's avg@16), greedy accuracy and pass@k on the
-# eval set. `viz.results_table` gives the same table as a DataFrame, with every metric.
+# One row per arm in the paper's order: avg@k with its 95% interval (over problems; over problems and seeds for a
+# folder of seeds), greedy accuracy, and the budget columns. Read the labels column before the accuracy column.
 
 # %%
-viz.results_table(results)
+viz.arms_frame(S)
 
 # %%
-viz.results_bar_figure(results)
+from s2dlab.runs import stage_sort_key
+
+for name, arm in S["arms"].items():  # which labeled sets each arm drew on, and the stages it is made of
+    print(f"{name:<20} labels {arm['labels']:>5} from {', '.join(arm.get('label_sets') or []) or 'none':<8} "
+          f"stages {', '.join(sorted(arm.get('stages') or [], key=stage_sort_key))}")
+viz.arms_figure(S)
 
 # %% [markdown]
-# ## Why direct GRPO stalls
-#
-# GRPO learns only from groups with both right and wrong completions. A weak student leaves many groups all wrong,
-# and those give no gradient at all; a student that has been distilled first has fewer of them, so more of each
-# step's completions carry signal.
-# `frac_reward_zero_std` is that share of dead groups per step:
+# The paper's predictions, as paired differences (same eval problems, same seed) with their 95% intervals. A
+# prediction "holds" when the whole interval sits on the side the paper predicts; "within noise" when it holds 0.
+# With only the default arms, one prediction can be judged; the ablations add the others.
 
 # %%
+viz.claims_frame(S)
+
+# %% [markdown]
+# ### Your turn 04.1: the paired difference by hand
+#
+# The first prediction compares `bridge_1h_stage3` with `cold_grpo` on the same eval problems. Per problem, the
+# difference of the two arms' scores (`correct / k`); the estimate is the mean difference and, for one seed, its
+# 95% interval is `mean ± 1.96 · sd / sqrt(P)` (sd with Bessel's correction). Compute both, in fractions.
+
+# %%
+# Your turn 04.1: the mean difference and its interval [low, high], fractions.
+a_counts = run.eval(S["arms"]["bridge_1h_stage3"]["stage"])["sets"][EVAL_SET]["per_problem"]  # id -> correct of k
+b_counts = run.eval(S["arms"]["cold_grpo"]["stage"])["sets"][EVAL_SET]["per_problem"]
+my_difference = ...
+my_difference_interval = ...
+
+# %%
+# Check 04.1
+if my_difference is ... or my_difference_interval is ...:
+    print("⏭ 04.1 skipped: replace the two ... above, then run both cells again.")
+else:
+    claim = next(c for c in S["claims"] if c["a"] == "bridge_1h_stage3" and c["b"] == "cold_grpo")
+    assert abs(my_difference - claim["difference"]) < 1e-9, (
+        "04.1: the mean of the per-problem differences (a - b, each count divided by k) is not the summary's")
+    assert np.allclose(my_difference_interval, claim["ci"], atol=1e-4), (
+        "04.1: the interval is off; pair the problems first (one difference per problem), then 1.96 sd / sqrt(P)")
+    print(f"✓ 04.1 correct: {100 * claim['difference']:+.1f} points [{100 * claim['ci'][0]:+.1f}, "
+          f"{100 * claim['ci'][1]:+.1f}], the summary's '{claim['claim']}' ({claim['status']})")
+
+# %% [markdown]
+# ### Your turn 04.2: a budget by hand
+#
+# How many sequences did the student of `bridge_1h_stage3` train on, over its three stages? The warmup takes
+# `fkl_warmup.batch_size` sequences per step, OPD `opd.batch_size` rollouts per step, and stage 3
+# `prompts_per_step x num_generations` completions per step (all in `cfg`).
+
+# %%
+# Your turn 04.2: one whole number, from cfg.
+my_student_sequences = ...
+
+# %%
+# Check 04.2
+if my_student_sequences is ...:
+    print("⏭ 04.2 skipped: replace the ... above, then run both cells again.")
+else:
+    want = S["arms"]["bridge_1h_stage3"]["student_sequences"]
+    assert my_student_sequences == want, (
+        f"04.2: {my_student_sequences} is not what the arm's stage.json files add up to; steps x sequences per "
+        "step, for each of fkl_warmup, opd and student_grpo")
+    print(f"✓ 04.2 correct: {want:,} student sequences; cold_grpo trained on "
+          f"{S['arms']['cold_grpo']['student_sequences']:,}")
+
+# %% [markdown]
+# ## Accuracy against student steps, on one axis
+#
+# Each arm's student stages strung end to end: the bridge's warmup, OPD and stage 3, and cold GRPO's single stage,
+# all from the base student at step 0. The markers are the evaluations at the end of each stage (eval split, 95%
+# intervals over problems, from the summary); the thin lines are the probe accuracy during each stage (16 fixed
+# problems x 4 samples: noisy, for the shape only).
+
+# %%
+colors = {"bridge_1h_stage3": "#b2182b", "bridge_1h": "#ef8a62", "cold_grpo": "#2166ac", "bridge": "#762a83",
+          "bridge_raw_teacher": "#999999", "bridge_no_warmup": "#1b7837", "bridge_no_opd": "#5aae61"}
 fig = go.Figure()
-for stage in ("direct_grpo", "student_grpo"):
-    m = pd.DataFrame(run.metrics(stage))
-    m = m.dropna(subset=["frac_reward_zero_std"])
-    fig.add_trace(go.Scatter(x=m["step"], y=m["frac_reward_zero_std"].rolling(10, min_periods=1).mean(),
-                             name=stage, mode="lines"))
-fig.update_layout(title="Share of GRPO groups with zero advantage (rolling mean of 10 steps)",
-                  xaxis_title="GRPO step", yaxis_tickformat=".0%", template="plotly_white", height=340)
+for name in [a for a in ("bridge_1h_stage3", "cold_grpo", "bridge", "bridge_raw_teacher") if a in S["arms"]]:
+    chain, stage = [], S["arms"][name]["stage"]
+    while stage and stage != "base_student":  # follow the student's `init` back to the base student
+        chain.insert(0, stage)
+        stage = S["stages"][stage]["init"]
+    x, points = 0, [(0, "base_student")]
+    for stage in chain:
+        m = pd.DataFrame(run.metrics(stage))
+        if "probe/accuracy" in m:
+            probe = m.dropna(subset=["probe/accuracy"])
+            fig.add_trace(go.Scatter(x=x + probe["step"], y=100 * probe["probe/accuracy"], mode="lines",
+                                     line=dict(color=colors.get(name), width=1), opacity=0.4, showlegend=False,
+                                     hovertemplate=f"{name} · {stage} probe %{{y:.0f}}%<extra></extra>"))
+        x += S["stages"][stage]["steps"]
+        points.append((x, stage))
+    acc = [100 * S["stages"][s]["accuracy"] for _, s in points]
+    ci = [S["stages"][s]["interval"]["ci"] for _, s in points]
+    fig.add_trace(go.Scatter(x=[p[0] for p in points], y=acc, mode="lines+markers", name=name,
+                             line=dict(color=colors.get(name), width=2.5), text=[s for _, s in points],
+                             error_y=dict(type="data", array=[100 * c[1] - a for c, a in zip(ci, acc)],
+                                          arrayminus=[a - 100 * c[0] for c, a in zip(ci, acc)]),
+                             hovertemplate="%{text}: %{y:.1f}%<extra>" + name + "</extra>"))
+fig.update_layout(title=f"Student avg@{K} against student optimizer steps (eval split; probe accuracy as thin lines)",
+                  xaxis_title="student optimizer steps, stages end to end", yaxis_title=f"avg@{K} (%)",
+                  template="plotly_white", height=420, legend=dict(orientation="h", y=-0.2))
 fig
 
 # %% [markdown]
-# And the conditions behind the arms: C1 (the probe's AUROC before and after stage 1) and C2 (the reverse KL of
-# the student's own samples before and after the warmup, and across OPD), as stored in `results.json`:
+# ## What cold GRPO has to work with
+#
+# Both GRPO runs use the same update and the same settings; they start from different students. **Predict first:**
+# which run has more dead groups, and are they the same kind of dead (all wrong, or all right)? The cell prints the
+# logged training reward and dead-group share, and, from the eval counts of the student each run started from, the
+# share of problems on which every sample was wrong or every sample was right.
 
 # %%
-from s2dlab.diagnostics import verdict_c1, verdict_c2
-
-c1, c2 = results["c1"], results["c2"]
-print("C1:", verdict_c1(c1.get("separation_after") or {}, c1["teacher_accuracy_before"], c1["teacher_accuracy_after"]))
-print("C2:", verdict_c2(c2["after_warmup"], c2.get("before_warmup")))
-viz.c2_histogram_figure({k: c2[k] for k in ("before_warmup", "after_warmup", "opd_end", "raw_teacher_before_warmup")
-                         if k in c2})
+m_cold = pd.DataFrame(run.metrics("cold_grpo")).dropna(subset=["reward"])
+m_stage3 = pd.DataFrame(run.metrics("student_grpo")).dropna(subset=["reward"])
+fig = go.Figure()
+for label, m, color in (("cold_grpo (from the base student)", m_cold, "#2166ac"),
+                        ("student_grpo (stage 3, from the OPD student)", m_stage3, "#b2182b")):
+    for col, dash in (("reward", "solid"), ("frac_reward_zero_std", "dot")):
+        fig.add_trace(go.Scatter(x=m["step"], y=m[col].rolling(10, min_periods=1).mean(), mode="lines",
+                                 name=f"{label}: {col}", line=dict(color=color, dash=dash)))
+fig.update_layout(title="Training reward (solid) and share of dead groups (dotted), rolling mean of 10 steps",
+                  xaxis_title="GRPO step", template="plotly_white", height=380, legend=dict(orientation="h", y=-0.3))
+for label, m, start in (("cold_grpo", m_cold, "base_student"), ("student_grpo", m_stage3, "opd")):
+    counts = np.array(list(run.eval(start)["sets"][EVAL_SET]["per_problem"].values()))
+    k = run.eval(start)["sets"][EVAL_SET]["k"]
+    print(f"{label}: training reward {m['reward'].head(20).mean():.2f} (first 20 steps) -> "
+          f"{m['reward'].tail(20).mean():.2f} (last 20); {1 - m['frac_reward_zero_std'].mean():.0%} of its groups "
+          f"carried signal. Its start, {start}: all {k} eval samples wrong on {np.mean(counts == 0):.0%} of the "
+          f"problems, all right on {np.mean(counts == k):.0%}")
+vs = S["arms"]["cold_grpo"]["vs_base_student"]
+print(f"cold_grpo minus the base student: {100 * vs['mean']:+.1f} points [{100 * vs['ci'][0]:+.1f}, "
+      f"{100 * vs['ci'][1]:+.1f}] ({vs['verdict']})")
+fig
 
 # %% [markdown]
-# ## What to expect, and what the paper reports at scale
+# Read the printout before reaching for the usual explanation ("GRPO starves on a weak student"). If most of cold
+# GRPO's groups carried signal and it moved the base student by more than its interval (both printed above),
+# starvation is not what holds it back. What it lacks is *information per sample*: one bit per completion, shared by
+# every token, from a student that must stumble on right answers to learn from them. The bridge first gives the
+# student the teacher's per-token judgement (the warmup and OPD use no labels), so stage 3 starts higher than cold
+# GRPO gets in its whole budget (the figure above), and the dead groups it meets are the other kind: look at the
+# all-right share of its start.
 #
-# This is one seed on 300 eval problems: differences of about 3 points or less are evaluation noise, and the spread
-# between seeds is larger than that. `s2dlab run --ablations --seeds 3` repeats everything and reports mean ± sd;
-# the repository README gives that table for the tiny preset (avg@4, %, seeds 0-2; this notebook's run is seed 0):
+# ## Your run among the five-seed reference results
 #
-# | arm | avg@4 | greedy |
-# |---|---|---|
-# | base student | 18.8 | 36.0 |
-# | **workflow** | **32.7 ± 4.0** | **42.9 ± 5.6** |
-# | direct GRPO | 17.0 ± 1.4 | 22.4 ± 1.3 |
-# | raw teacher | 29.9 ± 2.2 | 40.9 ± 1.8 |
-# | no warmup | 25.2 ± 1.1 | 33.4 ± 0.5 |
-# | no OPD | 26.6 ± 1.7 | 42.3 ± 2.0 |
-# | gold SFT (reference) | 41.4 ± 8.6 | 52.7 ± 12.8 |
+# One seed is one draw of training noise. The reference results are five seeds of the same tiny preset, run with
+# `s2dlab run --ablations --seeds 5 --out runs/table2` and committed as `docs/results/table2_5seeds.json` (the
+# aggregate summary that `s2dlab.summary.write_aggregate` writes). Each arm below: every reference seed as a dot,
+# the five-seed mean with its 95% interval (over problems and seeds), and this run as a diamond with its own
+# interval.
+
+# %%
+import json
+from pathlib import Path
+
+import s2dlab
+
+results_dir = Path(s2dlab.__file__).resolve().parents[1] / "docs" / "results"
+ref_path = results_dir / "table2_5seeds.json"
+if not ref_path.is_file():
+    print(f"{ref_path} is not there yet: the five-seed reference results have not been committed to this checkout. "
+          "Make them with `s2dlab run --ablations --seeds 5 --out runs/table2` (hours on a laptop) and read "
+          "runs/table2/summary.json instead.")
+else:
+    ref = json.loads(ref_path.read_text())
+    if ref.get("eval") != S.get("eval"):
+        print(f"note: the reference was evaluated on {ref.get('eval')}, this run on {S.get('eval')}")
+    arms = [a for a in viz.ordered_arms(ref) if a in S["arms"] or ref["arms"][a].get("interval")]
+    fig = go.Figure()
+    for j, a in enumerate(arms):  # one row per arm: the reference just above the row, this run just below
+        iv = ref["arms"][a].get("interval") or {}
+        seeds = iv.get("per_seed") or []
+        fig.add_trace(go.Scatter(x=[100 * v for v in seeds], y=[j - 0.15] * len(seeds), mode="markers",
+                                 name="reference: each seed", marker=dict(color="#999", size=7), showlegend=j == 0))
+        if iv.get("mean") is not None:
+            fig.add_trace(go.Scatter(x=[100 * iv["mean"]], y=[j - 0.15], mode="markers",
+                                     name="reference: mean, 95% CI", showlegend=j == 0,
+                                     marker=dict(color="#2166ac", size=12, symbol="line-ns-open", line_width=3),
+                                     error_x=dict(type="data", array=[100 * (iv["ci"][1] - iv["mean"])],
+                                                  arrayminus=[100 * (iv["mean"] - iv["ci"][0])])))
+        mine = S["arms"].get(a) or {}
+        if mine.get("accuracy") is not None:
+            lo, hi = mine["interval"]["ci"]
+            fig.add_trace(go.Scatter(x=[100 * mine["accuracy"]], y=[j + 0.15], mode="markers",
+                                     name="this run, 95% CI", showlegend=j == 0,
+                                     marker=dict(color="#b2182b", size=11, symbol="diamond"),
+                                     error_x=dict(type="data", array=[100 * (hi - mine["accuracy"])],
+                                                  arrayminus=[100 * (mine["accuracy"] - lo)])))
+    fig.update_layout(title=f"avg@{K} by arm: this run against the {len(ref.get('seeds', []))}-seed reference",
+                      xaxis_title=f"avg@{K} (%)", template="plotly_white", height=140 + 45 * len(arms),
+                      yaxis=dict(tickvals=list(range(len(arms))), ticktext=arms, autorange="reversed"))
+    display(fig)
+    display(viz.claims_frame(ref))
+
+# %% [markdown]
+# ## Labels against accuracy
 #
-# The workflow beats direct GRPO in every seed, by 10 to 21 points; without the warmup OPD gains little (C2);
-# distilling from the teacher before its RL (`raw_teacher`) falls below the workflow on average but ties it in one
-# seed of three, so at this scale the C1 gap is suggestive rather than settled. Gold worked solutions still buy
-# more than final answers alone.
+# How much does each arm gain per labeled problem? The label sweep reruns the arms with the labeled pool cut to
+# `task.label_budget` problems (`docs/results/label_sweep.json`, when committed: label budget -> aggregate summary).
+
+# %%
+sweep_path = results_dir / "label_sweep.json"
+if not sweep_path.is_file():
+    print(f"{sweep_path} is not there yet: the label sweep has not been committed to this checkout.")
+else:
+    sweep = json.loads(sweep_path.read_text())
+    sweep = sweep.get("budgets", sweep)  # label budget -> aggregate summary
+    budgets = sorted((int(b), s) for b, s in sweep.items() if str(b).isdigit() and isinstance(s, dict))
+    fig = go.Figure()
+    for a in sorted({a for _, s in budgets for a in s.get("arms", {})}):
+        pts = [(b, s["arms"][a]) for b, s in budgets if s.get("arms", {}).get(a, {}).get("accuracy") is not None]
+        up = [100 * (m["interval"]["ci"][1] - m["accuracy"]) for _, m in pts]
+        down = [100 * (m["accuracy"] - m["interval"]["ci"][0]) for _, m in pts]
+        fig.add_trace(go.Scatter(x=[b for b, _ in pts], y=[100 * m["accuracy"] for _, m in pts], mode="lines+markers",
+                                 name=a, error_y=dict(type="data", array=up, arrayminus=down)))
+    fig.update_layout(title=f"avg@{K} against the labeled problems available", xaxis_title="labeled problems (pool)",
+                      xaxis_type="log", yaxis_title=f"avg@{K} (%)", template="plotly_white", height=400)
+    if budgets:
+        display(fig)
+    else:
+        print(f"{sweep_path}: no label budgets found in it (top-level keys: {list(sweep)[:8]})")
+
+# %% [markdown]
+# ## What the paper reports at scale
 #
-# The paper (arXiv 2605.12483), Qwen3-1.7B student and Qwen3-8B teacher on DAPO-Math-17k, avg@16:
+# arXiv 2605.12483 (v4), Table 2, Qwen3-1.7B student, RL'd Qwen3-8B teacher, avg@16 (%), as the paper prints them
+# (the rows mapped to this lab's arm names):
+
+# %%
+paper_table2 = pd.DataFrame(
+    [("bridge", 79.3, 25.2, 20.2), ("bridge_raw_teacher", 71.5, 15.0, 10.6), ("bridge_no_warmup", 77.6, 23.0, 18.9),
+     ("bridge_no_opd", 76.0, 22.4, 19.4), ("cold_grpo", 75.9, 19.8, 17.1), ("bridge_1h_stage3", 78.5, 23.7, 18.5),
+     ("bridge_1h", 75.4, 22.0, 16.7), ("bridge_1h_replay", 75.7, 21.6, 17.0)],
+    columns=["arm", "MATH-500", "AIME 2024", "AIME 2025"]).set_index("arm")  # arXiv 2605.12483 v4, Table 2 (8B teacher)
+paper_table2
+
+# %% [markdown]
+# On a GPU box, `PRESET = "qwen3_paper"` in the first cell (or `s2dlab run --preset qwen3_paper`) runs the same
+# arms at that scale; its hyperparameters come from the paper's Tables 8-9 where it gives them and from the
+# authors' code elsewhere (`s2dlab/presets/qwen3_paper.yaml` says which is which).
 #
-# | | MATH-500 | AIME 2024 |
-# |---|---|---|
-# | direct GRPO | 75.9 | 19.8 |
-# | workflow | **79.3** | **25.2** |
+# **Discussion.** (Answers in `ANSWERS.md`.)
 #
-# On a GPU box, set `PRESET = "qwen3_paper"` in the first cell (or run `s2dlab run --preset qwen3_paper`); its
-# hyperparameters follow the authors' public code defaults, since the paper's own table of them could not be
-# read.
+# 1. Cold GRPO used every label of the pool; the workflow used the same number, split between teacher and
+#    student. Which arm used more *teacher* compute, and how would you make a comparison that charges for it?
+# 2. Your run's arms against the five-seed reference: is your seed typical? What would you need to claim that one
+#    arm beats another from a single seed?
+# 3. The paper's P1 says a bridge from the raw teacher does not beat cold GRPO. With C1 measured in notebook 01,
+#    what would you expect `bridge_raw_teacher` to do on this toy, and why?
 #
-# **Next:** `05_dense_rewards_token_by_token`: where in a rollout the dense signal actually sits.
+# **Next:** `05_dense_rewards_token_by_token`: where in a rollout the dense signal sits.

@@ -12,19 +12,20 @@ PRESET = "tiny"  # "qwen3_paper" on a GPU box
 RUN_DIR = None
 
 # %% [markdown]
-# # 05 · Dense rewards, token by token
+# # 05 · Dense rewards, token by token: where the credit goes
 #
-# A sparse reward gives a completion one bit. The implicit reward gives every token a number, but not every token
-# carries the same amount of signal. This notebook asks where it sits, using the scored snapshots that OPD wrote
-# into the run store (`opd/rollouts/step_*.parquet`, student samples scored by the RL teacher):
+# A sparse reward gives a completion one bit, shared by every token. The implicit reward
+# `r_t = log pT(y_t) - log pS(y_t)` gives every token its own number. Whether that is *credit assignment*, blame
+# put where the mistake is, is a question about positions, and this notebook answers it from what the run store
+# already holds (it trains nothing):
 #
-# - **entropy / divergence quadrants**: split tokens by the student's entropy (is it unsure?) and by the per-token
-#   reverse KL (does the teacher disagree?), and see which quadrant holds the reward (`s2dlab.diagnostics.token_quadrants`);
-# - **which tokens**: the implicit reward grouped by token;
-# - the **same heatmap renderer as the dashboard** (`s2dlab.viz.token_heatmap_html`), and how to open the
-#   dashboard on this run.
-#
-# Every stage runs with the settings of `s2dlab run` (`s2dlab/config.py`): the notebooks build, step by step, the same run as `s2dlab run --ablations`. Reads the run store only, once stages 0-2b exist (it builds them if missing): seconds.
+# - the **fixed C1 rollouts** (`diagnostics/c1/<teacher>.parquet`: the same base-student rollouts scored by the raw
+#   and by the RL teacher): the implicit reward aligned to the **first wrong character** of each wrong rollout,
+#   raw teacher against RL teacher;
+# - tokens grouped by **role** (copied operand, computed result, box, template) and their share of |implicit
+#   reward|;
+# - the summary's **token quadrants** (is the student confident? does the teacher agree?);
+# - the dashboard's heatmap renderer, and the command line.
 
 # %%
 import numpy as np
@@ -35,124 +36,216 @@ from IPython.display import HTML, display
 from s2dlab import tutorial
 
 # The settings of `s2dlab run` (s2dlab/config.py), plus these overrides. Every notebook of one run folder must
-# use the same list; to experiment, add e.g. "opd.loss=sampled_token" here with a new RUN_DIR (WORKSHOP.md).
-NOTEBOOK_OVERRIDES = {
-    "tiny": [],
-    "qwen3_paper": [],
-}
-# Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop, add threads=1
-# (help(tutorial.setup) says why).
+# use the same list; to experiment, put e.g. "opd.loss=sampled_token" here and pick a new RUN_DIR (WORKSHOP.md).
+NOTEBOOK_OVERRIDES = {"tiny": [], "qwen3_paper": []}
+# Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop pass threads=1 (WORKSHOP.md,
+# "Slow laptops").
 lab = tutorial.setup(PRESET, RUN_DIR, overrides=NOTEBOOK_OVERRIDES[PRESET])
-cfg, run, steps, arms = lab.cfg, lab.run, lab.steps, lab.arms
+cfg, run = lab.cfg, lab.run
 K, EVAL_SET = lab.k, lab.eval_set
 
-from s2dlab import pipeline, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
-from s2dlab.stages import common
+from s2dlab import data, summary, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
 
 # %%
-# Stages 0-2b, built if missing and evaluated (instant when notebook 02b has run). A run folder that holds OPD
-# snapshots but no model weights, such as a copy of the committed fixture (see WORKSHOP.md), is read as it is.
-if run.has_model("opd") or not run.rollout_steps("opd"):
-    lab.build("opd")
+# Stages 0-2b, built if missing (instant when notebook 02b has run). A run folder that holds the scored files but
+# no model weights, such as a copy of the committed fixture run (WORKSHOP.md), is read as it is.
+needed = ("base_teacher", "base_student", "teacher_grpo", "fkl_warmup", "opd")
+if run.has_model("opd") or not (run.path / summary.c1_path("teacher_grpo")).exists():
+    if any(run.eval(s) is None for s in needed):
+        lab.build("opd")
+S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.summary
+from s2dlab.config import config_from_dict
 
-# %%
-from s2dlab.diagnostics import token_quadrants
-
-STAGE = "opd"  # after notebook 04's ablations, also "raw_teacher.opd" (teacher before stage 1) or "no_warmup.opd"
-snapshot_steps = run.rollout_steps(STAGE)
-snapshots = {"start of OPD": run.rollouts(STAGE, snapshot_steps[0]),
-             "end of OPD": run.rollouts(STAGE, snapshot_steps[-1])}
-students = {label: df[df["policy"] == "student"] for label, df in snapshots.items()}
-print({label: f"step {df['step'].iloc[0]}, {len(df)} student rollouts, {df['length'].sum()} tokens"
-       for label, df in students.items()})
+run_cfg = config_from_dict(run.info["config"])  # the config the run was made with (a copied run may differ)
+rows = {t: run.read_rows(summary.c1_path(t)) for t in ("base_teacher", "teacher_grpo")}
+print({t: f"{len(r)} fixed rollouts, {sum(not x['correct'] for x in r)} wrong" for t, r in rows.items()})
 
 # %% [markdown]
-# ## Entropy x divergence quadrants
+# ## The implicit reward at the first wrong character
 #
-# Each token of the student's rollouts at the start of OPD, placed by the student's entropy at that position (x)
-# and the reverse KL to the teacher (y), coloured by its implicit reward. The dotted lines are the medians. A
-# token can be:
+# For each wrong rollout, `first_error_char` (stored in the row by the summary's measurement, from
+# `s2dlab.tasks.arithmetic.first_divergence`) is the first character where the completion departs from the gold
+# worked solution: the place a good dense reward should blame. The token holding it is found from the row's
+# token texts (`s2dlab.diagnostics.token_index_of_char`). Below, the mean implicit reward at every offset from that
+# token, over all wrong rollouts, with a 95% interval (normal, over rollouts), for the raw and the RL teacher
+# scoring the *same* rollouts.
 #
-# - *confident, agrees* (low, low): nothing to learn;
-# - *confident, teacher disagrees* (low entropy, high KL): the student is sure and wrong by the teacher's lights,
-#   the most useful correction, and one a sparse reward can only hint at;
-# - *unsure, agrees* (high, low): a choice between options the teacher also finds plausible;
-# - *unsure, teacher disagrees* (high, high): the student is guessing and the teacher knows better.
+# **Predict first.** Where will the curve dip: at offset 0, before it, or spread over the rest of the rollout? Which
+# teacher dips deeper?
 
 # %%
-viz.quadrant_figure(students["start of OPD"])
+from s2dlab.diagnostics import token_index_of_char
 
-# %% [markdown]
-# The figure splits at the medians, so each side holds half of the tokens by construction. Most tokens of this task
-# are near-certain for both models (copying the problem, the layout), which puts the medians close to 0. For a
-# table that compares the start and the end of OPD, fix the thresholds instead: below, a token is *unsure* when the
-# student's entropy exceeds 0.1 nats and *disagreed with* when the reverse KL does.
-
-# %%
-THRESHOLD = 0.1  # nats, for both entropy and reverse KL
-shares = {}
-for label, df in students.items():
-    q = token_quadrants(df, entropy_threshold=THRESHOLD, divergence_threshold=THRESHOLD)
-    for name, m in q["quadrants"].items():
-        shares[(label, name)] = {"share of tokens": m["token_share"], "share of |implicit reward|": m["abs_reward_share"],
-                                 "mean implicit reward": m["mean_implicit_reward"]}
-pd.DataFrame(shares).T.style.format("{:.2f}", na_rep="-")
-
-# %% [markdown]
-# Read it row by row. The confident-and-agreeing tokens are the large majority and carry almost none of the reward;
-# the signal sits on the minority of positions where the student is unsure and the teacher disagrees. The rare
-# confident-but-disagreed tokens have the most negative reward per token: the student is sure of a digit the
-# teacher considers wrong. Between the start and the end of OPD the unsure-and-disagreeing share shrinks: the
-# student has absorbed part of what the teacher knew.
-
-# %% [markdown]
-# ## Which tokens carry the reward
-#
-# The implicit reward grouped by token text (here, characters), over the same snapshot: the total of |implicit
-# reward| per token, and how often it appears.
-
-# %%
-tokens = students["start of OPD"][["tokens", "implicit_reward", "reverse_kl"]].explode(
-    ["tokens", "implicit_reward", "reverse_kl"])
-tokens["abs_reward"] = tokens["implicit_reward"].astype(float).abs()
-by_token = tokens.groupby("tokens").agg(count=("abs_reward", "size"), total_abs_reward=("abs_reward", "sum"),
-                                        mean_reward=("implicit_reward", lambda s: s.astype(float).mean()))
-top = by_token.sort_values("total_abs_reward", ascending=False).head(15)
-labels = [repr(t)[1:-1] or "(empty)" for t in top.index]
-fig = go.Figure(go.Bar(x=labels, y=top["total_abs_reward"], customdata=np.c_[top["count"], top["mean_reward"]],
-                       hovertemplate="%{x}: total |r| %{y:.2f}, %{customdata[0]} tokens, mean r %{customdata[1]:+.3f}"
-                                     "<extra></extra>"))
-fig.update_layout(title="Where the |implicit reward| goes, by token (start of OPD)", xaxis_title="token",
-                  yaxis_title="sum of |implicit reward|", template="plotly_white", height=340)
+W = 8  # offsets shown on each side
+curves, at_error = {}, {}
+for t, rr in rows.items():
+    by_offset = {o: [] for o in range(-W, W + 1)}
+    at_error[t] = []
+    for r in rr:
+        if r["correct"] or r.get("first_error_char") is None:
+            continue
+        k = token_index_of_char(list(r["tokens"]), int(r["first_error_char"]))
+        reward = np.asarray(r["implicit_reward"], float)
+        if k is None or k >= len(reward):
+            continue
+        at_error[t].append(reward[k])
+        for o in by_offset:
+            if 0 <= k + o < len(reward):
+                by_offset[o].append(reward[k + o])
+    curves[t] = pd.DataFrame({o: {"mean": np.mean(v), "half": 1.96 * np.std(v, ddof=1) / np.sqrt(len(v)), "n": len(v)}
+                              for o, v in by_offset.items()}).T
+    # the library's number for offset 0 (summary.json), against the one computed here
+    lib = S["c1"]["teachers"][t]["first_error"]
+    assert abs(np.mean(at_error[t]) - lib["at_error"]) < 1e-9 and len(at_error[t]) == lib["n_rollouts"]
+    print(f"{t}: {len(at_error[t])} wrong rollouts; mean implicit reward at the first wrong token "
+          f"{np.mean(at_error[t]):+.3f} nats (summary: {lib['at_error']:+.3f}), elsewhere {lib['elsewhere']:+.3f}")
+fig = go.Figure()
+for t, color in (("base_teacher", "#969696"), ("teacher_grpo", "#b2182b")):
+    c = curves[t]
+    fig.add_trace(go.Scatter(x=list(c.index) + list(c.index[::-1]), y=list(c["mean"] + c["half"])
+                             + list((c["mean"] - c["half"])[::-1]), fill="toself", line=dict(width=0),
+                             fillcolor=color, opacity=0.25, showlegend=False, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=c.index, y=c["mean"], mode="lines+markers", name=f"scored by {t}",
+                             line=dict(color=color)))
+fig.add_vline(x=0, line_dash="dot", line_color="#444")
+fig.update_layout(title="Mean implicit reward by position relative to the first wrong character (wrong rollouts)",
+                  xaxis_title="tokens from the first wrong one", yaxis_title="mean implicit reward (nats)",
+                  template="plotly_white", height=400, legend=dict(orientation="h", y=-0.2))
 fig
 
 # %% [markdown]
-# On the arithmetic task the digits of intermediate and final results carry most of it: the student copies the
-# problem and the layout easily, and goes wrong in the arithmetic, which is exactly where a per-token teacher
-# helps and where a 0/1 reward at the end cannot say which digit was wrong.
+# This is the picture of dense credit assignment: the sparse reward of these rollouts is 0 everywhere, while the
+# implicit reward concentrates its blame on the first wrong token. The positions after it are scored as
+# continuations of an already wrong prefix: a teacher that only judges "would I have written this next?" does not
+# keep punishing a solution that carries on correctly from a wrong value.
 #
-# ## The heatmap, as the dashboard draws it
+# ### Your turn 05.1: find the first wrong character yourself
 #
-# `viz.token_heatmap_html(tokens, values, per_token_info=...)` is the one renderer the notebooks and the app share:
-# plain HTML, so it works in Jupyter, in Gradio and in a saved file. Here the same rollout is coloured twice, by
-# its implicit reward and by its reverse KL (always ≥ 0); hover a token for all the numbers and both models'
-# top alternatives.
+# One wrong rollout of the fixed set, and the gold worked solution of its problem. Find the index of the first
+# character where they differ (if the completion stops early, the index where it stops), then the index of the
+# token that holds it. On this tokenizer a token is one character except the special end token.
 
 # %%
-df = students["start of OPD"]
-row = df.loc[df["sum_implicit_reward"].idxmin()]  # the rollout the teacher likes least
-vocab = viz.vocab_from_rows(snapshots["start of OPD"])
-info = viz.row_token_info(row, vocab)
-print(f"{row['prompt']} -> {row['completion']!r} (correct: {row['correct']})")
-display(HTML(viz.token_heatmap_html(row["tokens"], row["implicit_reward"], per_token_info=info,
-                                    label="implicit reward log pT - log pS", title="implicit reward")))
-display(HTML(viz.token_heatmap_html(row["tokens"], row["reverse_kl"], per_token_info=info, cmap="Purples",
-                                    label="reverse KL(pS || pT)", title="reverse KL")))
+# Your turn 05.1: two whole numbers.
+example = next(r for r in rows["teacher_grpo"] if not r["correct"] and r.get("first_error_char") is not None)
+gold = {r["id"]: r for split in data.task_splits(run_cfg).values() for r in split}[example["prompt_id"]]["solution"]
+print("completion:", repr(example["completion"]))
+print("gold:      ", repr(gold))
+print("tokens:    ", list(example["tokens"]))
+my_first_wrong_char = ...
+my_first_wrong_token = ...
+
+# %%
+# Check 05.1
+from s2dlab.tasks.arithmetic import first_divergence
+
+if my_first_wrong_char is ... or my_first_wrong_token is ...:
+    print("⏭ 05.1 skipped: replace the two ... above, then run both cells again.")
+else:
+    want_char = first_divergence(example["completion"], gold)
+    want_token = token_index_of_char(list(example["tokens"]), want_char)
+    assert my_first_wrong_char == want_char, (
+        f"05.1: character {my_first_wrong_char} is not the first difference; compare the strings character by "
+        "character from index 0 (a newline is one character)")
+    assert my_first_wrong_token == want_token, (
+        f"05.1: token {my_first_wrong_token} does not hold character {want_char}; add up the lengths of the tokens")
+    print(f"✓ 05.1 correct: character {want_char}, token {want_token}; the RL teacher's implicit reward there is "
+          f"{example['implicit_reward'][want_token]:+.3f} nats")
+
+# %% [markdown]
+# ## Which tokens carry the reward: roles
+#
+# Every completion of this task has a fixed grammar: lines `v op b=result`, then `\boxed{answer}`. Each character
+# gets a role from its line: **copied** (the running value, the operator and the next number: all copied from the
+# problem or the line before), **computed result** (the digits after `=`), **box** (the answer inside `\boxed{}`),
+# **template** (`=`, newlines, `\boxed{`, `}`, the end token) and **other** (a line that does not parse). Below, for
+# the same fixed rollouts under each teacher, each role's share of the tokens and of the total |implicit reward|.
+#
+# **Predict first.** Which role holds the largest share of |implicit reward|, and is it also the largest share of
+# the tokens?
+
+# %%
+import re
+
+STEP = re.compile(r"(-?\d+)([+\-*])(\d+)=(-?\d+)")
+BOX = re.compile(r"\\boxed\{(.*)\}")
+shares = {}
+for t, rr in rows.items():
+    abs_by_role, n_by_role = {}, {}
+    for r in rr:
+        tokens, special = list(r["tokens"]), list(r["token_special"])
+        text = "".join("" if s else tk for tk, s in zip(tokens, special))
+        role = ["template"] * len(text)  # per character
+        pos = 0
+        for line in text.split("\n"):
+            m, b = STEP.fullmatch(line), BOX.fullmatch(line)
+            groups = [(1, "copied"), (2, "copied"), (3, "copied"), (4, "computed result")] if m else [(1, "box")]
+            if m or b:
+                for g, name in groups:
+                    for i in range((m or b).start(g), (m or b).end(g)):
+                        role[pos + i] = name
+            else:
+                role[pos:pos + len(line)] = ["other"] * len(line)
+            pos += len(line) + 1
+        c = 0
+        for tk, s, v in zip(tokens, special, r["implicit_reward"]):
+            name = "template" if s else (role[c] if c < len(role) else "other")  # a token's role: its first character's
+            c += 0 if s else len(tk)
+            abs_by_role[name] = abs_by_role.get(name, 0.0) + abs(v)
+            n_by_role[name] = n_by_role.get(name, 0) + 1
+    total, n = sum(abs_by_role.values()), sum(n_by_role.values())
+    for name in ("copied", "computed result", "box", "template", "other"):
+        shares[(t, name)] = {"share of tokens": n_by_role.get(name, 0) / n,
+                             "share of |implicit reward|": abs_by_role.get(name, 0.0) / total}
+shares = pd.DataFrame(shares).T
+for t in rows:
+    cr = shares.loc[(t, "computed result")]
+    print(f"{t}: computed results are {cr['share of tokens']:.0%} of the tokens and carry "
+          f"{cr['share of |implicit reward|']:.0%} of the |implicit reward|")
+shares.style.format("{:.1%}")
+
+# %% [markdown]
+# ## Where the signal sits: confident or not, agreeing or not
+#
+# The summary splits the student's tokens of each stage's last probe snapshot by two plain questions: is the
+# student **confident** (its most likely token has probability at least `confident_prob`)? does the teacher
+# **agree** (its most likely token is the student's)? The figure gives each quadrant's share of tokens (top) and of
+# |implicit reward| (bottom), per stage; hover for the counts and the mean implicit reward.
+
+# %%
+q = S["stages"]["opd"].get("quadrants")
+if q:
+    for name, m in q["quadrants"].items():
+        share = "-" if m["abs_reward_share"] is None else f"{m['abs_reward_share']:.1%}"
+        print(f"opd, last snapshot, {name:<20} {m['token_share']:6.1%} of tokens, {share:>6} of |implicit reward|")
+viz.quadrants_figure({s: S["stages"][s] for s in ("fkl_warmup", "opd", "student_grpo", "cold_grpo") if s in S["stages"]})
+
+# %% [markdown]
+# ## The heatmap, as the dashboard draws it
+#
+# `viz.token_heatmap_html(tokens, values, spans=viz.row_spans(row), ...)` is the one renderer the notebooks and the
+# app share: plain HTML, so it works in Jupyter, in Gradio and in a saved file. The spans come from the row (whole
+# characters even where a byte-level tokenizer splits one; on this tokenizer one token per character). Below the
+# example rollout of 05.1, coloured by each teacher's implicit reward on one colour scale, then by the RL teacher's
+# reverse KL.
+
+# %%
+pair = {t: next(r for r in rows[t] if r["prompt_id"] == example["prompt_id"] and r["sample_idx"] ==
+                example["sample_idx"]) for t in rows}
+vmax = viz.heatmap_vmax(pair.values())
+for t, r in pair.items():
+    display(HTML(viz.token_heatmap_html(r["tokens"], r["implicit_reward"], spans=viz.row_spans(r), vmax=vmax,
+                                        per_token_info=viz.row_token_info(r), label=viz.IMPLICIT_REWARD_LABEL,
+                                        title=f"{r['prompt']} scored by {t}")))
+r = pair["teacher_grpo"]
+display(HTML(viz.token_heatmap_html(r["tokens"], r["reverse_kl"], spans=viz.row_spans(r), cmap="Purples",
+                                    per_token_info=viz.row_token_info(r), label="reverse KL(pS || pT)",
+                                    title="reverse KL under teacher_grpo")))
 
 # %% [markdown]
 # ## The same numbers from the command line and the dashboard
 #
-# `s2dlab score RUN` prints the C1/C2 verdicts and these quadrants for any run folder:
+# `s2dlab score RUN` prints the arms, the predictions, the C1/C2 verdicts and the quadrants from the summary:
 
 # %%
 from s2dlab.cli import main as s2dlab_cli
@@ -160,20 +253,28 @@ from s2dlab.cli import main as s2dlab_cli
 _ = s2dlab_cli(["score", str(run.path)])  # the exit status, 0
 
 # %% [markdown]
-# The dashboard shows every run under a folder: stages, curves, results, and every scored rollout as a heatmap
-# with the same hover details. From the repository root, in a terminal:
+# The dashboard shows every run under a folder: stages, curves, the arms, C1/C2 with their rollouts, and every
+# scored rollout as a heatmap with the same hover details. From the repository root, in a terminal (the same on
+# Windows):
 #
-# ```bash
+# ```
 # pip install -e ".[app]"     # once: the dashboard needs Gradio
-# s2dlab app runs             # every run under runs/, this tutorial's included; opens on http://127.0.0.1:7860
+# s2dlab app runs             # every run under runs/, this tutorial's included; http://127.0.0.1:7860
 # ```
 #
-# It reads the run store only, so it can stay open while a notebook trains: refresh to see new snapshots. The
-# exact command for this run folder:
+# It reads the run store only, so it can stay open while a notebook trains. The command for this run folder:
 
 # %%
 print(f"s2dlab app {run.path.resolve().parent}")
 
 # %% [markdown]
-# **Where to go from here:** `notebooks/WORKSHOP.md` has exercises (skip stage 1, skip the warmup, change the
-# OPD loss) with what you should see; `s2dlab run --ablations --seeds 3` gives the full table with error bars.
+# **Discussion.** (Answers in `ANSWERS.md`.)
+#
+# 1. The implicit reward after the first wrong token is close to 0. Is that a flaw of the dense reward or a
+#    feature? What would a sparse reward's "credit" look like on the same plot?
+# 2. Computed results are a minority of the tokens. What does their share of |implicit reward| say about why OPD
+#    can teach arithmetic with no labels?
+# 3. Why does the RL teacher blame the first wrong token more than the raw teacher (notebook 01's slip table)?
+#
+# **Where to go from here:** `notebooks/WORKSHOP.md` lists the exercises that change a stage (skip stage 1, skip the
+# warmup, the sampled-token OPD loss, GRPO's learning rate) with the commands to run them.

@@ -5,8 +5,7 @@ Nothing here imports gradio or IPython.
 - `s2dlab.viz.heatmap`: `token_heatmap_html` (tokens + values + display spans -> HTML) and its helpers for
   rollout rows (`rollout_heatmap_html`, `row_spans`, `row_token_info`, `vocab_from_rows`, `heatmap_vmax`).
 - `s2dlab.viz.figures`: plotly figures, one kind of input each (`per_token_figure`, `stage_curves_figure`,
-  `arms_figure`, `branches_figure`, `estimators_figure`; for the notebooks `results_table`, `results_bar_figure`,
-  `c1_figure`, `c2_histogram_figure`, `quadrant_figure`).
+  `arms_figure`, `branches_figure`, `estimators_figure`).
 - `s2dlab.viz.conditions`: a run's summary.json as tables and figures (`arms_frame`, `claims_frame`, `c1_frame`,
   `c2_frame`, `c1_rollouts_figure`, `c2_pair_figure`, `quadrants_figure`): rendered, never recomputed.
 - `s2dlab.viz.lens`: the token lens as an HTML table (`lens_html`), and `standalone_html`, one self-contained
@@ -37,15 +36,10 @@ from s2dlab.viz.figures import (
     CURVE_LABELS,
     arms_figure,
     branches_figure,
-    c1_figure,
-    c2_histogram_figure,
     curve_metrics,
     estimators_figure,
     ordered_arms,
     per_token_figure,
-    quadrant_figure,
-    results_bar_figure,
-    results_table,
     stage_curves_figure,
 )
 from s2dlab.viz.heatmap import (
@@ -80,14 +74,9 @@ __all__ = [
     "pair_label",
     "quadrants_figure",
     "standalone_html",
-    "c1_figure",
-    "c2_histogram_figure",
     "curve_metrics",
     "heatmap_vmax",
     "per_token_figure",
-    "quadrant_figure",
-    "results_bar_figure",
-    "results_table",
     "rollout_heatmap_html",
     "row_spans",
     "row_token_info",

@@ -6,16 +6,10 @@
     branches_figure(result)           `s2dlab.branches.branch_values` output: success rate per branch, with its
                                       Wilson interval, beside the branch token's implicit reward
     estimators_figure(rows, i)        `s2dlab.estimators.estimate_rollouts` rows: each estimate beside the exact KL
-    results_table(results)            results.json as a DataFrame, arms x metrics
-    results_bar_figure(results)       results.json: one metric per arm
-    c1_figure(rows)                   scored rollout rows: summed implicit reward against correct / incorrect
-    c2_histogram_figure(c2)           label -> `s2dlab.diagnostics.c2_closeness` output: per-token reverse KL
-    quadrant_figure(rows)             scored rollout rows: tokens by student entropy x reverse KL
 
 The run's C1, C2, quadrants and arms as `summary.json` holds them are drawn by `s2dlab.viz.conditions` (what the
-dashboard shows). `results_table`, `results_bar_figure`, `c1_figure`, `c2_histogram_figure` and `quadrant_figure`
-draw rows or older results.json files for the notebooks; the measures they print come from `s2dlab.diagnostics`.
-Rows are dicts or a DataFrame of rollout rows as `s2dlab.scoring.score_rollouts` writes them.
+dashboard and the notebooks show). Rows are dicts or a DataFrame of rollout rows as
+`s2dlab.scoring.score_rollouts` writes them.
 """
 
 from __future__ import annotations
@@ -23,24 +17,13 @@ from __future__ import annotations
 import html as _html
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-import pandas as pd
 import plotly.colors as pcolors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from s2dlab import diagnostics
 from s2dlab.viz.colors import auto_vmax, color_pair, finite
 from s2dlab.viz.heatmap import visible_text
-
-
-def _rows(rows) -> list[dict]:
-    if rows is None:
-        return []
-    if isinstance(rows, pd.DataFrame):
-        return rows.to_dict("records")
-    return [dict(r) for r in rows]
 
 
 def _seq(row: Mapping, key: str) -> list | None:
@@ -263,202 +246,6 @@ def arms_figure(summary: dict) -> go.Figure:
                             f"{f' ({len(seeds)} seeds, problems and seeds)' if seeds else ' (over problems)'}",
                       yaxis_title=f"avg@{k} (%)", barmode="group", template="plotly_white", height=460,
                       legend=dict(orientation="h", y=-0.25))
-    return fig
-
-
-# --------------------------------------------------------------------------------------------------------------
-# results.json
-
-
-ARM_DISPLAY_ORDER = ["workflow", "direct_grpo", "raw_teacher", "no_warmup", "no_opd", "gold_sft"]
-
-
-def _flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, key + "/"))
-        elif not isinstance(v, (list, tuple)):  # per-seed lists and figure data stay out of the table
-            out[key] = v
-    return out
-
-
-def results_table(results: Mapping | None) -> pd.DataFrame:
-    """Arms x metrics from results.json's `"arms"` (nested dicts flattened to `a/b` columns), workflow first."""
-    arms = (results or {}).get("arms") or {}
-    if not isinstance(arms, Mapping) or not arms:
-        return pd.DataFrame(index=pd.Index([], name="arm"))
-    order = [a for a in ARM_DISPLAY_ORDER if a in arms] + sorted(a for a in arms if a not in ARM_DISPLAY_ORDER)
-    rows = {arm: _flatten(arms[arm]) if isinstance(arms[arm], Mapping) else {"value": arms[arm]} for arm in order}
-    df = pd.DataFrame.from_dict(rows, orient="index")
-    df.index.name = "arm"
-    return df
-
-
-def _is_spread(col: str) -> bool:
-    return col.endswith(("_std", "/std", "_sd", "_sem", "/sem", "_stderr", "_n"))
-
-
-def _pick_metric(df: pd.DataFrame, metric: str | None) -> str | None:
-    if metric is not None:
-        return metric if metric in df.columns else None
-    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not _is_spread(c)]
-    if "accuracy" in numeric:
-        return "accuracy"
-    return next((c for c in numeric if "accuracy" in c or "avg@" in c), numeric[0] if numeric else None)
-
-
-def results_bar_figure(results: Mapping | None, metric: str | None = None) -> go.Figure:
-    """Bars of one metric per arm (default `accuracy`), with error bars from a `<metric>_sd` column if present."""
-    df = results_table(results)
-    col = _pick_metric(df, metric) if not df.empty else None
-    if col is None:
-        return _empty_figure("no results yet")
-    # spread as written by s2dlab.pipeline.aggregate (`<metric>_sd` over seeds) or common alternatives
-    err = next((df[c] for c in (f"{col}_sd", f"{col}_std", f"{col}/std", f"{col}_sem", f"{col}/sem") if c in df),
-               None)
-    highlight = {"workflow": "#2166ac", "direct_grpo": "#b2182b"}
-    fig = go.Figure(go.Bar(x=list(df.index), y=df[col], marker_color=[highlight.get(a, "#969696") for a in df.index],
-                           error_y=None if err is None else dict(type="data", array=list(err)),
-                           text=[None if finite(v) is None else f"{v:.3g}" for v in df[col]], textposition="outside",
-                           hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
-    values = [v for v in map(finite, df[col]) if v is not None]
-    fig.update_layout(title=f"{col} by arm", yaxis_title=col, template="plotly_white", height=360,
-                      margin=dict(l=50, r=20, t=50, b=40))
-    if values and min(values) >= 0:  # room above the tallest bar for its label
-        fig.update_yaxes(range=[0, max(max(values), 1e-9) * 1.2])
-    return fig
-
-
-# --------------------------------------------------------------------------------------------------------------
-# C1 / C2 and the token quadrants
-
-
-def c1_figure(rows, x: str = "sum_implicit_reward", y: str = "correct",
-              title: str = "C1: does the dense reward rank correct rollouts first?") -> go.Figure:
-    """Each graded rollout at (its summed implicit reward, correct or not), jittered vertically, split at 0.
-
-    A reward-shaped teacher puts correct rollouts to the right of incorrect ones; the title gives the AUROC
-    (`s2dlab.diagnostics.auroc`) and the share of rollouts in the two agreeing quadrants. Rows without a grade
-    or without `x` are left out.
-    """
-    pts = [(finite(r.get(x)), float(r[y])) for r in _rows(rows) if finite(r.get(y)) is not None]
-    pts = [(a, b) for a, b in pts if a is not None]
-    if not pts:
-        return _empty_figure("no graded rollouts for C1")
-    xs, ys = [a for a, _ in pts], [b for _, b in pts]
-    fig = go.Figure()
-    for label, flag, color in (("correct", 1.0, "#2166ac"), ("incorrect", 0.0, "#b2182b")):
-        idx = [i for i, v in enumerate(ys) if (v > 0.5) == (flag > 0.5)]
-        # deterministic jitter, so the same data always draws the same picture
-        jit = [flag + ((i * 0.6180339887) % 1.0 - 0.5) * 0.5 for i in idx]
-        fig.add_trace(go.Scatter(x=[xs[i] for i in idx], y=jit, mode="markers", name=label,
-                                 marker=dict(size=7, opacity=0.7, color=color),
-                                 hovertemplate=label + ": summed implicit reward %{x:.3f}<extra></extra>"))
-    fig.add_vline(x=0, line_width=1, line_color="#666")
-    fig.add_hline(y=0.5, line_width=1, line_color="#666")
-    agree = sum(1 for xv, yv in zip(xs, ys) if (xv > 0) == (yv > 0.5))
-    sub = f"agreeing quadrants: {100 * agree / len(xs):.0f}% of {len(xs)}"
-    au = diagnostics.auroc(xs, [v > 0.5 for v in ys])
-    if au is not None:
-        sub = f"AUROC {au:.2f}; " + sub
-    fig.update_layout(title=f"{title}<br><sup>{sub}</sup>", xaxis_title=x.replace("_", " "), template="plotly_white",
-                      height=360, margin=dict(l=60, r=20, t=70, b=40))
-    fig.update_yaxes(tickvals=[0, 1], ticktext=["incorrect", "correct"], range=[-0.5, 1.5])
-    return fig
-
-
-def _bin_labels(edges: Sequence[float]) -> list[str]:
-    # the last bin is open-ended (c2_closeness stretches its edge to the largest value), so "≥ a" keeps the
-    # categories of different series identical
-    return [f"[{a:g}, {b:g})" if i < len(edges) - 2 else f"≥ {a:g}" for i, (a, b) in enumerate(zip(edges, edges[1:]))]
-
-
-# the order C2 snapshots are drawn in (results.json sorts its keys); others follow in the order given
-_C2_ORDER = ["before_warmup", "after_warmup", "opd_start", "opd_end", "raw_teacher_before_warmup"]
-
-
-def c2_histogram_figure(c2: Mapping[str, Mapping] | None, *,
-                        title: str = "C2: is the student inside the teacher's support?") -> go.Figure:
-    """Per-token reverse KL(pS‖pT) on the student's own rollouts, as share of tokens per bin, one bar group per
-    label (e.g. before / after the forward-KL warmup).
-
-    `c2`: label -> `s2dlab.diagnostics.c2_closeness(rows)` output (entries without a `histogram` are skipped,
-    so results.json's `c2` section can be passed whole). Mass in the left bins means the student rarely samples
-    where the teacher disagrees.
-    """
-    series = {str(k): v["histogram"] for k, v in (c2 or {}).items()
-              if isinstance(v, Mapping) and isinstance(v.get("histogram"), Mapping)}
-    if not series:
-        return _empty_figure("no C2 data")
-    order = [k for k in _C2_ORDER if k in series] + [k for k in series if k not in _C2_ORDER]
-    fig = go.Figure()
-    palette = pcolors.qualitative.D3
-    for i, key in enumerate(order):
-        h, name = series[key], key.replace("_", " ")
-        total = max(1, sum(h["counts"]))
-        fig.add_trace(go.Bar(x=_bin_labels(h["edges"]), y=[c / total for c in h["counts"]], name=name,
-                             marker_color=palette[i % len(palette)], customdata=list(h["counts"]),
-                             hovertemplate=name + " %{x}: %{y:.1%} (%{customdata} tokens)<extra></extra>"))
-    fig.update_layout(barmode="group", title=title, xaxis_title="per-token reverse KL (nats)",
-                      yaxis_title="share of tokens", yaxis_tickformat=".0%", template="plotly_white", height=340,
-                      margin=dict(l=60, r=20, t=50, b=60))
-    return fig
-
-
-_QUADRANT_TEXT = {
-    "low_entropy_low_divergence": "confident, agrees",
-    "low_entropy_high_divergence": "confident, teacher disagrees",
-    "high_entropy_low_divergence": "unsure, agrees",
-    "high_entropy_high_divergence": "unsure, teacher disagrees",
-}
-_QUADRANT_CORNER = {"low_entropy_low_divergence": (0.02, 0.02), "low_entropy_high_divergence": (0.02, 0.98),
-                    "high_entropy_low_divergence": (0.98, 0.02), "high_entropy_high_divergence": (0.98, 0.98)}
-
-
-def quadrant_figure(rows, *, max_points: int = 5000, cmap: str = "RdBu",
-                    title: str = "Where the dense signal sits: student entropy x divergence") -> go.Figure:
-    """Tokens by student entropy (x) and per-token reverse KL (y), coloured by implicit reward, split at the
-    thresholds of `s2dlab.diagnostics.token_quadrants` (medians); each quadrant is annotated with its share of
-    tokens and of |implicit reward|.
-
-    Rows without scores are skipped. At most `max_points` tokens are plotted (evenly thinned); the shares use all.
-    """
-    hs, kl, rw = [], [], []
-    for r in _rows(rows):
-        cols = [_seq(r, k) for k in ("student_entropy", "reverse_kl", "implicit_reward")]
-        if any(c is None for c in cols):
-            continue
-        for a, b, c in zip(*cols):
-            if None not in (finite(a), finite(b), finite(c)):
-                hs.append(float(a))
-                kl.append(float(b))
-                rw.append(float(c))
-    if not hs:
-        return _empty_figure("no scored tokens")
-    q = diagnostics.token_quadrants([{"student_entropy": hs, "reverse_kl": kl, "implicit_reward": rw}])
-    stride = max(1, math.ceil(len(hs) / max_points))
-    idx = range(0, len(hs), stride)
-    vmax = auto_vmax(rw)
-    fig = go.Figure(go.Scattergl(
-        x=[hs[i] for i in idx], y=[kl[i] for i in idx], mode="markers",
-        marker=dict(size=5, opacity=0.75, color=[color_pair(rw[i], vmax, cmap)[0] for i in idx],
-                    line=dict(width=0.3, color="#555")),
-        customdata=[rw[i] for i in idx], name="tokens",
-        hovertemplate="entropy %{x:.3f}<br>reverse KL %{y:.3f}<br>implicit reward %{customdata:+.3f}<extra></extra>"))
-    fig.add_vline(x=q["entropy_threshold"], line_width=1, line_dash="dot", line_color="#666")
-    fig.add_hline(y=q["divergence_threshold"], line_width=1, line_dash="dot", line_color="#666")
-    for name, (ax, ay) in _QUADRANT_CORNER.items():
-        d = q["quadrants"][name]
-        share = d["abs_reward_share"]
-        fig.add_annotation(x=ax, y=ay, xref="paper", yref="paper", showarrow=False,
-                           xanchor="left" if ax < 0.5 else "right", yanchor="bottom" if ay < 0.5 else "top",
-                           text=(f"{_QUADRANT_TEXT[name]}<br>{100 * (d['token_share'] or 0):.0f}% of tokens, "
-                                 f"{'n/a' if share is None else f'{100 * share:.0f}%'} of |reward|"),
-                           font=dict(size=10, color="#333"), bgcolor="rgba(255,255,255,0.7)")
-    fig.update_layout(title=title, xaxis_title="student entropy (nats)", yaxis_title="reverse KL(pS‖pT) (nats)",
-                      template="plotly_white", height=400, margin=dict(l=60, r=20, t=50, b=40), showlegend=False)
     return fig
 
 

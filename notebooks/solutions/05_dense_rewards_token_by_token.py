@@ -1,0 +1,19 @@
+# %% [markdown]
+# # Solutions to the exercises of 05_dense_rewards_token_by_token
+#
+# Each code cell replaces the exercise cell of the same first line (`python notebooks/solutions/solve.py` writes
+# the solved notebooks; `ANSWERS.md` explains each answer).
+
+# %%
+# Your turn 05.1: two whole numbers.
+example = next(r for r in rows["teacher_grpo"] if not r["correct"] and r.get("first_error_char") is not None)
+gold = {r["id"]: r for split in data.task_splits(run_cfg).values() for r in split}[example["prompt_id"]]["solution"]
+print("completion:", repr(example["completion"]))
+print("gold:      ", repr(gold))
+print("tokens:    ", list(example["tokens"]))
+completion = example["completion"]
+# the first index where the characters differ, or where the shorter string stops
+my_first_wrong_char = next((i for i, (a, b) in enumerate(zip(completion, gold)) if a != b),
+                           min(len(completion), len(gold)))
+lengths = np.cumsum([len(t) for t in example["tokens"]])  # characters up to the end of each token
+my_first_wrong_token = int(np.searchsorted(lengths, my_first_wrong_char, side="right"))

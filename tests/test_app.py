@@ -272,13 +272,10 @@ def test_readers_never_recompute(store, monkeypatch):
     def broken(*a, **k):
         raise AssertionError("the dashboard recomputed a diagnostic")
 
-    for name in ("auroc", "c1_separation", "c2_closeness", "token_quadrants", "signal_quadrants", "mean_reverse_kl",
+    for name in ("auroc", "c1_separation", "signal_quadrants", "mean_reverse_kl",
                  "kl_change", "auroc_with_ci", "auroc_difference", "paired_difference", "accuracy_interval",
                  "first_error_reward", "length_auroc"):
         monkeypatch.setattr(diagnostics, name, broken)
-    for name in ("verdict_c1", "verdict_c2"):
-        if hasattr(diagnostics, name):
-            monkeypatch.setattr(diagnostics, name, broken)
     cb._SUMMARIES.data.clear()
     view = cb.stages_view(cb.Store(DATA), RUN)
     assert len(view["arms"]) > 1 and view["c1_figure"].data

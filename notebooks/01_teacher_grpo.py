@@ -148,18 +148,8 @@ from s2dlab.stages import grpo
 from s2dlab.stages.lifecycle import quiet_progress
 
 before = copy.deepcopy(policy)  # the policy at the start of the step (theta_old), for the checks by hand
-captured = []
-task_reward = data.reward_fn(cfg)
-
-
-def arithmetic_reward(completions, answer, completion_ids, prompt_id, **kwargs):
-    """The task's TRL reward function, keeping a copy of what TRL sampled (a wrapper for this notebook only)."""
-    rewards = task_reward(completions, answer, **kwargs)
-    captured.append({"completion_ids": [list(c) for c in completion_ids], "prompt_id": list(prompt_id),
-                     "rewards": rewards})
-    return rewards
-
-
+# the task's reward function, keeping a copy of what TRL sampled and graded (`.calls`)
+arithmetic_reward = tutorial.recording_reward(data.reward_fn(cfg))
 one_step = dataclasses.replace(sec, steps=1)
 args = grpo.grpo_config(cfg, one_step, Path(tempfile.mkdtemp()) / "one_grpo_step")
 args.save_strategy = "no"  # nothing to resume: keep no checkpoint
@@ -168,7 +158,7 @@ trainer = GRPOTrainer(model=policy, reward_funcs=arithmetic_reward, args=args,
 quiet_progress(trainer, "one GRPO step")
 trainer.train()
 logged = trainer.state.log_history[0]  # what TRL logged for the step
-batch = captured[0]
+batch = arithmetic_reward.calls[0]
 print(f"TRL sampled {len(batch['rewards'])} completions: {len(set(batch['prompt_id']))} problems x G = {G}")
 
 # %%

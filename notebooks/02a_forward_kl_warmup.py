@@ -201,7 +201,38 @@ viz.stage_curves_figure(run, metrics=["loss", "probe/mean_reverse_kl", "probe/me
 # %%
 pair = next(p for p in S["c2"]["pairs"] if p["stage"] == "fkl_warmup")
 print(next((line for line in S["c2"]["verdict"].splitlines() if line.startswith("C2 (fkl_warmup)")), "not measured"))
-viz.c2_pair_figure(pair, run.read_rows(pair["before_file"]), run.read_rows(pair["after_file"]))
+before_rows, after_rows = run.read_rows(pair["before_file"]), run.read_rows(pair["after_file"])
+viz.c2_pair_figure(pair, before_rows, after_rows)
+
+# %% [markdown]
+# ### Your turn 02a.2: C2 by hand
+#
+# Each scored rollout in `before_rows` and `after_rows` (lists of dicts) holds `reverse_kl`, one value per token
+# of the completion: `KL(pS‖pT)` over the whole vocabulary at that position. C2 is the **token-weighted** mean:
+# every token of every rollout counts once, so a long rollout weighs more than a short one. Compute it before and
+# after the warmup, and the change after − before. Then compare with the mean of the per-rollout means: which
+# rollouts does that second average favour?
+
+# %%
+# Your turn 02a.2: three numbers, nats per token.
+my_c2_before = ...
+my_c2_after = ...
+my_c2_change = ...
+
+# %%
+# Check 02a.2
+if my_c2_before is ... or my_c2_after is ... or my_c2_change is ...:
+    print("⏭ 02a.2 skipped: replace the three ... above, then run both cells again.")
+else:
+    assert abs(my_c2_before - pair["before"]["mean"]) < 1e-6, (
+        f"02a.2: before = {my_c2_before:.4f}; sum reverse_kl over every token of every rollout, then divide by "
+        "the number of tokens (not the mean of per-rollout means)")
+    assert abs(my_c2_after - pair["after"]["mean"]) < 1e-6, f"02a.2: after = {my_c2_after:.4f} is off, as above"
+    assert abs(my_c2_change - pair["change"]["difference"]) < 1e-6, "02a.2: the change is after minus before"
+    per_rollout = np.mean([np.mean(r["reverse_kl"]) for r in after_rows if len(r["reverse_kl"])])
+    print(f"✓ 02a.2 correct: {my_c2_before:.3f} -> {my_c2_after:.3f} nats/token ({my_c2_change:+.3f}, 95% CI "
+          f"[{pair['change']['ci'][0]:+.3f}, {pair['change']['ci'][1]:+.3f}] in the summary); the mean of "
+          f"per-rollout means after would be {per_rollout:.3f}")
 
 # %% [markdown]
 # And the accuracy (95% intervals over problems): the warmup alone moves the student toward the teacher it

@@ -194,5 +194,5 @@ else:
 #    (same problems, same seed) the right test, and where does the summary use it?
 # 3. The paper's P3: why would stage 3 on *new* labels beat the same steps on the labels the bridge already used?
 #
-# **Next:** `04_workflow_vs_direct_grpo`: the same labeled pool given to GRPO straight away, every arm's budget, and
+# **Next:** `04_bridge_vs_cold_grpo`: the same labeled pool given to GRPO straight away, every arm's budget, and
 # the ablations.

@@ -243,6 +243,33 @@ display(HTML(viz.token_heatmap_html(r["tokens"], r["reverse_kl"], spans=viz.row_
                                     title="reverse KL under teacher_grpo")))
 
 # %% [markdown]
+# ### Your turn 05.2: from dense back to one number
+#
+# The implicit rewards of one rollout add up to `log pT(y) - log pS(y)`: the log-ratio of the whole completion's
+# probability under the teacher and under the student (the log of a product is the sum of the logs). For the
+# example rollout above, as scored by `teacher_grpo`, compute that sum from `r["implicit_reward"]`, and say whether
+# the RL teacher finds this (wrong) completion more likely than the student does. **Predict first** from the
+# heatmap: mostly red or mostly blue?
+
+# %%
+# Your turn 05.2: a number (nats) and True / False.
+r = pair["teacher_grpo"]
+my_log_ratio = ...
+my_teacher_finds_it_more_likely = ...
+
+# %%
+# Check 05.2
+if my_log_ratio is ... or my_teacher_finds_it_more_likely is ...:
+    print("⏭ 05.2 skipped: replace the two ... above, then run both cells again.")
+else:
+    want = float(r["sum_implicit_reward"])  # stored by s2dlab.scoring when it scored the rollout
+    assert abs(my_log_ratio - want) < 1e-4, (f"05.2: {my_log_ratio:.4f} is not the sum of the per-token implicit "
+                                             "rewards (every token, the end token included)")
+    assert my_teacher_finds_it_more_likely == (want > 0), (
+        "05.2: a positive log pT(y) - log pS(y) means the teacher gives y more probability than the student")
+    print(f"✓ 05.2 correct: log pT(y) - log pS(y) = {want:+.2f} nats, a probability ratio of {np.exp(want):.2g}")
+
+# %% [markdown]
 # ## The same numbers from the command line and the dashboard
 #
 # `s2dlab score RUN` prints the arms, the predictions, the C1/C2 verdicts and the quadrants from the summary:

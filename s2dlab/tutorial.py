@@ -242,3 +242,20 @@ def _copy_stage_folder(src: Path, dst: Path) -> None:
             shutil.copy2(entry, dst / entry.name)
         elif entry.is_dir() and entry.name in COPIED_FOLDERS:
             shutil.copytree(entry, dst / entry.name)
+
+
+def recording_reward(reward_fn):
+    """`reward_fn` (a TRL reward function of `completions, answer`) that also keeps what TRL passed it: each call
+    appends `{"completion_ids", "prompt_id", "rewards"}` to the returned function's `.calls`, so a notebook can
+    redo one GRPO step by hand from the very completions TRL sampled and graded."""
+    calls: list[dict] = []
+
+    def reward(completions, answer, completion_ids, prompt_id, **kwargs):
+        rewards = reward_fn(completions, answer, **kwargs)
+        calls.append({"completion_ids": [list(c) for c in completion_ids], "prompt_id": list(prompt_id),
+                      "rewards": list(rewards)})
+        return rewards
+
+    reward.__name__ = getattr(reward_fn, "__name__", "reward")  # TRL logs a reward under its function's name
+    reward.calls = calls
+    return reward

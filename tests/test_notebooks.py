@@ -26,7 +26,7 @@ NOTEBOOKS_DIR = ROOT / "notebooks"
 SCRIPTS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]*.py"))
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]*.ipynb"))
 EXPECTED = ["00_quickstart", "01_teacher_grpo", "02a_forward_kl_warmup", "02b_on_policy_distillation",
-            "03_student_grpo", "04_workflow_vs_direct_grpo", "05_dense_rewards_token_by_token"]
+            "03_student_grpo", "04_bridge_vs_cold_grpo", "05_dense_rewards_token_by_token"]
 SYNC_HINT = "run `jupytext --sync notebooks/[0-9]*.py` (notebooks/README.md, 'Editing the notebooks')"
 # Generous: each notebook targets under 5 minutes on 2 CPU cores; a busy CI machine may be several times slower.
 CELL_TIMEOUT_S = 1800
@@ -43,7 +43,7 @@ def _cells(path: Path) -> list[tuple[str, str]]:
 def test_every_tutorial_has_a_script_and_a_notebook():
     assert [p.stem for p in SCRIPTS] == EXPECTED, "the .py sources of the tutorials"
     assert [p.stem for p in NOTEBOOKS] == EXPECTED, f"a .py without its .ipynb, or the other way round: {SYNC_HINT}"
-    others = sorted(p.name for p in NOTEBOOKS_DIR.glob("*.py") if p not in SCRIPTS)
+    others = sorted(p.name for p in NOTEBOOKS_DIR.glob("*.py") if p not in SCRIPTS and p.name != "preflight.py")
     assert not others, f"notebooks/ holds Python files that are not tutorials: {others}"
 
 
@@ -125,6 +125,50 @@ def test_workshop_covers_every_notebook():
     assert "tests/data/fixture_run" in workshop
 
 
+# --- exercises: every "Your turn" cell has its check and its solution ------------------------------------------------
+
+def _solve():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("solve", NOTEBOOKS_DIR / "solutions" / "solve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=_ids)
+def test_exercises_have_a_check_and_a_solution(path):
+    solve = _solve()
+    cells = [c for c in jupytext.read(path).cells if c.cell_type == "code"]
+    exercises = [solve.exercise_id(c.source) for c in cells]
+    ids = [e for e in exercises if e]
+    assert len(ids) >= 2, f"{path.name}: a tutorial has at least two exercises, found {ids}"
+    assert len(ids) == len(set(ids)), f"{path.name}: exercise ids repeat: {ids}"
+    for i, ex in enumerate(exercises):
+        if ex is None:
+            continue
+        assert ex.startswith(path.stem[:2]), f"{path.name}: exercise {ex} is numbered for another notebook"
+        assert "..." in cells[i].source, f"{path.name}: exercise {ex} holds no placeholder `...` for the learner"
+        assert solve.check_id(cells[i + 1].source) == ex, f"{path.name}: exercise {ex} is not followed by its check"
+        assert f"{ex} skipped" in cells[i + 1].source and f"{ex} correct" in cells[i + 1].source
+    solutions = solve.solution_cells(path.stem)
+    assert set(solutions) == set(ids), (f"{path.name}: exercises {sorted(set(ids) - set(solutions))} lack a solution, "
+                                        f"solutions {sorted(set(solutions) - set(ids))} match no exercise")
+    solved = solve.solved_notebook(path)
+    assert not any("..." in c.source for c in solved.cells if c.cell_type == "code" and solve.exercise_id(c.source)
+                   and "= ..." in c.source), f"{path.name}: a solution still assigns the placeholder"
+
+
+def test_answer_key_covers_every_exercise():
+    solve = _solve()
+    answers = (NOTEBOOKS_DIR / "ANSWERS.md").read_text(encoding="utf-8")
+    for path in SCRIPTS:
+        for c in jupytext.read(path).cells:
+            ex = solve.exercise_id(c.source) if c.cell_type == "code" else None
+            if ex:
+                assert ex in answers, f"ANSWERS.md has no answer for exercise {ex} of {path.name}"
+
+
 # --- slow tier: execute them ------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -149,3 +193,54 @@ def test_notebook_runs_top_to_bottom(path, tutorial_run, monkeypatch):
     print(f"{path.stem}: {time.time() - start:.0f} s")
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+
+
+def _execute(nb, run_dir, monkeypatch):
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("S2DLAB_RUN", str(run_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOKS_DIR)}}).execute()
+    return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                     if o.output_type == "stream")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SCRIPTS, ids=_ids)
+def test_solved_notebook_passes_every_check(path, tutorial_run, monkeypatch):
+    """After the learner's notebooks (same run folder, so nothing trains again): the solutions pass every check."""
+    solve = _solve()
+    nb = solve.solved_notebook(path)
+    ids = [solve.exercise_id(c.source) for c in nb.cells if c.cell_type == "code" and solve.exercise_id(c.source)]
+    text = _execute(nb, tutorial_run, monkeypatch)
+    for ex in ids:
+        assert f"✓ {ex} correct" in text, f"{path.name}: the solution of {ex} did not pass its check"
+        assert f"{ex} skipped" not in text
+
+
+@pytest.mark.slow
+def test_a_wrong_answer_fails_its_check_loudly(tutorial_run, monkeypatch):
+    from nbclient.exceptions import CellExecutionError
+
+    solve = _solve()
+    path = NOTEBOOKS_DIR / "00_quickstart.py"
+    nb = solve.solved_notebook(path)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and solve.exercise_id(c.source) == "00.2")
+    cell.source += "\nmy_pass_at_1 = 0.9  # a wrong answer\n"
+    ex = "00.2"
+    with pytest.raises(CellExecutionError) as err:
+        _execute(nb, tutorial_run, monkeypatch)
+    assert "AssertionError" in str(err.value) and ex in str(err.value)
+
+
+@pytest.mark.slow
+def test_preflight_trains_two_grpo_steps():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(NOTEBOOKS_DIR / "preflight.py"), "--threads", "1"],
+                         capture_output=True, text=True, timeout=900, env={**__import__("os").environ,
+                                                                            "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip().splitlines()[-1].startswith("READY: two GRPO steps trained")

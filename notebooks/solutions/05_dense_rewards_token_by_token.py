@@ -17,3 +17,9 @@ my_first_wrong_char = next((i for i, (a, b) in enumerate(zip(completion, gold)) 
                            min(len(completion), len(gold)))
 lengths = np.cumsum([len(t) for t in example["tokens"]])  # characters up to the end of each token
 my_first_wrong_token = int(np.searchsorted(lengths, my_first_wrong_char, side="right"))
+
+# %%
+# Your turn 05.2: a number (nats) and True / False.
+r = pair["teacher_grpo"]
+my_log_ratio = float(np.sum(r["implicit_reward"]))  # sum over tokens of log pT - log pS = log pT(y) - log pS(y)
+my_teacher_finds_it_more_likely = my_log_ratio > 0  # below 0: the RL teacher puts less probability on it

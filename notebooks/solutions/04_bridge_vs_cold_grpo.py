@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Solutions to the exercises of 04_workflow_vs_direct_grpo
+# # Solutions to the exercises of 04_bridge_vs_cold_grpo
 #
 # Each code cell replaces the exercise cell of the same first line (`python notebooks/solutions/solve.py` writes
 # the solved notebooks; `ANSWERS.md` explains each answer).

@@ -38,7 +38,7 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s2dlab", description="Sparse-to-dense reward lab: GRPO teacher -> forward-KL warmup -> on-policy "
-                                   "distillation -> student GRPO, against direct GRPO.")
+                                   "distillation -> student GRPO, against cold GRPO.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="the four-stage workflow and cold GRPO (and every ablation row), evaluated",
@@ -65,9 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-evaluate even if eval.json matches the eval config")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="eval overrides, e.g. eval.n_samples=8")
 
-    p = sub.add_parser("score", help="C1/C2 diagnostics and dense-reward token quadrants of a run",
-                       description="Print C1 (is the teacher reward-shaped?) and C2 (is the teacher close?) from a "
-                                   "run's scored rollout snapshots, and the entropy/divergence token quadrants.")
+    p = sub.add_parser("score", help="the arms, the paper's predictions, C1/C2 and the token quadrants of a run",
+                       description="Print a run's summary: the arms with 95% intervals, the paper's predictions, "
+                                   "C1 (is the teacher reward-shaped?), C2 (is the teacher close?) and where the "
+                                   "|implicit reward| sits (student confident x teacher agrees).")
     p.add_argument("run", help="run folder")
     p.add_argument("--stage", default="opd", help="stage whose last snapshot's token quadrants to print (default: opd)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")

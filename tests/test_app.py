@@ -385,7 +385,7 @@ def test_export_is_one_self_contained_file(store, tmp_path):
 
 def test_live_without_checkpoints_is_a_message(store):
     assert set(cb.model_stages(store, RUN)) == {"teacher_grpo", "base_student", "fkl_warmup", "opd", "student_grpo"}
-    with pytest.raises(cb.AppError, match="no saved model"):
+    with pytest.raises(cb.AppError, match="'cold_grpo' has no model in this run"):
         cb.live_view(store, RUN, "cold_grpo", "teacher_grpo", "1+2+3=?")
 
 

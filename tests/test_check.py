@@ -145,6 +145,29 @@ def test_dashboard_and_score_open_the_check(checked, capsys):
     assert "Where the |implicit reward| sits (check" in said and "confident_agree" in said
 
 
+def test_live_tab_loads_the_models_a_check_links(checked, tiny):
+    """The check links its models where they live (stage.json model_source); the Live tab samples and scores with
+    them without copying them into the runs folder."""
+    from s2dlab.dashboard import data as cb
+
+    root, _ = tiny
+    code, printed, out = checked
+    store = cb.Store(out.parent)
+    assert cb.model_stages(store, "check") == ["base_teacher", "base_student"]
+    assert cb.model_location(store, store.open("check"), "base_teacher") == (root / "teacher").resolve()
+    assert cb.model_bytes(cb.model_location(store, store.open("check"), "base_student")) == \
+        (root / "student" / "model.safetensors").stat().st_size
+    page, fig, note = cb.live_view(store, "check", "base_student", "base_teacher", "7+3-5+8=?", answer="13")
+    assert note == "Sampled and scored." and "scored by base_teacher" in page and 'class="s2d-tok' in page
+    moved = out.parent / "moved"
+    shutil.copytree(out, moved)
+    info = json.loads((moved / "base_teacher" / "stage.json").read_text())
+    (moved / "base_teacher" / "stage.json").write_text(json.dumps({**info, "model_source": str(root / "gone")}))
+    with pytest.raises(cb.AppError, match="'base_teacher' has no model in this run"):
+        cb.live_view(store, "moved", "base_student", "base_teacher", "1+2=?")
+    shutil.rmtree(moved)
+
+
 def test_a_second_check_replaces_the_first(tiny, tmp_path):
     root, data = tiny
     out = tmp_path / "check"

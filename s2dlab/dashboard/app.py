@@ -481,7 +481,7 @@ def build_demo(runs_root: str | os.PathLike) -> gr.Blocks:
             students = [s for s in stages if "teacher" not in s] or stages
             teachers = [s for s in stages if "teacher" in s] or stages
             teacher = "teacher_grpo" if "teacher_grpo" in teachers else (teachers[-1] if teachers else None)
-            note = ("" if stages else "This run has no saved checkpoints (`model/` folders), so live scoring is "
+            note = ("" if stages else "This run has no checkpoints (no `model/` folders, no linked models), so live scoring is "
                     "off for it.")
             student = students[-1] if students else None
             warn = cb.live_warning(store, run_id, student, teacher)

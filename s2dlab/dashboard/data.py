@@ -787,15 +787,65 @@ def compare_view(store: Store, run_id: str, prompt_id: str | None, stages: list[
 # live scoring
 
 
+def model_location(store: Store, run: Run, stage: str | None) -> Path | str | None:
+    """Where `stage`'s model is: its saved `model/` folder (inside the runs folder), else the checkpoint its
+    stage.json links (`model_source`: a folder, a `.gguf` file or a hub id, as `s2dlab check` and a linked
+    `s2dlab stage base` record them; loaded where it lives, since the user named it), else None."""
+    if not stage:
+        return None
+    if run.has_model(stage):
+        return store._inside(run.model_dir(stage))
+    try:
+        source = (run.read_json(f"{stage}/stage.json") or {}).get("model_source")
+    except Exception:  # a stage.json being written or unreadable: no model for now
+        return None
+    if not source:
+        return None
+    path = Path(str(source)).expanduser()
+    if path.is_absolute() or path.exists():
+        return path.resolve() if path.exists() else None  # a local checkpoint that has since moved: none
+    return str(source)  # a hub id (offline: from the local cache)
+
+
 def model_stages(store: Store, run_id: str) -> list[str]:
-    """Stages with a saved model inside the runs folder."""
+    """Stages with a model: saved inside the runs folder, or linked by their stage.json."""
     run = store.open(run_id)
-    return [s for s in run.stages() if run.has_model(s)]
+    return [s for s in run.stages() if model_location(store, run, s) is not None]
 
 
-def model_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.glob("*.safetensors")) + sum(
-        p.stat().st_size for p in folder.glob("*.bin"))
+def model_bytes(location: Path | str | None) -> int:
+    """Bytes of weights at a model location (a folder's safetensors/bin files, a GGUF file; 0 for a hub id)."""
+    if not isinstance(location, Path) or not location.exists():
+        return 0
+    if location.is_file():
+        return location.stat().st_size
+    return sum(p.stat().st_size for p in location.glob("*.safetensors")) + sum(
+        p.stat().st_size for p in location.glob("*.bin"))
+
+
+def _location_key(location: Path | str) -> tuple:
+    if isinstance(location, Path):
+        files = [location] if location.is_file() else [f for f in (location / "config.json",
+                                                                   location / "model.safetensors") if f.exists()]
+        return ("model", *[_file_key(f) for f in files])
+    return ("model", location)
+
+
+def load_live_model(location: Path | str):
+    """The model at `location`, cached by its files (float32 on a CPU: weights stored in float16 or bfloat16
+    compute slowly there)."""
+    from transformers.utils import logging as hf_logging
+
+    from s2dlab.models import load_model
+
+    hf_logging.disable_progress_bar()  # the app's status line, not a terminal bar per weight file
+
+    def make():
+        cuda = _cuda()
+        model = load_model(location, dtype="auto" if cuda else "float32", device="cuda" if cuda else "cpu")
+        return model.eval()
+
+    return _MODELS.get(_location_key(location), make)
 
 
 def live_warning(store: Store, run_id: str, student_stage: str | None, teacher_stage: str | None) -> str:
@@ -803,7 +853,7 @@ def live_warning(store: Store, run_id: str, student_stage: str | None, teacher_s
     if not student_stage or not teacher_stage:
         return ""
     run = store.open(run_id)
-    total = sum(model_bytes(run.model_dir(s)) for s in (student_stage, teacher_stage) if run.has_model(s))
+    total = sum(model_bytes(model_location(store, run, s)) for s in (student_stage, teacher_stage))
     if total >= LARGE_MODEL_BYTES and not _cuda():
         return (f"⚠ These checkpoints hold {total / 1024 ** 3:.1f} GiB of weights and no GPU is available: sampling "
                 "and scoring on the CPU may take minutes and tens of GB of memory. Tick the box to run anyway.")
@@ -816,15 +866,6 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _load_live_model(folder: Path):
-    from s2dlab.models import load_model, set_generation_defaults
-
-    # float32 on a CPU: weights stored in float16 or bfloat16 (the fixture's teachers) compute slowly there
-    model = load_model(folder, dtype="auto" if _cuda() else "float32", device="cuda" if _cuda() else "cpu")
-    model.eval()
-    return model, set_generation_defaults
-
-
 def live_score(run: Run, student_stage: str, teacher_stage: str, problem: str, *, answer: str | None = None,
                max_new_tokens: int | None = None, temperature: float = 1.0, seed: int = 0,
                store: Store | None = None) -> dict:
@@ -832,8 +873,9 @@ def live_score(run: Run, student_stage: str, teacher_stage: str, problem: str, *
     `teacher_stage`'s on the spot; returns one run-store rollout row (see docs/DESIGN.md).
 
     Uses `s2dlab.generation.sample` and `s2dlab.scoring.score_rollouts` (imported here, so the app starts without
-    loading torch). Only checkpoints saved inside the run folder are loaded. The prompt is formatted as in the
-    run's config (suffix, chat-template options); grading needs `answer`.
+    loading torch). The checkpoints are the stages' `model/` folders inside the runs folder, or the models their
+    stage.json links (`model_location`). The prompt is formatted as in the run's config (suffix, chat-template
+    options); grading needs `answer`.
     """
     from s2dlab.generation import sample
     from s2dlab.rewards import grade as _grade
@@ -842,13 +884,12 @@ def live_score(run: Run, student_stage: str, teacher_stage: str, problem: str, *
     problem = (problem or "").strip()
     if not problem:
         raise AppError("Type a problem first.")
-    for stage in (student_stage, teacher_stage):
-        if not stage or not run.has_model(stage):
-            raise AppError(f"Stage {stage!r} has no saved model in this run ({run.path}); live scoring needs "
-                           "local checkpoints (model/ folders).")
-    folders = {s: run.model_dir(s) for s in (student_stage, teacher_stage)}
-    if store is not None:
-        folders = {s: store._inside(f) for s, f in folders.items()}
+    store = store or Store(run.path.parent)
+    locations = {s: model_location(store, run, s) for s in (student_stage, teacher_stage)}
+    for stage, location in locations.items():
+        if location is None:
+            raise AppError(f"Stage {stage!r} has no model in this run ({run.path}): no model/ folder and no "
+                           "model_source in its stage.json; live scoring needs a checkpoint.")
     cfg_info = run.info.get("config") or {}
     task = cfg_info.get("task") or {}
     gen = cfg_info.get("generation") or {}
@@ -856,14 +897,14 @@ def live_score(run: Run, student_stage: str, teacher_stage: str, problem: str, *
     tiny = models_cfg.get("student", "tiny") == "tiny"
     chat_kwargs = {} if tiny else {"enable_thinking": bool(gen.get("enable_thinking", False))}
 
-    tok_dir = (store.tokenizer_dir(run, student_stage) if store else None) or folders[student_stage]
-    tokenizer = _hf_tokenizer(tok_dir)
+    tok_dir = store.tokenizer_dir(run, student_stage) or locations[student_stage]
+    tokenizer = _TOKENIZERS.get(("hf", *_location_key(tok_dir)), lambda: _hf_tokenizer(tok_dir))
+    from s2dlab.models import set_generation_defaults
+
     loaded = {}
-    for stage, folder in folders.items():
-        key = _file_key(folder / "config.json")
-        model, set_defaults = _MODELS.get(key, lambda f=folder: _load_live_model(f))
-        set_defaults(model, tokenizer)
-        loaded[stage] = model
+    for stage, location in locations.items():
+        loaded[stage] = load_live_model(location)
+        set_generation_defaults(loaded[stage], tokenizer)
     record = {"id": "live", "prompt": problem, "answer": answer}
     rollouts = sample(loaded[student_stage], tokenizer, [record], n=1,
                       max_new_tokens=int(max_new_tokens or gen.get("max_new_tokens", 64)), temperature=temperature,

@@ -23,7 +23,8 @@ import math
 import pandas as pd
 
 from s2dlab.dashboard import data as cb
-from s2dlab.dashboard.data import _LRU, _MODELS, AppError, Store, _file_key, _is_student, _missing, _pick, model_bytes
+from s2dlab.dashboard.data import (_LRU, AppError, Store, _file_key, _is_student, _location_key, _missing, _pick,
+                                   load_live_model, model_bytes, model_location)
 
 _TOKENIZERS_HF = _LRU(4)
 _ESTIMATES = _LRU(8)
@@ -52,7 +53,7 @@ def snapshot_models(store: Store, run_id: str, stage: str, step) -> tuple[str, s
         teacher, student, exact = snapshot_pair(run, stage, int(step))
     except MissingError as e:
         raise AppError(str(e)) from e
-    missing = [s for s in (student, teacher) if not run.has_model(s)]
+    missing = [s for s in (student, teacher) if model_location(store, run, s) is None]
     if missing:
         raise AppError(f"Snapshot {stage}/{step} was taken by {student} (student) and {teacher} (teacher), and "
                        f"{' and '.join(missing)} saved no model in this run (no model/ folder), so it cannot be "
@@ -63,29 +64,17 @@ def snapshot_models(store: Store, run_id: str, stage: str, step) -> tuple[str, s
 def guard_size(store: Store, run_id: str, stages, allow_large: bool) -> None:
     """AppError when the checkpoints are large and there is no GPU, unless `allow_large`."""
     run = store.open(run_id)
-    total = sum(model_bytes(run.model_dir(s)) for s in stages if run.has_model(s))
+    total = sum(model_bytes(model_location(store, run, s)) for s in stages)
     if total >= cb.LARGE_MODEL_BYTES and not allow_large and not cb._cuda():
         raise AppError(f"These checkpoints hold {total / 1024 ** 3:.1f} GiB of weights and no GPU is available: on "
                        "the CPU this may take minutes and tens of GB of memory. Tick the box to run anyway.")
 
 
 def _model(store: Store, run, stage: str):
-    from transformers.utils import logging as hf_logging
-
-    from s2dlab.models import load_model
-
-    hf_logging.disable_progress_bar()  # the app's status line, not a terminal bar per weight file
-
-    folder = store._inside(run.model_dir(stage))
-
-    def make():
-        # float32 on a CPU (the fixture's teachers are stored in float16)
-        cuda = cb._cuda()
-        model = load_model(folder, dtype="auto" if cuda else "float32", device="cuda" if cuda else "cpu")
-        return model.eval()
-
-    return _MODELS.get(("model", *_file_key(folder / "config.json"), _file_key(folder / "model.safetensors")
-                        if (folder / "model.safetensors").exists() else None), make)
+    location = model_location(store, run, stage)
+    if location is None:
+        raise AppError(f"Stage {stage!r} saved no model in this run (no model/ folder, no model_source).")
+    return load_live_model(location)
 
 
 def _tokenizer(store: Store, run):
@@ -252,8 +241,8 @@ def _estimates(store: Store, run_id: str, stage: str, step, allow_large: bool) -
     teacher_stage, student_stage, _ = snapshot_models(store, run_id, stage, step)
     guard_size(store, run_id, (student_stage, teacher_stage), allow_large)
     path = run.rollout_path(stage, int(step))
-    key = (str(run.path), stage, int(step), _file_key(path), _file_key(run.model_dir(student_stage) / "config.json"),
-           _file_key(run.model_dir(teacher_stage) / "config.json"))
+    key = (str(run.path), stage, int(step), _file_key(path),
+           *(_location_key(model_location(store, run, s)) for s in (student_stage, teacher_stage)))
 
     def make():
         try:

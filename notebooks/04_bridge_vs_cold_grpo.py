@@ -276,29 +276,31 @@ else:
 # ## Labels against accuracy
 #
 # How much does each arm gain per labeled problem? The label sweep reruns the arms with the labeled pool cut to
-# `task.label_budget` problems (`docs/results/label_sweep.json`, when committed: label budget -> aggregate summary).
+# `task.label_budget` problems (`docs/results/label_sweep.json`, written by `scripts/label_sweep.py`). The budget
+# cuts the prompts of the label-free stages too (they are the pool's problems), so a small budget starves the
+# bridge of prompts as well as of labels.
 
 # %%
 sweep_path = results_dir / "label_sweep.json"
 if not sweep_path.is_file():
     print(f"{sweep_path} is not there yet: the label sweep has not been committed to this checkout.")
 else:
-    sweep = json.loads(sweep_path.read_text())
-    sweep = sweep.get("budgets", sweep)  # label budget -> aggregate summary
-    budgets = sorted((int(b), s) for b, s in sweep.items() if str(b).isdigit() and isinstance(s, dict))
+    sweep = json.loads(sweep_path.read_text())  # scripts/label_sweep.py: one point per (labels, arm)
+    points = [p for p in sweep.get("points", []) if p.get("mean") is not None]
     fig = go.Figure()
-    for a in sorted({a for _, s in budgets for a in s.get("arms", {})}):
-        pts = [(b, s["arms"][a]) for b, s in budgets if s.get("arms", {}).get(a, {}).get("accuracy") is not None]
-        up = [100 * (m["interval"]["ci"][1] - m["accuracy"]) for _, m in pts]
-        down = [100 * (m["accuracy"] - m["interval"]["ci"][0]) for _, m in pts]
-        fig.add_trace(go.Scatter(x=[b for b, _ in pts], y=[100 * m["accuracy"] for _, m in pts], mode="lines+markers",
-                                 name=a, error_y=dict(type="data", array=up, arrayminus=down)))
-    fig.update_layout(title=f"avg@{K} against the labeled problems available", xaxis_title="labeled problems (pool)",
-                      xaxis_type="log", yaxis_title=f"avg@{K} (%)", template="plotly_white", height=400)
-    if budgets:
+    for a in dict.fromkeys(p["arm"] for p in points):
+        pts = sorted((p for p in points if p["arm"] == a), key=lambda p: p["labels"])
+        fig.add_trace(go.Scatter(x=[p["labels"] for p in pts], y=[100 * p["mean"] for p in pts],
+                                 mode="lines+markers", name=a, line=dict(color=colors.get(a)),
+                                 error_y=dict(type="data", array=[100 * (p["ci"][1] - p["mean"]) for p in pts],
+                                              arrayminus=[100 * (p["mean"] - p["ci"][0]) for p in pts])))
+    fig.update_layout(title=f"avg@{K} against the labeled problems available ({sweep.get('seeds')} seeds each)",
+                      xaxis_title="labeled problems (pool)", xaxis_type="log", yaxis_title=f"avg@{K} (%)",
+                      template="plotly_white", height=400)
+    if points:
         display(fig)
     else:
-        print(f"{sweep_path}: no label budgets found in it (top-level keys: {list(sweep)[:8]})")
+        print(f"{sweep_path}: no points in it")
 
 # %% [markdown]
 # ## What the paper reports at scale

@@ -171,7 +171,7 @@ class Config:
     # stage 3 (and its replay control); tiny: lr tuned on validation over 1e-5, 3e-5, 1e-4, 3e-4
     student_grpo: GRPOStageConfig = field(default_factory=lambda: GRPOStageConfig(learning_rate=3e-5))
     # the baseline: the workflow's student steps and sequences (300 x 4 prompts x 8); tiny: tuned on validation over
-    # 13 points of lr x batch x budget (README, "How the baseline was tuned")
+    # 14 settings of lr x batch x budget (README, "How cold GRPO was tuned, and why the old baseline did not learn")
     cold_grpo: GRPOStageConfig = field(default_factory=lambda: GRPOStageConfig(steps=300, learning_rate=3e-5))
     gold_sft: SFTStageConfig = field(default_factory=lambda: SFTStageConfig(steps=300))  # reference: student SFT on gold solutions
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -329,11 +329,11 @@ if smol_path is not None:
     smol_rollouts = sample(smol_teacher, smol_tok, [word_problem], n=1, max_new_tokens=96, temperature=0.0, seed=0,
                            progress=False, policy="teacher")
     smol_row = score_rollouts(smol_student, smol_teacher, smol_tok, smol_rollouts)[0]
-    multi = [t for t, s in zip(smol_row["span_texts"], np.diff(list(smol_row["span_starts"]) + [smol_row["length"]]))
-             if s > 1]
-    print(f"{smol_row['length']} tokens in {len(smol_row['span_texts'])} display spans; spans over several tokens: "
+    smol_spans = viz.row_spans(smol_row)  # whole characters, as the heatmap shows them
+    multi = [sp.text for sp in smol_spans if sp.stop - sp.start > 1]
+    print(f"{smol_row['length']} tokens in {len(smol_spans)} display spans; spans over several tokens: "
           f"{multi[:8]}; mean implicit reward {np.mean(smol_row['implicit_reward']):+.2f} nats/token")
-    display(HTML(viz.token_heatmap_html(smol_row["tokens"], smol_row["implicit_reward"], spans=viz.row_spans(smol_row),
+    display(HTML(viz.token_heatmap_html(smol_row["tokens"], smol_row["implicit_reward"], spans=smol_spans,
                                         per_token_info=viz.row_token_info(smol_row), label=viz.IMPLICIT_REWARD_LABEL,
                                         title="SmolLM2-135M-Instruct's answer, scored against its 6-layer cut")))
 

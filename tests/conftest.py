@@ -5,3 +5,24 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHIPPED = Path(__file__).resolve().parent.parent / "s2dlab" / "assets" / "tiny_base"
+
+
+@pytest.fixture(scope="session")
+def tiny_folders(tmp_path_factory):
+    """The shipped tiny base models as ordinary save_pretrained folders (`teacher/`, `student/`), each with the
+    character tokenizer saved beside it: what a user's own checkpoints look like. Read-only for the tests."""
+    from s2dlab.models import build_char_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny_folders")
+    for role in ("teacher", "student"):
+        shutil.copytree(SHIPPED / role, root / role)
+        build_char_tokenizer().save_pretrained(root / role)
+    return root

@@ -3,7 +3,6 @@ tiny base models (saved as ordinary folders), a few CPU steps each. The snapshot
 store, the dashboard and `s2dlab score`, and the trained weights bit-identical to the same run without it."""
 
 import random
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,22 +14,17 @@ from s2dlab import DenseRewardCallback
 from s2dlab.callback import probe_metrics, prompt_records, untouched
 from s2dlab.cli import main
 from s2dlab.errors import InputError
-from s2dlab.models import TokenizerMismatchError, build_char_tokenizer, load_model, load_tokenizer
+from s2dlab.models import TokenizerMismatchError, load_model, load_tokenizer
 from s2dlab.runs import open_run
 from s2dlab.summary import read_summary
 
-SHIPPED = Path(__file__).resolve().parent.parent / "s2dlab" / "assets" / "tiny_base"
 PROBLEMS = [("7+3-5+8=?", "13"), ("2+2+2+2=?", "8"), ("9-3+1-4=?", "3"), ("5+5-2-1=?", "7")]
 STEPS = 4
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    for role in ("teacher", "student"):
-        shutil.copytree(SHIPPED / role, root / role)
-        build_char_tokenizer().save_pretrained(root / role)
-    return root
+def tiny(tiny_folders):
+    return tiny_folders
 
 
 def length_reward(completions, **kwargs):

@@ -36,7 +36,6 @@ from s2dlab.summary import read_summary
 from s2dlab.tasks.arithmetic import arithmetic_splits
 from s2dlab.testing import make_real_format_pair, qwen3_tokenizer
 
-SHIPPED = Path(__file__).resolve().parent.parent / "s2dlab" / "assets" / "tiny_base"
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -45,15 +44,12 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tiny_folders, tmp_path_factory):
     """The shipped tiny base models as save_pretrained folders with their tokenizer, and 12 arithmetic problems."""
-    root = tmp_path_factory.mktemp("tiny")
-    for role in ("teacher", "student"):
-        shutil.copytree(SHIPPED / role, root / role)
-        build_char_tokenizer().save_pretrained(root / role)
     problems = arithmetic_splits({"eval": 12}, seed=0, n_terms=4, digits=1)["eval"]
-    data = write_jsonl(root / "arith.jsonl", [{"problem": r["prompt"], "answer": r["answer"]} for r in problems])
-    return root, data
+    data = write_jsonl(tmp_path_factory.mktemp("problems") / "arith.jsonl",
+                       [{"problem": r["prompt"], "answer": r["answer"]} for r in problems])
+    return tiny_folders, data
 
 
 @pytest.fixture(scope="module")

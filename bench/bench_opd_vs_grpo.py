@@ -34,31 +34,37 @@ def make_trainer(kind: str, cfg, run, steps: int):
     from datasets import Dataset
     from trl import DistillationConfig, DistillationTrainer, GRPOTrainer
 
-    from s2dlab.stages import common
+    from s2dlab import data
+    from s2dlab.stages import lifecycle
     from s2dlab.stages.grpo import grpo_config, rl_dataset
 
-    tok = common.tokenizer_for(cfg, run)
-    student = common.load_stage_model(cfg, run, "base_student", tok, "cpu")
+    tok = lifecycle.tokenizer_for(cfg, run)
+    student = lifecycle.load_stage_model(cfg, run, "base_student", tok, "cpu")
     out = run.stage_dir(f"bench_{kind}")
     if kind == "grpo":
         cfg.student_grpo.steps, cfg.student_grpo.save_every = steps, 10**6
-        trainer = GRPOTrainer(model=student, reward_funcs=common.reward_fn(cfg),
+        trainer = GRPOTrainer(model=student, reward_funcs=data.reward_fn(cfg),
                               args=grpo_config(cfg, cfg.student_grpo, out),
-                              train_dataset=rl_dataset(cfg, common.task_splits(cfg)["student_rl"]),
+                              train_dataset=rl_dataset(cfg, data.labeled(cfg, "2h")),
                               processing_class=tok)
     else:
-        teacher = common.load_stage_model(cfg, run, "base_teacher", tok, "cpu").eval()
+        teacher = lifecycle.load_stage_model(cfg, run, "base_teacher", tok, "cpu").eval()
         g = cfg.generation
-        args = DistillationConfig(**common.training_args(cfg, out, steps=steps, learning_rate=cfg.opd.learning_rate,
+        args = DistillationConfig(**lifecycle.training_args(cfg, out, steps=steps, learning_rate=cfg.opd.learning_rate,
                                                          batch_size=cfg.opd.batch_size, save_every=10**6),
                                   beta=1.0, max_completion_length=g.max_new_tokens, temperature=g.temperature,
                                   top_p=g.top_p, top_k=g.top_k)
-        data = Dataset.from_list([{"prompt": common.user_message(cfg, r["prompt"])} for r in common.prompt_pool(cfg)])
-        trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=data,
+        prompts = Dataset.from_list([{"prompt": data.user_message(cfg, r["prompt"])}
+                                     for r in data.prompt_set(cfg, "pool")])
+        trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=prompts,
                                       processing_class=tok)
     timer = StepTimer()
     trainer.add_callback(timer)
-    trainer.args.disable_tqdm = True
+    # the timing is the output: no per-step progress bar or logged dicts from the trainers
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
     return trainer, timer
 
 
@@ -72,9 +78,9 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     from s2dlab.config import load_config
     from s2dlab.runs import create_run
-    from s2dlab.stages import base, common
+    from s2dlab.stages import base, lifecycle
 
-    common.offline_defaults()
+    lifecycle.offline_defaults()
     cfg = load_config("tiny", overrides=["probe.num_prompts=0"])
     with tempfile.TemporaryDirectory() as tmp:
         run = create_run(tmp, cfg.to_dict(), cfg.seed)

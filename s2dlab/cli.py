@@ -137,13 +137,21 @@ def cmd_run(args) -> int:
         print(to_yaml(cfg), end="")
         return 0
     from s2dlab.pipeline import run_pipeline
-    from s2dlab.summary import arms_table, claims_text
 
     out = Path(args.out or Path("runs") / cfg.name)
     summary = run_pipeline(cfg, out, ablations=args.ablations, seeds=args.seeds)
     if not summary:  # another process of an `accelerate launch`: the main one reports
         return 0
-    which = f"mean over {args.seeds} seeds" if args.seeds > 1 else f"seed {cfg.seed}"
+    print_results(summary, cfg, out)
+    return 0
+
+
+def print_results(summary: dict, cfg, out: Path) -> None:
+    """What `s2dlab run` and `s2dlab demo` print at the end: the arms, the paper's predictions, C1 and C2."""
+    from s2dlab.summary import arms_table, claims_text
+
+    seeds = summary.get("seeds")
+    which = f"mean over {len(seeds)} seeds" if seeds else f"seed {summary.get('seed', cfg.seed)}"
     print(f"\nresults ({cfg.eval.sets[0]} eval, {which}):")
     print(arms_table(summary))
     if summary.get("claims"):
@@ -153,7 +161,6 @@ def cmd_run(args) -> int:
         if summary.get(key, {}).get("verdict"):
             print("\n" + summary[key]["verdict"])
     print(f"\nwritten to {out}/summary.json; open the dashboard with: s2dlab app {out.parent}")
-    return 0
 
 
 def cmd_stage(args) -> int:
@@ -293,20 +300,17 @@ def cmd_app(args) -> int:
 def cmd_demo(args) -> int:
     if not args.no_app:
         _load_app()  # before minutes of training: without Gradio, say what to install now
-    from s2dlab.pipeline import results_table, run_pipeline
+    from s2dlab.pipeline import run_pipeline
 
     cfg = load_config("tiny")
     out = Path(args.out)
-    from s2dlab.runs import open_run
-
-    done = (out / "results.json").exists() and open_run(out).results()
-    if done:
-        print(f"reusing the finished run in {out} (delete it to train again)")
-        results = open_run(out).results()
-    else:
-        print(f"training the tiny workflow into {out} (a few minutes on a laptop CPU)")
-        results = run_pipeline(cfg, out)
-    print(results_table(results))
+    # A finished run is resumed like any other: every stage is skipped, the summary is read back, and the same
+    # table as a fresh run's is printed.
+    fresh = not (out / "summary.json").exists()
+    print(f"{'training the tiny workflow into' if fresh else 'resuming the run in'} {out} "
+          f"({'a few minutes on a laptop CPU' if fresh else 'finished stages are skipped'})")
+    summary = run_pipeline(cfg, out)
+    print_results(summary, cfg, out)
     if args.no_app:
         return 0
     return _serve(out.parent if out.parent != Path("") else Path("."), args)

@@ -1,6 +1,6 @@
 """`s2dlab` command line: run | stage | eval | score | lens | copy | report | app | demo.
 
-    s2dlab run [--preset tiny] [--config FILE] [--out DIR] [--ablations] [--seeds N] [key=value ...]
+    s2dlab run [--preset tiny] [--config FILE] [--out DIR] [--ablations | --arms A,B] [--seeds N] [key=value ...]
     s2dlab stage NAME --out DIR [--preset tiny] [key=value ...]
     s2dlab eval RUN [--stage NAME] [--force] [key=value ...]
     s2dlab score RUN [--stage NAME] [--json]
@@ -17,6 +17,7 @@ Config problems (unknown key, wrong type, bad value) print one line and exit wit
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -48,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<name>)")
     p.add_argument("--ablations", action="store_true", help="every row of the paper's Table 2 (and gold_sft)")
+    p.add_argument("--arms", metavar="A,B,...", help="only these arms (e.g. bridge,bridge_no_warmup,cold_grpo) and "
+                                                    "the stages they need; s2dlab.pipeline.ARMS lists them")
     p.add_argument("--seeds", type=int, default=1, metavar="N", help="repeat with seeds seed..seed+N-1, report mean ± sd")
+    _add_retrain_arg(p)
 
     p = sub.add_parser("stage", help="one stage into a run folder",
                        description="Run one stage; the stages it starts from must be in the run folder already "
@@ -57,13 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
                                 "or an ablation row's stage (replay, full.opd, raw_teacher.opd, ...)")
     _add_config_args(p)
     p.add_argument("--out", metavar="DIR", required=True, help="run folder")
+    _add_retrain_arg(p)
 
     p = sub.add_parser("eval", help="avg@k / pass@k of a run's checkpoints",
                        description="Evaluate every finished stage of a run (or one with --stage) and write eval.json.")
     p.add_argument("run", help="run folder")
     p.add_argument("--stage", help="only this stage")
     p.add_argument("--force", action="store_true", help="re-evaluate even if eval.json matches the eval config")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="eval overrides, e.g. eval.n_samples=8")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="eval.* overrides, e.g. eval.n_samples=8 (a run keeps one eval config: with --retrain)")
+    _add_retrain_arg(p)
 
     p = sub.add_parser("score", help="the arms, the paper's predictions, C1/C2 and the token quadrants of a run",
                        description="Print a run's summary: the arms with 95% intervals, the paper's predictions, "
@@ -78,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "student) checkpoint pair and write lens/lens.parquet and lens/lens.json, which the "
                                    "dashboard's Token lens tab reads (s2dlab.lens).")
     p.add_argument("run", help="run folder")
+    p.add_argument("--replace", action="store_true",
+                   help="replace an existing lens even when the new one has fewer pairs (checkpoints since deleted)")
 
     p = sub.add_parser("copy", help="copy finished stages of a run into a new run folder (works on every OS)",
                        description="Copy finished stages (their models, metrics, snapshots, evals) from SRC into a new "
@@ -109,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RULE = ("A run folder keeps the config it was made with: the same --out with other key=value settings stops and "
+        "names the keys that differ; use a new --out, or --retrain to retrain the stages they touch and everything "
+        "after them.")
+
+
+def _add_retrain_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--retrain", action="store_true",
+                   help="the folder was made with another config: retrain the stages the changed keys touch and "
+                        "everything after them (their models, metrics, snapshots and evals are replaced), and "
+                        "keep the new config. " + RULE.split(": ")[0] + ".")
+
+
 def _add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
@@ -120,26 +141,19 @@ def _config(args) -> object:
     return load_config(args.preset, args.config, args.overrides)
 
 
-def _run_config(run_path: str, overrides: list[str]):
-    from s2dlab.config import config_from_dict, parse_overrides, set_key
-    from s2dlab.runs import open_run
-
-    run = open_run(run_path)
-    cfg = config_from_dict(run.info["config"])
-    for key, value in parse_overrides(overrides).items():
-        set_key(cfg, key, value)
-    return run, cfg.validate()
-
-
 def cmd_run(args) -> int:
     cfg = _config(args)  # before the heavy imports, so a config error answers at once
     if args.print_config:
         print(to_yaml(cfg), end="")
         return 0
+    if args.arms:  # a run of only these arms: `ablations` carries their names (s2dlab.pipeline.plan)
+        from s2dlab.pipeline import select_arms
+
+        args.ablations = select_arms(args.arms)
     from s2dlab.pipeline import run_pipeline
 
     out = Path(args.out or Path("runs") / cfg.name)
-    summary = run_pipeline(cfg, out, ablations=args.ablations, seeds=args.seeds)
+    summary = run_pipeline(cfg, out, ablations=args.ablations, seeds=args.seeds, retrain=args.retrain)
     if not summary:  # another process of an `accelerate launch`: the main one reports
         return 0
     print_results(summary, cfg, out)
@@ -164,57 +178,53 @@ def print_results(summary: dict, cfg, out: Path) -> None:
 
 
 def cmd_stage(args) -> int:
-    from s2dlab.distributed import is_main_process, process_state
-    from s2dlab.pipeline import after_stage, find_step, run_stage
-    from s2dlab.runs import create_run
-    from s2dlab.stages import lifecycle
+    from s2dlab.pipeline import find_step, stage_into
+    from s2dlab.summary import stage_line
 
     cfg = _config(args)
     if args.print_config:
         print(to_yaml(cfg), end="")
         return 0
     step = find_step(cfg, args.name)  # an unknown name answers before any work
-    lifecycle.offline_defaults()
-    # Under `accelerate launch` the main process creates the run folder (and copies the shipped base models)
-    # before the others open it; after the stage everyone waits for the main process to write the model.
-    with process_state(cfg).main_process_first():
-        run = create_run(args.out, cfg.to_dict(), cfg.seed)
-        lifecycle.tokenizer_for(cfg, run)
-    if step.name == "base":
-        import importlib
-
-        importlib.import_module("s2dlab.stages.base").run(cfg, run)
-        names = ["base_teacher", "base_student"]
-    else:
-        run_stage(cfg, run, step)
-        names = [step.name]
-    process_state(cfg).wait_for_everyone()
-    if is_main_process():
-        from s2dlab.summary import stage_line
-
-        for name in names:
-            if lifecycle.finished(run, name):
-                after_stage(cfg, run, name)
-                print(stage_line(run, name))
+    run, names = stage_into(cfg, args.out, step, retrain=args.retrain)
+    for name in names:
+        print(stage_line(run, name))
     return 0
 
 
 def cmd_eval(args) -> int:
+    from s2dlab.config import config_from_dict, parse_overrides, set_key
     from s2dlab.evaluate import evaluate_stage
+    from s2dlab.pipeline import open_for, preflight
+    from s2dlab.runs import open_run, run_lock
     from s2dlab.stages.lifecycle import finished, offline_defaults
+    from s2dlab.summary import write_summary
 
+    run = open_run(args.run)
+    cfg = config_from_dict(run.info["config"])
+    for key, value in parse_overrides(args.overrides).items():
+        if not key.startswith("eval."):
+            raise ConfigError(f"s2dlab eval takes eval.* settings only, not {key}; to change {key}, run the "
+                              f"stages again: s2dlab run --out {run.path} {key}=... --retrain")
+        set_key(cfg, key, value)
+    cfg.validate()
     offline_defaults()
-    run, cfg = _run_config(args.run, args.overrides)
-    done = [s for s in run.stages() if finished(run, s)]
-    if args.stage and args.stage not in done:
-        raise ConfigError(f"stage {args.stage!r} has no finished model in {run.path}; finished stages: "
-                          f"{', '.join(done) or 'none'}")
-    k = cfg.eval.n_samples
-    for stage in [args.stage] if args.stage else done:
-        res = evaluate_stage(cfg, run, stage, force=args.force)
-        for name, m in res["sets"].items():
-            greedy = f", greedy {m['greedy']:.1%}" if "greedy" in m else ""
-            print(f"{stage:<28} {name:<14} avg@{k} {m[f'avg@{k}']:.1%}, pass@{k} {m[f'pass@{k}']:.1%}{greedy}")
+    preflight(cfg)  # a bad eval data file answers before --retrain removes any eval.json
+    place = f"a copy (s2dlab copy {run.path} NEW, then s2dlab eval NEW ... --retrain)"
+    open_for(cfg, run.path, retrain=args.retrain, new_place=place, check_only=True)
+    with run_lock(run.path):
+        run = open_for(cfg, run.path, retrain=args.retrain, new_place=place)
+        done = [s for s in run.stages() if finished(run, s)]
+        if args.stage and args.stage not in done:
+            raise ConfigError(f"stage {args.stage!r} has no finished model in {run.path}; finished stages: "
+                              f"{', '.join(done) or 'none'}")
+        k = cfg.eval.n_samples
+        for stage in [args.stage] if args.stage else done:
+            res = evaluate_stage(cfg, run, stage, force=args.force)
+            for name, m in res["sets"].items():
+                greedy = f", greedy {m['greedy']:.1%}" if "greedy" in m else ""
+                print(f"{stage:<28} {name:<14} avg@{k} {m[f'avg@{k}']:.1%}, pass@{k} {m[f'pass@{k}']:.1%}{greedy}")
+        write_summary(cfg, run)  # the arms and their intervals read the evaluations just written
     return 0
 
 
@@ -248,10 +258,13 @@ def cmd_score(args) -> int:
 
 def cmd_lens(args) -> int:
     from s2dlab.lens import compute_lens
+    from s2dlab.runs import open_run, run_lock
     from s2dlab.stages.lifecycle import offline_defaults
 
     offline_defaults()
-    index = compute_lens(args.run)
+    run = open_run(args.run)
+    with run_lock(run.path):
+        index = compute_lens(run, replace=args.replace)
     print(f"lens: {len(index['rollouts'])} rollouts x {len(index['pairs'])} checkpoint pairs -> "
           f"{Path(args.run) / 'lens'}")
     return 0
@@ -284,7 +297,7 @@ def _load_app():
 def _serve(runs_root, args) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     argv = [str(runs_root), "--host", args.host]
-    if args.port:
+    if args.port is not None:
         argv += ["--port", str(args.port)]
     if args.share:
         argv.append("--share")
@@ -294,12 +307,18 @@ def _serve(runs_root, args) -> int:
 
 
 def cmd_app(args) -> int:
+    from s2dlab.env import check_address
+
+    check_address(args.host, args.port)
     return _serve(args.runs_root, args)
 
 
 def cmd_demo(args) -> int:
-    if not args.no_app:
-        _load_app()  # before minutes of training: without Gradio, say what to install now
+    if not args.no_app:  # before minutes of training: a bad address, or no Gradio, answers now
+        from s2dlab.env import check_address
+
+        check_address(args.host, args.port)
+        _load_app()
     from s2dlab.pipeline import run_pipeline
 
     cfg = load_config("tiny")
@@ -338,6 +357,19 @@ def main(argv: list[str] | None = None) -> int:
         # A mistake the user can fix (s2dlab.errors): one line, no traceback. Anything else is a bug.
         print(f"s2dlab: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        # A path the user gave cannot be written or used (a read-only folder, a file where a folder belongs, a full
+        # disk): one line naming it. Other OSErrors are bugs and keep their traceback.
+        if err.errno not in _PATH_ERRNOS:
+            raise
+        where = err.filename or "a path"
+        print(f"s2dlab: cannot use {where}: {err.strerror or err}; give a folder or file you can write "
+              f"(check --out / --html / the run folder)", file=sys.stderr)
+        return 2
+
+
+_PATH_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOSPC,
+                errno.EDQUOT}
 
 
 # --- s2dlab check --------------------------------------------------------------------------------------------------

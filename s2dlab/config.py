@@ -13,6 +13,7 @@ it without a traceback.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ class GenerationConfig:
 class BaseStageConfig:
     enabled: bool = True  # stage 0 runs only for tiny models (real checkpoints are already pretrained)
     source: str = "shipped"  # shipped: copy the base models that ship with s2dlab (seconds) | train: SFT from scratch
+    student: str = "close"  # the tiny student's distance from the teacher (C2): close (the teacher's layout) | middle | far (the same corpus in another layout, about the same accuracy; s2dlab/stages/base.py)
     teacher_steps: int = 2000  # SFT steps for the base teacher on the corpus (slips included)
     student_steps: int = 1200  # SFT steps for the base student on the same corpus (a smaller model)
     learning_rate: float = 3e-3  # peak lr; from scratch, accuracy jumps and is noisy, hence best-checkpoint selection
@@ -126,6 +128,7 @@ class OPDConfig:
     steps: int = 100  # optimizer steps
     learning_rate: float = 2e-4  # constant lr (tiny: tuned on validation over 1e-4, 2e-4, 5e-4, 1e-3)
     batch_size: int = 32  # student rollouts per step
+    grad_share: bool = False  # also log opd/top1pct_grad_share, the top 1% of tokens' share of the gradient norm (one extra backward pass per step)
     rollouts_per_prompt: int = 1  # student rollouts per prompt in a step (paper: 8; tiny: 1, tuned on validation: the tiny student repeats itself, so 8 rollouts of 4 prompts hold few distinct samples)
     save_every: int = 50  # checkpoint every N steps
 
@@ -201,6 +204,7 @@ CHOICES: dict[str, tuple] = {
     "models.attn_implementation": ("sdpa", "eager", "flash_attention_2"),
     "task.name": ("arithmetic", "dapo", "math"),
     "base.source": ("shipped", "train"),
+    "base.student": ("close", "middle", "far"),
     "base.schedule": ("cosine", "constant"),
     "generation.backend": ("hf", "vllm"),
     "generation.vllm_mode": ("colocate", "server"),
@@ -211,9 +215,9 @@ CHOICES: dict[str, tuple] = {
 EVAL_SETS = ("arithmetic", "arithmetic_val", "math500", "aime24", "aime25", "gsm8k", "amc23")
 POSITIVE = ("steps", "learning_rate", "batch_size", "num_generations", "prompts_per_step", "n_samples",
             "max_new_tokens", "rollouts_per_prompt", "n_terms", "digits", "select_every", "select_size",
-            "num_samples", "eval_size", "save_every", "c1_samples", "corpus_size", "label_budget")
-NON_NEGATIVE = ("num_prompts", "micro_batch_size", "teacher_steps", "student_steps", "kl_coef", "epsilon",
-                "epsilon_high", "temperature", "top_k", "every", "teacher_samples", "warmup_ratio", "slip_rate",
+            "num_samples", "eval_size", "save_every", "c1_samples", "corpus_size", "label_budget", "limit")
+NON_NEGATIVE = ("seed", "data_seed", "num_prompts", "micro_batch_size", "teacher_steps", "student_steps", "kl_coef",
+                "epsilon", "epsilon_high", "temperature", "top_k", "every", "teacher_samples", "warmup_ratio", "slip_rate",
                 "pool_size", "val_size", "c1_prompts")
 UNIT_INTERVAL = ("top_p", "vllm_gpu_memory_utilization")
 
@@ -223,6 +227,10 @@ def _validate(cfg: Config) -> None:
         leaf = key.rsplit(".", 1)[-1]
         if key in CHOICES and value not in CHOICES[key]:
             raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(map(str, CHOICES[key]))}")
+        if isinstance(value, float) and not math.isfinite(value):
+            d = _default(key)
+            hint = f"such as {d!r} (the default)" if isinstance(d, (int, float)) else "a finite number"
+            raise ConfigError(f"{key}={value!r} is not a finite number; give {hint}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if leaf in POSITIVE and value <= 0:
                 raise ConfigError(f"{key}={value!r} must be > 0")
@@ -237,10 +245,18 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"eval.sets contains {name!r}; allowed sets are {', '.join(EVAL_SETS)}")
     if cfg.eval.sets == []:
         raise ConfigError("eval.sets=[] is empty; give at least one of " + ", ".join(EVAL_SETS))
+    for name in cfg.eval.sets:
+        if name in ("arithmetic", "arithmetic_val") and cfg.task.name != "arithmetic":
+            raise ConfigError(f"eval.sets has {name!r} but task.name={cfg.task.name!r}; evaluate a real task on "
+                              f"math500, aime24, aime25, gsm8k or amc23 (eval.sets=math500)")
     for name in GRPO_SECTIONS:
         g = getattr(cfg, name).num_generations
         if g < 2:
             raise ConfigError(f"{name}.num_generations={g} must be >= 2: GRPO's advantage compares a group")
+    if cfg.base.student != "close" and (cfg.models.student != "tiny" or cfg.task.name != "arithmetic"):
+        raise ConfigError(f"base.student={cfg.base.student!r} picks a tiny student pretrained on the arithmetic task "
+                          f"in another layout; with models.student={cfg.models.student!r} and task.name="
+                          f"{cfg.task.name!r} set base.student=close")
     o = cfg.opd
     if o.batch_size % o.rollouts_per_prompt:
         raise ConfigError(f"opd.batch_size={o.batch_size} is not a multiple of opd.rollouts_per_prompt="
@@ -257,6 +273,59 @@ def _validate(cfg: Config) -> None:
                 raise ConfigError(f"each half of the labeled pool holds {half} problems, fewer than "
                                   f"{name}.prompts_per_step={ppstep}; raise task.pool_size (or task.label_budget) "
                                   f"to at least {2 * ppstep}")
+
+
+def _default(key: str):
+    value = Config()
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+class ConfigMismatchError(ConfigError):
+    """A run folder was made under another config than the one given (`diff`: `(key, stored, given)` triples)."""
+
+    def __init__(self, message: str, diff: list[tuple[str, Any, Any]] | None = None):
+        super().__init__(message)
+        self.diff = diff or []
+
+
+# Keys that change no file of a run (its name on the dashboard, where trainers also log): a run folder may be reused
+# under another value of these.
+INERT_KEYS = ("name", "report_to")
+
+
+def flat_dict(d: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as `{"section.field": value}` (what `flatten` gives for a Config, for plain dicts too)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v and not str(k).endswith("sources"):
+            out.update(flat_dict(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_diff(stored: dict, given: dict) -> list[tuple[str, Any, Any]]:
+    """`(key, stored value, given value)` for every key whose value differs (INERT_KEYS left out), sorted.
+
+    A config key that a stored config lacks (a run made before the field existed) counts as its default, so a new
+    field with its default value is no change."""
+    defaults = flat_dict(Config().to_dict())
+    a, b = flat_dict(stored or {}), flat_dict(given or {})
+    for k in set(b) - set(a):
+        if k in defaults:
+            a[k] = defaults[k]
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+            if k not in INERT_KEYS and a.get(k) != b.get(k)]
+
+
+def diff_text(diff: list[tuple[str, Any, Any]], limit: int = 6) -> str:
+    """`opd.steps 100 -> 7, seed 0 -> 1` (the first `limit` keys, then how many more)."""
+    parts = [f"{k} {a!r} -> {b!r}" if isinstance(a, str) or isinstance(b, str) else f"{k} {a} -> {b}"
+             for k, a, b in diff[:limit]]
+    more = f" and {len(diff) - limit} more" if len(diff) > limit else ""
+    return ", ".join(parts) + more
 
 
 # --- building a config ----------------------------------------------------------------------------------------------

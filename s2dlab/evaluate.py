@@ -83,9 +83,15 @@ def evaluate_stage(cfg: Config, run: Run, stage: str, force: bool = False, progr
     from s2dlab.distributed import device_of
     from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
 
-    prev = run.eval(stage)
-    if prev and not force and prev.get("config") == _eval_key(cfg):
-        return prev
+    from s2dlab.runs import RunStoreError
+
+    if not force:  # --force rewrites eval.json without reading it, so a corrupt one can be repaired
+        try:
+            prev = run.eval(stage)
+        except RunStoreError as err:
+            raise RunStoreError(f"{err}; rewrite it with: s2dlab eval {run.path} --stage {stage} --force") from None
+        if prev and prev.get("config") == _eval_key(cfg):
+            return prev
     tokenizer = tokenizer_for(cfg, run)
     if cfg.generation.backend == "vllm":
         info = run.read_json(f"{stage}/stage.json") or {}

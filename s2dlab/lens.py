@@ -27,13 +27,14 @@ written once per run, atomically (`s2dlab.runs.atomic_write_bytes`), parquet fir
 from __future__ import annotations
 
 import datetime as _dt
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from s2dlab.errors import InputError, MissingError
+from s2dlab.errors import InputError, MissingError, S2DLabError
 
 LENS_DIR = "lens"
 LENS_FILE = "lens.parquet"
@@ -240,13 +241,14 @@ def _check_pairs(pairs, ckpts) -> list[tuple[str, str]]:
 
 def compute_lens(run, pairs: Sequence[tuple[str, str]] | None = None, progress: bool = True,
                  source: tuple[str, int] | None = None, device: str | None = None, dtype: str = "auto",
-                 batch_size: int = 16) -> dict:
+                 batch_size: int = 16, replace: bool = False) -> dict:
     """Re-score the rollouts of the first probe snapshot (or `source` = (stage, step)) with each (teacher,
     student) pair of checkpoints; write `lens/lens.parquet` and `lens/lens.json`; return the index.
 
     `pairs`: (teacher_stage, student_stage) tuples, any checkpoint stages in either role; default
     `default_pairs(checkpoints(run))`. MissingError when the run saved no model or has no snapshot; InputError
-    for a pair naming a stage without a model. Models load on `device` (default cuda when present) one teacher
+    for a pair naming a stage without a model, and when an existing lens holds pairs the new one would drop (their
+    checkpoints are gone) unless `replace`. Models load on `device` (default cuda when present) one teacher
     at a time, its students one by one.
 
     `lens.parquet`, one row per (rollout, pair), rollout-major then pair order:
@@ -276,6 +278,14 @@ def compute_lens(run, pairs: Sequence[tuple[str, str]] | None = None, progress: 
         raise MissingError(f"{run.path}: no stage of this run saved a model (no <stage>/model/config.json or "
                            f"stage.json model_source); the lens needs checkpoints, so run the stages first")
     pairs = _check_pairs(default_pairs(ckpts) if pairs is None else pairs, ckpts)
+    old = _read_index_quietly(run)
+    dropped = [f"{p['teacher']}->{p['student']}" for p in (old or {}).get("pairs", [])
+               if (p["teacher"], p["student"]) not in set(pairs)]
+    if dropped and not replace:
+        raise InputError(f"{run.path / LENS_DIR}: the lens there has {len(old['pairs'])} pairs and the new one would "
+                         f"have {len(pairs)}, dropping {len(dropped)} ({', '.join(dropped[:4])}"
+                         f"{', ...' if len(dropped) > 4 else ''}) whose checkpoints are gone; keep it, or replace it "
+                         "with: s2dlab lens RUN --replace")
     stage, step = first_snapshot(run) if source is None else (source[0], int(source[1]))
     snapshot = run.rollouts(stage, step)
     if snapshot.empty:
@@ -330,7 +340,10 @@ def compute_lens(run, pairs: Sequence[tuple[str, str]] | None = None, progress: 
                 "mean_reverse_kl": float(sum(sc["reverse_kl"]) / length) if length else None,
                 "mean_forward_kl": float(sum(sc["forward_kl"]) / length) if length else None,
             })
-    table = pa.Table.from_pylist(table_rows, schema=_SCHEMA)
+    # lens.parquet and lens.json carry one id, so a reader can tell a pair written together from a parquet whose
+    # index a kill cut off (written second, the index is then the old one)
+    lens_id = uuid.uuid4().hex
+    table = pa.Table.from_pylist(table_rows, schema=_SCHEMA.with_metadata({LENS_ID_KEY: lens_id}))
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     folder = run.path / LENS_DIR
@@ -346,7 +359,7 @@ def compute_lens(run, pairs: Sequence[tuple[str, str]] | None = None, progress: 
     ckpts = [{**c, "source": portable(c["source"])} for c in ckpts]
     source_of = {k: portable(v) for k, v in source_of.items()}
     index = {
-        "version": LENS_VERSION, "run": run.name,
+        "version": LENS_VERSION, "run": run.name, "lens_id": lens_id,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "source": {"stage": stage, "step": step}, "sign_tolerance": SIGN_TOLERANCE,
         "pairs": [{"index": p, "teacher": t, "student": s, "teacher_source": source_of[t],
@@ -373,6 +386,36 @@ _SCHEMA = pa.schema([
 # Readers
 
 
+LENS_ID_KEY = b"s2dlab_lens_id"
+
+
+def _read_index_quietly(run) -> dict | None:
+    try:
+        return read_lens_index(run)
+    except S2DLabError:
+        return None
+
+
+def check_lens(run) -> None:
+    """RunStoreError when lens.parquet and lens.json are not one pair (a `s2dlab lens` killed between the two
+    writes, or one file replaced by hand); the fix is to compute the lens again."""
+    from s2dlab.runs import RunStoreError
+
+    index, path = read_lens_index(run), lens_path(run)
+    if index is None or not path.is_file():
+        if index is not None or path.is_file():
+            raise RunStoreError(f"{path.parent}: lens.json and lens.parquet are not both there; compute it again: "
+                                f"s2dlab lens {_as_run(run).path}")
+        return
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowException, OSError) as e:
+        raise RunStoreError(f"{path}: not a readable parquet file ({e})") from e
+    if index.get("lens_id") and meta.get(LENS_ID_KEY, b"").decode() != index["lens_id"]:
+        raise RunStoreError(f"{path.parent}: lens.parquet and lens.json come from different computations (one was "
+                            f"cut short); compute it again: s2dlab lens {_as_run(run).path} --replace")
+
+
 def lens_path(run) -> Path:
     return _as_run(run).path / LENS_DIR / LENS_FILE
 
@@ -395,6 +438,7 @@ def read_lens(run, rollout: int | str | None = None):
     path = lens_path(run)
     if not path.is_file():
         return pd.DataFrame()
+    check_lens(run)
     filters = None
     if rollout is not None:
         filters = [("rollout_key", "=", rollout)] if isinstance(rollout, str) else [("rollout", "=", int(rollout))]

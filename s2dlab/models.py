@@ -147,6 +147,21 @@ def _is_local(name_or_path: str | os.PathLike) -> bool:
     return Path(name_or_path).exists()
 
 
+def _looks_like_path(name_or_path: str | os.PathLike) -> bool:
+    """A name that cannot be a hub id (`org/name` or `name`): absolute, `./`, `~`, a backslash, two or more slashes,
+    or a first part that is a folder here (`runs/student` when `runs/` exists)."""
+    s = os.fspath(name_or_path)
+    if isinstance(name_or_path, os.PathLike) or os.path.isabs(s) or s.startswith((".", "~")) or "\\" in s:
+        return True
+    parts = s.split("/")
+    return len(parts) > 2 or (len(parts) == 2 and Path(parts[0]).is_dir())
+
+
+def _missing_path(name_or_path) -> MissingError:
+    return MissingError(f"{name_or_path}: no such file or folder (a path, not a hub id); check the path, or pass a "
+                        "hub id such as Qwen/Qwen3-1.7B")
+
+
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
 
@@ -215,6 +230,8 @@ def load_tokenizer(name_or_path: str | os.PathLike, **kwargs) -> PreTrainedToken
             if 0 <= token_id < len(tok):
                 setattr(tok, attr, tok.convert_ids_to_tokens(token_id))
     else:
+        if not _is_local(name_or_path) and _looks_like_path(name_or_path):
+            raise _missing_path(name_or_path)
         if _is_local(name_or_path):
             _require_tokenizer_files(Path(name_or_path))
         try:
@@ -254,6 +271,8 @@ def load_model(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "auto
         except (ValueError, OSError, KeyError, TypeError, RuntimeError) as err:
             raise _unreadable_gguf(name_or_path, err) from err
     else:
+        if not _is_local(name_or_path) and _looks_like_path(name_or_path):
+            raise _missing_path(name_or_path)
         if _is_local(name_or_path) and not (Path(name_or_path) / "config.json").exists():
             ggufs = sorted(p.name for p in Path(name_or_path).glob("*.gguf")) if Path(name_or_path).is_dir() else []
             hint = (f"; it holds {ggufs[0]}: pass that file's path" if ggufs else

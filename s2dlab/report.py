@@ -9,6 +9,7 @@ budget, and the paper's predictions with the interval of each difference. Nothin
 
 from __future__ import annotations
 
+from s2dlab.errors import InputError
 from s2dlab.summary import read_summary
 # the figure and the arm order live with the other figures (s2dlab.viz.figures); imported here for `report`
 from s2dlab.viz.figures import ROW_ORDER, arms_figure, ordered_arms  # noqa: F401
@@ -55,5 +56,12 @@ def report(run_path, html: str | None = None) -> str:
     summary = read_summary(run_path)
     text = markdown_table(summary) + "\n\n" + claims_table(summary)
     if html:
-        arms_figure(summary).write_html(html, include_plotlyjs=True, full_html=True)
+        from pathlib import Path
+
+        from s2dlab.runs import atomic_write_bytes
+
+        if Path(html).is_dir():
+            raise InputError(f"--html {html} is a folder; give a file name such as {Path(html) / 'arms.html'}")
+        page = arms_figure(summary).to_html(include_plotlyjs=True, full_html=True)
+        atomic_write_bytes(html, page.encode("utf-8"))  # makes a missing parent folder; never half a page
     return text

@@ -35,16 +35,18 @@ torch scalars/arrays become plain numbers/lists.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
-import warnings
+import threading
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -57,12 +59,14 @@ from s2dlab.errors import S2DLabError
 
 __all__ = [
     "RunStoreError",
+    "RunBusyError",
     "Run",
     "STAGE_ORDER",
     "ARM_ORDER",
     "atomic_write_bytes",
     "atomic_write_json",
     "create_run",
+    "run_lock",
     "open_run",
     "list_runs",
 ]
@@ -84,8 +88,8 @@ _VERSIONED_PACKAGES = ["python", "torch", "transformers", "trl", "s2dlab", "acce
 
 
 # The process umask, read once at import (reading it means setting it, which is not thread-safe later).
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+UMASK = os.umask(0o022)
+os.umask(UMASK)
 
 
 class RunStoreError(S2DLabError):
@@ -106,7 +110,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
+        os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -217,22 +221,32 @@ def _git_revision() -> str | None:
         return None
 
 
-def create_run(out_dir: str | os.PathLike, config: dict, seed: int, overwrite: bool = False) -> "Run":
+def create_run(out_dir: str | os.PathLike, config: dict, seed: int, overwrite: bool = False,
+               check_config: bool = True) -> "Run":
     """Start a run in `out_dir` (its folder name is the run's name) and write `run.json`.
 
-    When `out_dir/run.json` already exists and `overwrite` is False the existing run is reused (returned as
-    `open_run` would), so an interrupted pipeline resumes in place; a warning says so if `config` or `seed`
-    differ from the stored ones. With `overwrite=True` an existing run folder (one holding run.json) is deleted
-    first. A folder without run.json is never deleted, only written into.
+    When `out_dir/run.json` already exists the existing run is reused (returned as `open_run` would), so an
+    interrupted pipeline resumes in place; if `config` or `seed` differ from the stored ones it raises
+    `ConfigMismatchError` naming the keys that differ (`.diff`), and writes nothing: a run folder is never silently
+    rewritten under another config (`s2dlab.pipeline.open_for` retrains what a change touches when asked to).
+    `check_config=False` reuses the folder whatever its config (a folder of one's own trainings, `DenseRewardCallback`).
+    With `overwrite=True` an existing run folder (one holding run.json) is deleted first. A folder without run.json
+    is never deleted, only written into.
     """
+    from s2dlab.config import ConfigMismatchError, config_diff, diff_text
+
     out_dir = Path(out_dir)
     run_file = out_dir / RUN_FILE
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunStoreError(f"{out_dir}: is a file, not a folder; give a folder path for the run")
     if run_file.exists():
         if not overwrite:
             run = open_run(out_dir)
-            if run.info.get("config") != to_jsonable(config) or run.info.get("seed") != seed:
-                warnings.warn(f"{run_file}: reusing the existing run, whose config/seed differ from the ones "
-                              "given; pass overwrite=True to start afresh", stacklevel=2)
+            diff = config_diff({**run.info.get("config", {}), "seed": run.info.get("seed")},
+                               {**to_jsonable(config), "seed": seed})
+            if check_config and diff:
+                raise ConfigMismatchError(f"{out_dir} was made with another config ({diff_text(diff)}); use a new "
+                                          "folder for the new config", diff)
             return run
         shutil.rmtree(out_dir)
     info = {
@@ -245,6 +259,127 @@ def create_run(out_dir: str | os.PathLike, config: dict, seed: int, overwrite: b
     }
     atomic_write_json(run_file, info)
     return Run(out_dir, info)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# one writer per run folder
+
+LOCK_FILE = ".lock"
+
+
+class RunBusyError(S2DLabError):
+    """Another process is writing this run folder (its holder, command and start time are in the message)."""
+
+
+_held: dict[str, list] = {}  # resolved run folder -> [open lock file, depth] held by this process
+_held_guard = threading.Lock()
+
+
+def _try_lock(f) -> bool:
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def run_lock(path: str | os.PathLike, command: str | None = None):
+    """Hold the run folder `path` for writing while the block runs; RunBusyError at once when another process holds it.
+
+    The lock is the operating system's lock on `path/.lock` (flock; msvcrt on Windows), so it goes away with the
+    process that holds it, however that process ends: a killed run never leaves a folder stuck (a killed holder
+    leaves the file itself, which is harmless: nobody holds its lock). A holder that ends normally removes it. The file also says
+    who holds it (pid, host, command, since), which is what the second process reports. Re-entrant within a
+    process (the pipeline takes it, then the stages it calls take it again). Readers (the dashboard, `s2dlab
+    score`) never take it: a run can be watched while it trains.
+    """
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = str(folder.resolve())
+    with _held_guard:
+        if key in _held:
+            _held[key][1] += 1
+            held = True
+        else:
+            held = False
+    if held:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held[key][1] -= 1
+        return
+    path = folder / LOCK_FILE
+    while True:
+        f = open(path, "a+", encoding="utf-8")
+        if not _try_lock(f):
+            f.seek(0)
+            try:
+                who = json.loads(f.read() or "{}")
+            except (OSError, json.JSONDecodeError):  # Windows' locks keep others from reading the locked byte
+                who = {}
+            f.close()
+            raise RunBusyError(f"{folder} is in use by process {who.get('pid', '?')} on {who.get('host', '?')} "
+                               f"({who.get('command', 'another s2dlab process')}, since {who.get('since', '?')}); "
+                               "wait for it to finish, or write to another folder")
+        # The holder removes the file when it lets go; a file locked just after that removal is a stale name, so
+        # lock whatever the path names now instead.
+        try:
+            same = os.name == "nt" or os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        f.close()
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                            "command": command or " ".join(["s2dlab", *sys.argv[1:]])[:200],
+                            "since": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}))
+        f.flush()
+        with _held_guard:
+            _held[key] = [f, 1]
+        yield
+    finally:
+        with _held_guard:
+            entry = _held.get(key)
+            if entry is not None and entry[0] is f:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del _held[key]
+        if os.name != "nt":  # removed while still locked, so the folder holds no lock file between writers
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        f.close()  # closing the descriptor releases the lock
+
+
+def lock_holder(path: str | os.PathLike) -> dict | None:
+    """Who holds the run folder's lock now (`{"pid", "host", "command", "since"}`), or None when nobody does."""
+    folder = Path(path)
+    if not (folder / LOCK_FILE).is_file():
+        return None
+    key = str(folder.resolve())
+    with _held_guard:
+        if key in _held:
+            return {"pid": os.getpid(), "host": socket.gethostname(), "command": "this process"}
+    with open(folder / LOCK_FILE, "a+", encoding="utf-8") as f:
+        if _try_lock(f):
+            return None  # nobody holds it (closing releases ours)
+        f.seek(0)
+        try:
+            return json.loads(f.read() or "{}")
+        except (OSError, json.JSONDecodeError):
+            return {}
 
 
 def open_run(path: str | os.PathLike) -> "Run":

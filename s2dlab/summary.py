@@ -423,10 +423,16 @@ def summarize(cfg: Config, run: Run) -> dict:
             "base": base, "stages": stages, "arms": arms, "claims": claims(scores), "c1": c1, "c2": c2}
 
 
-def write_summary(cfg: Config, run: Run) -> dict:
+def write_summary(cfg: Config, run: Run, required: bool = True) -> dict:
+    """Summarise `run` and write summary.json and results.json. `required=False` (a reader summarising an old
+    run folder) returns the summary unwritten when the folder cannot be written (read-only, another user's)."""
     out = summarize(cfg, run)
-    run.write_json(SUMMARY_FILE, out)
-    run.write_results(results_view(out))
+    try:
+        run.write_json(SUMMARY_FILE, out)
+        run.write_results(results_view(out))
+    except OSError:
+        if required:
+            raise
     return out
 
 
@@ -458,7 +464,7 @@ def read_summary(run: Run | str | Path) -> dict:
     got = run.read_json(SUMMARY_FILE)
     if got and got.get("format") == FORMAT:
         return got
-    return write_summary(config_from_dict(run.info["config"]), run)
+    return write_summary(config_from_dict(run.info["config"]), run, required=False)
 
 
 # --- several seeds -------------------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import tempfile
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,8 @@ if TYPE_CHECKING:
     from s2dlab.pipeline import Arm, Step
     from s2dlab.runs import Run
 
-__all__ = ["Tutorial", "setup", "default_run_dir", "copy_stages", "COPIED_FOLDERS"]
+__all__ = ["Tutorial", "setup", "default_run_dir", "copy_stages", "COPIED_FOLDERS", "recording_reward", "trl_reward",
+           "rollout_batch", "slip_steps", "slip_table", "fit_gaussian"]
 
 RUN_ENV = "S2DLAB_RUN"  # the run folder of the notebooks, when set (CI points it at a temporary folder)
 # The sub-folders of a stage that `copy_stages` takes along with the stage's own files: the hand-off model and the
@@ -77,9 +79,42 @@ class Tutorial:
         names = [s.name for s in self.steps]
         if upto not in names:
             raise InputError(f"stage {upto!r} is not in the workflow's plan; choose one of {', '.join(names)}")
-        for step in self.steps[: names.index(upto) + 1]:
-            pipeline.run_stage(self.cfg, self.run, step)
-            pipeline.after_stage(self.cfg, self.run, step.name)
+        self._train(self.steps[: names.index(upto) + 1])
+        return self.finished()
+
+    def _train(self, steps) -> None:
+        """The stages in order, holding the run folder's lock: a terminal `s2dlab run` on the same folder (or a
+        second notebook) stops with RunBusyError naming the process, instead of training the same stage at once."""
+        from s2dlab import pipeline
+        from s2dlab.runs import run_lock
+
+        with run_lock(self.run.path, command=f"a notebook ({sys.argv[0] or 'python'})"):
+            for step in steps:
+                pipeline.run_stage(self.cfg, self.run, step)
+                pipeline.after_stage(self.cfg, self.run, step.name)
+
+    def build_arm(self, arm: str) -> list[str]:
+        """Run and evaluate the stages one arm of `s2dlab run --ablations` needs, and no others; returns `finished()`.
+
+        The arm's final stage and every stage it starts from or distils from (`Step.needs`),
+        in the order of the ablation plan, with the calls of `s2dlab run` (a finished stage is a no-op). So
+        `lab.build_arm("bridge_raw_teacher")` trains the raw-teacher bridge (its warmup and OPD, about a minute on
+        the tiny preset) beside the workflow, without the other ablation rows.
+        """
+        from s2dlab import pipeline
+
+        steps, arms = pipeline.plan(self.cfg, ablations=True)
+        if arm not in arms:
+            raise InputError(f"arm {arm!r} is not in the ablation plan; choose one of {', '.join(arms)}")
+        by_name = {s.name: s for s in steps}
+        needed, todo = set(), [arms[arm].final]
+        while todo:
+            name = todo.pop()
+            if name in needed or name not in by_name:
+                continue
+            needed.add(name)
+            todo += by_name[name].needs
+        self._train([step for step in steps if step.name in needed])
         return self.finished()
 
 
@@ -188,12 +223,14 @@ def copy_stages(src_run: str | os.PathLike | Run, dst_run: str | os.PathLike,
     MissingError for a stage that is not finished in `src_run`; InputError when `dst_run` already holds files;
     RunStoreError when `src_run` is not a run folder.
     """
-    from s2dlab.runs import Run, atomic_write_json, create_run, open_run, validate_stage
+    from s2dlab.runs import UMASK, Run, atomic_write_json, create_run, open_run, validate_stage
     from s2dlab.stages.lifecycle import finished as stage_done
 
     src = src_run if isinstance(src_run, Run) else open_run(src_run)
     dst = Path(dst_run)
-    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+    if dst.exists() and not dst.is_dir():
+        raise InputError(f"{dst}: is a file; copy_stages writes a new run folder, so name a new folder")
+    if dst.exists() and any(dst.iterdir()):
         raise InputError(f"{dst}: already exists and is not empty; copy_stages writes a new run folder, so name "
                          "a new one (or delete this one first)")
     finished = [s for s in src.stages() if stage_done(src, s)]
@@ -210,7 +247,9 @@ def copy_stages(src_run: str | os.PathLike | Run, dst_run: str | os.PathLike,
                                f"stages: {', '.join(finished) or 'none'}")
 
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
+    _remove_stale_copies(dst)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.{os.getpid()}.", suffix=".tmp", dir=dst.parent))
+    os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes 0700; the run folder gets the mode mkdir would give it
     try:
         for stage in names:
             _copy_stage_folder(src.stage_dir(stage), tmp / stage)
@@ -231,6 +270,21 @@ def copy_stages(src_run: str | os.PathLike | Run, dst_run: str | os.PathLike,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return open_run(dst)
+
+
+def _remove_stale_copies(dst: Path) -> None:
+    """Remove the hidden `.<dst>.<pid>.<random>.tmp` folders that a killed copy into `dst` left (its process is
+    gone); a copy still running in another process keeps its folder."""
+    for folder in dst.parent.glob(f".{glob_escape(dst.name)}.*.tmp"):
+        parts = folder.name[len(dst.name) + 2:].split(".")
+        if not folder.is_dir() or not parts[0].isdigit():
+            continue
+        try:
+            os.kill(int(parts[0]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass  # alive, or not ours to ask about
 
 
 def _copy_stage_folder(src: Path, dst: Path) -> None:
@@ -259,3 +313,151 @@ def recording_reward(reward_fn):
     reward.__name__ = getattr(reward_fn, "__name__", "reward")  # TRL logs a reward under its function's name
     reward.calls = calls
     return reward
+
+
+def trl_reward(grade) -> callable:
+    """A TRL reward function (`completions, answer, **kw -> list[float]`) from `grade(completion, answer)`.
+
+    Notebook 01 has the learner write the task's reward as a plain function of one completion's text; this turns it
+    into what `GRPOTrainer` calls (TRL passes chat completions as lists of messages; the text is the last one's
+    content). A `grade` that returns True/False gives 1.0/0.0.
+    """
+
+    def reward(completions, answer, **kwargs):
+        answers = [answer] * len(completions) if isinstance(answer, (str, int)) else list(answer)
+        out = []
+        for completion, gold in zip(completions, answers):
+            if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
+                completion = completion[-1].get("content", "")
+            out.append(float(grade(completion, str(gold))))
+        return out
+
+    reward.__name__ = getattr(grade, "__name__", "reward")
+    return reward
+
+
+def rollout_batch(rollouts, pad_token_id: int):
+    """Sampled rollouts as one batch, laid out as TRL lays it out: `(ids_BL, attention_BL, P, mask_BC)`.
+
+    Prompts padded on the left to the longest prompt `P`, completions on the right; `mask_BC` is 1 on each
+    completion's real tokens (its end token included). The logits at position `P - 1 + t` predict completion
+    token `t`, so `model(ids_BL, attention_mask=attention_BL).logits[:, P - 1:-1]` lines up with the completions.
+    """
+    import torch
+
+    B = len(rollouts)
+    P = max(len(r.prompt_ids) for r in rollouts)
+    C = max(max(len(r.completion_ids) for r in rollouts), 1)
+    ids_BL = torch.full((B, P + C), pad_token_id, dtype=torch.long)
+    attention_BL = torch.zeros(B, P + C, dtype=torch.long)
+    mask_BC = torch.zeros(B, C)
+    for b, r in enumerate(rollouts):
+        p, c = r.prompt_ids, r.completion_ids
+        ids_BL[b, P - len(p):P] = torch.tensor(p)
+        attention_BL[b, P - len(p):P] = 1
+        if c:
+            ids_BL[b, P:P + len(c)] = torch.tensor(c)
+            attention_BL[b, P:P + len(c)] = 1
+            mask_BC[b, :len(c)] = 1
+    return ids_BL, attention_BL, P, mask_BC
+
+
+def slip_steps(cfg: Config, tokenizer, records) -> dict:
+    """Every slip-possible step of the gold solutions of `records`, as next-character questions.
+
+    At each step `v op b=` of a gold worked solution where a slip is possible (`tasks.arithmetic.slip_of`) and the
+    right result and the slip's start with different characters, the prompt and the solution up to the `=` as
+    token ids, the kind of slip, and the token ids of the right result's and of the slip's first character.
+    Returns `{"prefixes", "kinds", "right_ids", "slip_ids"}` (lists of equal length).
+    """
+    import re
+
+    from s2dlab import data
+    from s2dlab.generation import format_prompt
+    from s2dlab.tasks.arithmetic import slip_of
+
+    step_re = re.compile(r"(-?\d+)([+\-*])(\d+)=(-?\d+)")
+    out = {"prefixes": [], "kinds": [], "right_ids": [], "slip_ids": []}
+    for rec in records:
+        head, done = format_prompt(tokenizer, rec["prompt"], cfg.task.prompt_suffix, data.chat_kwargs(cfg)), ""
+        for line in rec["solution"].splitlines():
+            m = step_re.fullmatch(line)
+            slip = slip_of(int(m[1]), m[2], int(m[3])) if m else None
+            if slip is not None and m[4][0] != str(slip[1])[0]:
+                out["prefixes"].append(tokenizer(head + done + line[: line.index("=") + 1],
+                                                 add_special_tokens=False)["input_ids"])
+                out["kinds"].append(slip[0])
+                out["right_ids"].append(tokenizer.convert_tokens_to_ids(m[4][0]))
+                out["slip_ids"].append(tokenizer.convert_tokens_to_ids(str(slip[1])[0]))
+            done += line + "\n"
+    return out
+
+
+def slip_table(cfg: Config, run: Run, stages: Sequence[str], records=None):
+    """How much probability each stage's model puts on the slip at the slip-possible steps of gold solutions.
+
+    For every step of `slip_steps` (default records: the first eval set's problems), each model of `stages` reads
+    the prefix and gives its next-character distribution; the table has one row per stage: the mean probability of
+    the right result's first character, of the slip's, the slip's share `p(slip) / (p(right) + p(slip))` (about
+    `task.slip_rate` for a model that copied the corpus), and the mean p(slip) per kind of slip. A pandas
+    DataFrame; `.attrs["steps"]` is the number of steps.
+    """
+    import pandas as pd
+    import torch
+
+    from s2dlab import data
+    from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
+
+    tok = tokenizer_for(cfg, run)
+    if records is None:
+        records = data.eval_sets(cfg)[cfg.eval.sets[0]]
+    steps = slip_steps(cfg, tok, records)
+    prefixes, kinds = steps["prefixes"], steps["kinds"]
+    if not prefixes:
+        raise InputError("no slip-possible steps in these records' gold solutions")
+    L = max(map(len, prefixes))
+    ids_NL = torch.tensor([p + [tok.pad_token_id] * (L - len(p)) for p in prefixes])
+    attn_NL = (torch.arange(L)[None, :] < torch.tensor([len(p) for p in prefixes])[:, None]).long()
+    last_N, rows_N = torch.tensor([len(p) - 1 for p in prefixes]), torch.arange(len(prefixes))
+    table = {}
+    for stage in stages:
+        model = load_stage_model(cfg, run, stage, tok).eval()
+        with torch.no_grad():
+            logits_NLV = model(input_ids=ids_NL, attention_mask=attn_NL).logits[..., :len(tok)]
+        p_NV = torch.softmax(logits_NLV[rows_N, last_N].float(), dim=-1)
+        p_right, p_slip = p_NV[rows_N, steps["right_ids"]], p_NV[rows_N, steps["slip_ids"]]
+        table[stage] = {"p(right)": p_right.mean().item(), "p(slip)": p_slip.mean().item(),
+                        "p(slip) / (p(right) + p(slip))": (p_slip.sum() / (p_right + p_slip).sum()).item(),
+                        **{f"p(slip) at {k} steps": p_slip[torch.tensor([x == k for x in kinds])].mean().item()
+                           for k in sorted(set(kinds))}}
+    frame = pd.DataFrame(table).T
+    frame.attrs["steps"] = len(prefixes)
+    return frame
+
+
+def fit_gaussian(grid, target, direction: str, mu: float = 0.5, log_sd: float = 0.0, steps: int = 1500,
+                 lr: float = 0.05) -> dict:
+    """Fit one Gaussian `q` to the density `target` on `grid` by a KL, with Adam from `(mu, log_sd)`.
+
+    `direction`: "forward" minimises `KL(target || q)` (the warmup's direction: the target's own mass weighs each
+    point), "reverse" minimises `KL(q || target)` (OPD's: the model's mass weighs it). Both integrals are sums over
+    the grid. Returns `{"q", "mean", "sd", "kl"}` (q as a tensor on the grid).
+    """
+    import torch
+
+    if direction not in ("forward", "reverse"):
+        raise InputError(f"direction={direction!r}: choose 'forward' or 'reverse'")
+    dx = grid[1] - grid[0]
+    mu_t = torch.tensor(float(mu), requires_grad=True)
+    log_sd_t = torch.tensor(float(log_sd), requires_grad=True)
+    opt = torch.optim.Adam([mu_t, log_sd_t], lr=lr)
+    log_p = target.clamp_min(1e-30).log()
+    for _ in range(steps):
+        q = torch.exp(-0.5 * ((grid - mu_t) / log_sd_t.exp()) ** 2)
+        q = q / (q.sum() * dx)
+        log_q = q.clamp_min(1e-30).log()
+        kl = ((target * (log_p - log_q)) if direction == "forward" else (q * (log_q - log_p))).sum() * dx
+        opt.zero_grad()
+        kl.backward()
+        opt.step()
+    return {"q": q.detach(), "mean": mu_t.item(), "sd": log_sd_t.exp().item(), "kl": kl.item()}

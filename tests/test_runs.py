@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from s2dlab import runs
+from s2dlab.config import ConfigMismatchError
 from s2dlab.runs import RunStoreError, atomic_write_bytes, atomic_write_json, create_run, list_runs, open_run
 
 
@@ -60,8 +61,12 @@ def test_create_run_reuses_existing(tmp_path):
     again = create_run(tmp_path / "r", {"a": 1}, seed=0)
     assert again.info["created"] == run.info["created"]
     assert again.metrics("opd") == [{"step": 1}]
-    with pytest.warns(UserWarning, match="differ"):
+    with pytest.raises(ConfigMismatchError, match=r"another config \(a 1 -> 2\)") as err:
         create_run(tmp_path / "r", {"a": 2}, seed=0)
+    assert err.value.diff == [("a", 1, 2)]
+    with pytest.raises(ConfigMismatchError, match="seed 0 -> 3"):
+        create_run(tmp_path / "r", {"a": 1}, seed=3)
+    assert create_run(tmp_path / "r", {"a": 2}, seed=0, check_config=False).info["config"] == {"a": 1}
     fresh = create_run(tmp_path / "r", {"a": 2}, seed=1, overwrite=True)
     assert fresh.info["seed"] == 1 and fresh.metrics("opd") == [] and fresh.stages() == []
 
@@ -228,7 +233,7 @@ def test_eval_results_json(tmp_path):
 
 def test_atomic_write_gives_normal_file_mode(tmp_path):
     target = atomic_write_bytes(tmp_path / "f.bin", b"x")
-    assert target.stat().st_mode & 0o777 == 0o666 & ~runs._UMASK
+    assert target.stat().st_mode & 0o777 == 0o666 & ~runs.UMASK
 
 
 def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):

@@ -606,6 +606,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
     ap.add_argument("--open", action="store_true", help="open the app in the default web browser")
     args = ap.parse_args(argv)
+    from s2dlab.env import check_address
+
+    check_address(args.host, args.port)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     root = Path(args.runs_root)
     if not root.is_dir():

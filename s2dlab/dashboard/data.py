@@ -655,11 +655,12 @@ LENS_MAX_DEFAULT_ROWS = 16  # above this many pairs the table opens on one teach
 
 def lens_index(store: Store, run_id: str) -> dict:
     """The run's lens index (`lens/lens.json`); AppError with the command to run when the run has none."""
-    from s2dlab.lens import read_lens_index
+    from s2dlab.lens import check_lens, read_lens_index
 
     run = store.open(run_id)
     try:
         index = read_lens_index(run)
+        check_lens(run)
     except RunStoreError as e:
         raise AppError(f"Cannot read the token lens: {e}") from e
     if not index:

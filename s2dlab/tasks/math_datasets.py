@@ -200,8 +200,13 @@ def _resolve(source: str | os.PathLike, spec: TaskSpec) -> Path:
 def read_jsonl(path: str | os.PathLike) -> list[tuple[int, dict]]:
     """(line number, object) for each non-blank line; a bad line raises `InputError` naming file and line."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1});"
+                                 " save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
@@ -233,9 +238,10 @@ def _hub_rows(spec: TaskSpec, split: str):
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
         why = " (HF_HUB_OFFLINE is set and it is not in the local cache)" if offline else ""
         config = f", {spec.hub_config!r}" if spec.hub_config else ""
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise DatasetNotAvailableError(
-            f"could not load {spec.hub_id} (split {split!r}) from the Hugging Face Hub{why}: {type(e).__name__}: {e}\n"
-            f"Either pass source=<a local JSONL file, or a folder with {spec.file_name}> with fields {spec.fields}, "
+            f"could not load {spec.hub_id} (split {split!r}) from the Hugging Face Hub{why}: {type(e).__name__}: "
+            f"{first}; either pass source=<a local JSONL file, or a folder with {spec.file_name}> with fields {spec.fields}, "
             f"or fill the cache once on a machine with network access: "
             f"datasets.load_dataset({spec.hub_id!r}{config}, split={split!r})") from e
 

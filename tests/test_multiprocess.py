@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -136,8 +137,25 @@ def test_two_processes_write_the_same_run_store_as_one(pair):
     for name in snaps:
         a, b = pd.read_parquet(one / STAGE / "rollouts" / name), pd.read_parquet(two / STAGE / "rollouts" / name)
         assert list(b.columns) == list(a.columns) and len(b) == len(a) > 0
+    # the numbers that must agree: the step-0 snapshot is the untrained policy sampled by the main process on the
+    # probe's own seed, so its completions and every per-token score are the same in one process and in two
+    a, b = (pd.read_parquet(d / STAGE / "rollouts" / "step_000000.parquet") for d in (one, two))
+    assert list(a["completion"]) == list(b["completion"])
+    for col in ("implicit_reward", "reverse_kl", "student_logprob", "teacher_logprob"):
+        for x, y in zip(a[col], b[col]):
+            assert np.allclose(np.asarray(x, float), np.asarray(y, float), atol=1e-5), col
+    # the budget is the same: each of the two processes took half of every step's sequences
+    for key in ("steps", "sequences", "labels", "role", "init"):
+        assert stage_info(two)[key] == stage_info(one)[key], key
+    # one reward line per step, each a mean of 0/1 rewards
+    for d in (one, two):
+        rewards = [m["reward"] for m in metrics(d) if "reward" in m]
+        assert len(rewards) == 2 and all(0 <= r <= 1 for r in rewards)
     ev1, ev2 = (json.loads((d / STAGE / "eval.json").read_text()) for d in (one, two))
     assert sorted(ev2) == sorted(ev1) and sorted(ev2["sets"]) == sorted(ev1["sets"])
+    n = ev1["sets"]["arithmetic"]["n_problems"]
+    assert ev2["sets"]["arithmetic"]["n_problems"] == n and set(ev2["sets"]["arithmetic"]["per_problem"]) == \
+        set(ev1["sets"]["arithmetic"]["per_problem"])
 
 
 def test_rerun_of_a_finished_stage_is_a_no_op(pair):

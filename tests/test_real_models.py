@@ -145,7 +145,15 @@ def test_bfloat16_folder_loads_bfloat16_and_scores_in_float32(tmp_path):
 # --- check_compatible: each difference named -----------------------------------------------------------------------
 
 def test_same_tokenizer_from_two_folders_is_compatible(loaded):
+    """Two tokenizers loaded from two folders pass; the same tokenizer with one added token does not."""
+    import copy
+
+    assert loaded.teacher_tok is not loaded.tok and loaded.teacher_tok.get_vocab() == loaded.tok.get_vocab()
     check_compatible(loaded.teacher_tok, loaded.tok)
+    grown = copy.deepcopy(loaded.tok)
+    grown.add_tokens(["<an_extra_token>"])
+    with pytest.raises(TokenizerMismatchError, match="vocabularies differ"):
+        check_compatible(loaded.teacher_tok, grown)
 
 
 def test_base_vs_instruct_eos_is_named(loaded):

@@ -1,14 +1,13 @@
 """Known-value tests for s2dlab.scoring against an independent float64 computation."""
 
 import math
-import sys
-import types
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from s2dlab.models import TINY_STUDENT, TINY_TEACHER, build_char_tokenizer, build_tiny_model
+from s2dlab.rewards import extract_boxed
 from s2dlab.scoring import (MASKED_TOPK_ID, PER_TOKEN_FIELDS, TOPK_FIELDS, TokenScores, score_rollouts,
                             score_sequences, token_scores)
 
@@ -253,23 +252,6 @@ def test_score_sequences_identical_models_and_training_flag(tiny):
 # score_rollouts
 
 
-def _extract_boxed_stub(text):
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    end = text.find("}", start)
-    return text[start + 7:end] if end >= 0 else None
-
-
-@pytest.fixture
-def rewards_module(monkeypatch):
-    """The real s2dlab.rewards when it is there, a stand-in with `extract_boxed` otherwise."""
-    try:
-        import s2dlab.rewards  # noqa: F401
-    except ImportError:
-        monkeypatch.setitem(sys.modules, "s2dlab.rewards", types.SimpleNamespace(extract_boxed=_extract_boxed_stub))
-
-
 def make_rollouts(tokenizer):
     from s2dlab.generation import Rollout, format_prompt
 
@@ -297,10 +279,10 @@ ROW_COLUMNS = {"stage", "step", "policy", "prompt_id", "sample_idx", "prompt", "
                "token_bytes", "token_special", "span_starts", "span_texts"}  # see tests/test_token_text.py
 
 
-def test_score_rollouts_rows(tiny, rewards_module):
+def test_score_rollouts_rows(tiny):
     tokenizer, student, teacher = tiny
     rollouts = make_rollouts(tokenizer)
-    rows = score_rollouts(student, teacher, tokenizer, rollouts, grade_fn=lambda c, a: _extract_boxed_stub(c) == a,
+    rows = score_rollouts(student, teacher, tokenizer, rollouts, grade_fn=lambda c, a: extract_boxed(c) == a,
                           answers={"p0": "15", "p1": "38"}, stage="opd", step=3, top_k=4, batch_size=3)
     assert [(r["prompt_id"], r["sample_idx"]) for r in rows] == [(r.prompt_id, r.sample_idx) for r in rollouts]
     assert [r["correct"] for r in rows] == [True, False, True, False]
@@ -330,7 +312,7 @@ def test_score_rollouts_rows(tiny, rewards_module):
     torch.testing.assert_close(torch.tensor(rows[2]["implicit_reward"]), want, atol=1e-5, rtol=1e-4)
 
 
-def test_score_rollouts_parquet_round_trip(tiny, rewards_module, tmp_path):
+def test_score_rollouts_parquet_round_trip(tiny, tmp_path):
     pd = pytest.importorskip("pandas")
     tokenizer, student, teacher = tiny
     rows = score_rollouts(student, teacher, tokenizer, make_rollouts(tokenizer), answers=["15", "15", "38", "38"])

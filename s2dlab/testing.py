@@ -211,7 +211,7 @@ def head_rows_for(tokenizer, kind: str) -> int:
 
 
 def build_real_format_model(spec: RealFormatSpec, tokenizer, head_rows: int, seed: int = 0,
-                            eos_probability: float = 0.05) -> Qwen3ForCausalLM:
+                            eos_probability: float = 0.05, unigram_logit_std: float = 0.0) -> Qwen3ForCausalLM:
     """A Qwen3 causal LM configured as a Qwen3 checkpoint is (ids, rope, padded head, its generation_config.json).
 
     Random weights spread probability evenly over the head, so among 151,936 rows the eos token would almost never
@@ -219,6 +219,13 @@ def build_real_format_model(spec: RealFormatSpec, tokenizer, head_rows: int, see
     constant (every token embedding's dimension 0 is 1.0, so after the final RMSNorm it is about sqrt(hidden)
     whatever the input) and the eos row of the head reads it, so each step samples eos with about that
     probability at T=1. The rest of the model stays random.
+
+    Near-uniform logits make truncated decoding degenerate: under top-k 20 (Qwen3's and the paper's eval decoding)
+    eos is nearly the only token left, so every completion would be eos alone. `unigram_logit_std > 0` adds, through
+    the same carried dimension, a fixed logit per token drawn from N(0, std^2) (one draw, `UNIGRAM_SEED`, shared by
+    every model built with it, like a family pretrained on one corpus): at std 3.5 the 20 likeliest tokens hold
+    about 45% of the mass at T=1, and top-k / top-p sampling yields text of several tokens before eos. The eos
+    logit is then set against those logits so that it keeps `eos_probability` at T=1.
     """
     head_dim = spec.hidden_size // spec.num_attention_heads
     endoftext = tokenizer.convert_tokens_to_ids("<|endoftext|>")
@@ -231,8 +238,10 @@ def build_real_format_model(spec: RealFormatSpec, tokenizer, head_rows: int, see
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen3ForCausalLM(config)
-    if eos_probability > 0:
-        _set_eos_rate(model, tokenizer.eos_token_id, len(tokenizer), eos_probability)
+    if unigram_logit_std < 0:
+        raise InputError(f"unigram_logit_std={unigram_logit_std} must be >= 0")
+    if eos_probability > 0 or unigram_logit_std > 0:
+        _set_eos_rate(model, tokenizer.eos_token_id, len(tokenizer), eos_probability, unigram_logit_std)
     # Qwen3-8B's generation_config.json: sampling defaults that `s2dlab.generation.sample` must not pick up.
     model.generation_config = GenerationConfig(
         bos_token_id=endoftext, eos_token_id=[tokenizer.eos_token_id, endoftext], pad_token_id=endoftext,
@@ -240,24 +249,44 @@ def build_real_format_model(spec: RealFormatSpec, tokenizer, head_rows: int, see
     return model
 
 
+UNIGRAM_SEED = 1234  # the one draw of `unigram_logit_std`'s per-token logits
+CARRIER_GAIN = 16.0  # final-norm weight of the carried dimension when per-token logits ride on it (see below)
+
+
 @torch.no_grad()
-def _set_eos_rate(model, eos_id: int, n_tokens: int, p: float) -> None:
-    """Make `p` the eos probability at every position: logit gap `log(p / (1 - p) * (n_tokens - 1))` over the
-    (near-uniform) other tokens, carried by hidden dimension 0 (see `build_real_format_model`)."""
-    if not 0 < p < 1:
+def _set_eos_rate(model, eos_id: int, n_tokens: int, p: float, unigram_std: float = 0.0) -> None:
+    """Make `p` the eos probability at every position, carried by hidden dimension 0 (see `build_real_format_model`).
+
+    Without per-token logits the other tokens are near-uniform and the eos logit gap is `log(p / (1 - p) * (n - 1))`.
+    With them (`unigram_std > 0`), token v gets logit `b_v` and eos `log(p / (1 - p)) + logsumexp(b_others)`. Those
+    logits are large, so the final norm's weight on dimension 0 is raised to `CARRIER_GAIN` and the head's entries
+    divided by it: a tied head is also the input embedding, whose dimension 0 must stay close to 1.0 to carry.
+    `p = 0` with per-token logits leaves eos at its own drawn logit.
+    """
+    if not 0 <= p < 1 or (p == 0 and unigram_std == 0):
         raise InputError(f"eos_probability={p} must be in (0, 1)")
     hidden = model.config.hidden_size
     emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
-    gap = math.log(p / (1 - p) * (n_tokens - 1))
     emb[:, 0] = 1.0
     if head is not emb:
         head[:, 0] = 0.0  # an untied head reads dimension 0 only for eos; a tied one adds the same 1.0 everywhere
-    head[eos_id, 0] += gap / math.sqrt(hidden)
+    if unigram_std == 0:
+        head[eos_id, 0] += math.log(p / (1 - p) * (n_tokens - 1)) / math.sqrt(hidden)
+        return
+    gen = torch.Generator().manual_seed(UNIGRAM_SEED)
+    logits = torch.randn(n_tokens, generator=gen, dtype=torch.float64) * unigram_std
+    if p > 0:
+        others = torch.cat([logits[:eos_id], logits[eos_id + 1:]])
+        logits[eos_id] = math.log(p / (1 - p)) + torch.logsumexp(others, 0).item()
+    model.model.norm.weight[0] = CARRIER_GAIN
+    scale = CARRIER_GAIN * math.sqrt(hidden)
+    head[:n_tokens, 0] += (logits / scale).to(head.dtype)
 
 
 def make_real_format_pair(directory, tokenizer: str = "qwen", teacher: RealFormatSpec = REAL_TEACHER,
                           student: RealFormatSpec = REAL_STUDENT, dtype: str = "float32", seed: int = 0,
-                          eos_token: str = "<|im_end|>", eos_probability: float = 0.05) -> RealFormatPair:
+                          eos_token: str = "<|im_end|>", eos_probability: float = 0.05,
+                          unigram_logit_std: float = 0.0) -> RealFormatPair:
     """Write `directory/teacher` and `directory/student`: Qwen3-architecture models with random weights, each an
     ordinary `save_pretrained` folder holding the same Qwen3-format tokenizer (see `qwen3_tokenizer`).
 
@@ -273,10 +302,77 @@ def make_real_format_pair(directory, tokenizer: str = "qwen", teacher: RealForma
     rows = head_rows_for(tok, tokenizer)
     paths = {}
     for offset, (role, spec) in enumerate((("teacher", teacher), ("student", student))):
-        model = build_real_format_model(spec, tok, rows, seed=seed * 2 + offset, eos_probability=eos_probability)
+        model = build_real_format_model(spec, tok, rows, seed=seed * 2 + offset, eos_probability=eos_probability,
+                                        unigram_logit_std=unigram_logit_std)
         model = model.to(getattr(torch, dtype))
         paths[role] = directory / role
         model.save_pretrained(paths[role])
         tok.save_pretrained(paths[role])
         del model
     return RealFormatPair(teacher=paths["teacher"], student=paths["student"], tokenizer_size=len(tok), head_rows=rows)
+
+
+# --- a dress rehearsal of the qwen3_paper preset ---------------------------------------------------------------------
+#
+# `s2dlab run --preset qwen3_paper --ablations` with only what cannot exist on a machine without the GPU box's
+# downloads swapped (the two hub models, the hub datasets, CUDA and vLLM) and the sizes cut to minutes; every other
+# value is the preset's own: Qwen3's tokenizer, chat template and non-thinking flag, the prompt suffix, bf16 weights,
+# the top-64 warmup cache over a 151,936-row head, 8 rollouts per prompt in OPD, GRPO's group of 8, clip and KL
+# coefficients, micro-batches of 4, eval decoding (T 0.7, top-p 0.8, top-k 20), math-verify on real answers, the
+# 1H / 2H split of a real pool. tests/test_rehearsal.py runs it; scripts/gpu_check.sh runs the "quick" size on CUDA.
+
+# The local files that stand in for the hub datasets, in the hub datasets' own row formats (tests/data/paper_formats).
+PAPER_DATA_FILES = {"dapo": "dapo_math_17k.jsonl", "math500": "math500.jsonl", "aime24": "aime24.jsonl",
+                    "aime25": "aime25.jsonl"}
+# The keys a rehearsal swaps because their preset value cannot exist here: hub models, hub datasets, vLLM, CUDA.
+REHEARSAL_SWAPPED = ("models.teacher", "models.student", "models.device", "generation.backend", "generation.use_vllm",
+                     "task.source", "eval.sources")
+# The keys it cuts (sizes only: steps, batches, lengths, counts); each GRPO batch keeps the preset's group of 8 and
+# each batch still splits into the preset's micro-batches of 4.
+_CUT = {
+    "task.val_size": 4,  # of the 28 distinct pool problems: 24 left, halves 1H / 2H of 12
+    "teacher_grpo.steps": 1, "teacher_grpo.prompts_per_step": 2,
+    "fkl_warmup.steps": 1, "fkl_warmup.batch_size": 8,
+    "opd.steps": 1, "opd.batch_size": 8,  # one prompt x the preset's 8 rollouts
+    "student_grpo.steps": 1, "student_grpo.prompts_per_step": 2,
+    "cold_grpo.steps": 2, "cold_grpo.prompts_per_step": 2,  # the bridge's student steps (warmup + OPD), as the preset
+    "eval.n_samples": 2,
+    "probe.every": 1, "probe.num_prompts": 2, "probe.c1_prompts": 2, "probe.c1_samples": 2,
+}
+REHEARSAL_SIZES = {
+    # tests/test_rehearsal.py (slow tier, 2 CPU cores)
+    "ci": {**_CUT, "generation.max_new_tokens": 24, "eval.limit": 2},
+    # scripts/gpu_check.sh: the same plan, shorter still
+    "quick": {**_CUT, "generation.max_new_tokens": 16, "eval.limit": 1, "probe.num_prompts": 1,
+              "probe.c1_prompts": 1},
+}
+
+
+def rehearsal_overrides(pair: RealFormatPair, data_dir, device: str = "cpu", size: str = "ci") -> list[str]:
+    """`key=value` overrides that turn the `qwen3_paper` preset into its rehearsal on `pair` and the JSONL files of
+    `data_dir` (`PAPER_DATA_FILES`), on `device` ("cpu" or "cuda")."""
+    if size not in REHEARSAL_SIZES:
+        raise InputError(f"size={size!r} is not one of {', '.join(REHEARSAL_SIZES)}")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"device={device!r} is not one of 'cpu', 'cuda'")
+    data_dir = Path(data_dir).resolve()
+    missing = [f for f in PAPER_DATA_FILES.values() if not (data_dir / f).is_file()]
+    if missing:
+        raise MissingError(f"{data_dir}: no {', '.join(missing)}; point data_dir at tests/data/paper_formats")
+    sources = ", ".join(f"{name}: {data_dir / PAPER_DATA_FILES[name]}" for name in ("math500", "aime24", "aime25"))
+    swapped = [f"models.teacher={pair.teacher}", f"models.student={pair.student}", f"models.device={device}",
+               "generation.backend=hf", "generation.use_vllm=false",
+               f"task.source={data_dir / PAPER_DATA_FILES['dapo']}", f"eval.sources={{{sources}}}"]
+    return swapped + [f"{k}={v}" for k, v in REHEARSAL_SIZES[size].items()]
+
+
+# Per-token logits of the rehearsal's models (`build_real_format_model`): eval decoding (T 0.7, top-k 20, top-p 0.8)
+# then samples text of several tokens before eos instead of eos alone.
+REHEARSAL_UNIGRAM_STD = 3.5
+
+
+def make_rehearsal(directory, data_dir, device: str = "cpu", size: str = "ci") -> tuple[RealFormatPair, list[str]]:
+    """The rehearsal's two models, written under `directory` as Qwen3 checkpoints are (bf16, Qwen's BPE, a
+    151,936-row head, `REHEARSAL_UNIGRAM_STD`), and the overrides of `rehearsal_overrides`."""
+    pair = make_real_format_pair(directory, tokenizer="qwen", dtype="bfloat16", unigram_logit_std=REHEARSAL_UNIGRAM_STD)
+    return pair, rehearsal_overrides(pair, data_dir, device=device, size=size)

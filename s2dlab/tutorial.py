@@ -44,6 +44,9 @@ __all__ = ["Tutorial", "setup", "default_run_dir", "copy_stages", "COPIED_FOLDER
            "rollout_batch", "slip_steps", "slip_table", "fit_gaussian"]
 
 RUN_ENV = "S2DLAB_RUN"  # the run folder of the notebooks, when set (CI points it at a temporary folder)
+# key=value overrides applied after a notebook's own, when set (CI's rehearsal of the qwen3_paper preset swaps the hub
+# models and datasets for local ones this way: tests/test_rehearsal.py); shell quoting, see `env_overrides`
+OVERRIDES_ENV = "S2DLAB_OVERRIDES"
 # The sub-folders of a stage that `copy_stages` takes along with the stage's own files: the hand-off model and the
 # scored rollout snapshots. `checkpoints/` and `best/` are the training state of a stage that is already done.
 COPIED_FOLDERS = ("model", "rollouts")
@@ -135,7 +138,7 @@ def default_run_dir(preset: str) -> Path:
 
 def setup(preset: str = "tiny", run_dir: str | os.PathLike | None = None, *,
           overrides: Sequence[str] | Mapping[str, object] = (), threads: int | None = None,
-          verbose: bool = True) -> Tutorial:
+          verbose: bool = True, retrain: bool = False) -> Tutorial:
     """The first cells of every notebook, in one call: environment, threads, config, run folder, seeds.
 
     In order:
@@ -146,7 +149,8 @@ def setup(preset: str = "tiny", run_dir: str | os.PathLike | None = None, *,
     2. `threads`, when given, caps PyTorch's CPU threads (`torch.set_num_threads`); see below.
     3. The config: `preset` plus `overrides` (`["opd.loss=sampled_token"]`, as on the `s2dlab run` command line).
     4. The run folder `run_dir` (None: `default_run_dir(preset)`), created with its run.json, or reused as it is
-       when it exists; `create_run` warns when the stored config or seed differ from this one.
+       when it exists; a folder made under another config or seed stops with the keys that differ
+       (`pipeline.open_for`), unless `retrain=True`, which retrains the stages those keys touch.
     5. Seeds: Python's, NumPy's and torch's global generators from `cfg.seed` (`transformers.set_seed`), so the
        notebook's own sampling repeats; the stages seed themselves.
     With `verbose`, prints the run folder and the stages already finished.
@@ -183,18 +187,37 @@ def setup(preset: str = "tiny", run_dir: str | os.PathLike | None = None, *,
 
     if threads is not None:
         torch.set_num_threads(threads)
-    cfg = load_config(preset, overrides=dict(overrides) if isinstance(overrides, Mapping) else list(overrides))
+    overrides = dict(overrides) if isinstance(overrides, Mapping) else list(overrides)
+    if env_overrides():
+        from s2dlab.config import parse_overrides
+
+        mine = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+        overrides = {**mine, **parse_overrides(env_overrides())}
+    cfg = load_config(preset, overrides=overrides)
     lifecycle.offline_defaults()
     transformers.logging.disable_progress_bar()  # no bar for every model load
-    run = create_run(Path(run_dir) if run_dir is not None else default_run_dir(preset), cfg.to_dict(), cfg.seed)
+    # one config per run folder: a folder made under other settings stops with the keys that differ
+    run = pipeline.open_for(cfg, Path(run_dir) if run_dir is not None else default_run_dir(preset),
+                            retrain=retrain, new_place="a new RUN_DIR",
+                            retrain_flag="retrain=True to tutorial.setup (it retrains what they touch)")
     transformers.set_seed(cfg.seed)
     steps, arms = pipeline.plan(cfg)
     lab = Tutorial(preset=preset, cfg=cfg, run=run, steps=steps, arms=arms, k=cfg.eval.n_samples,
                    eval_set=cfg.eval.sets[0])
     if verbose:
         print(f"preset {preset}, run folder {run.path.resolve()}")
+        if env_overrides():
+            print(f"overrides from ${OVERRIDES_ENV}: {' '.join(env_overrides())}")
         print("finished stages:", lab.finished() or "none yet")
     return lab
+
+
+def env_overrides() -> list[str]:
+    """The `key=value` items of `$S2DLAB_OVERRIDES` (split as a shell would, so a value with spaces is quoted:
+    `S2DLAB_OVERRIDES='models.device=cpu "eval.sources={math500: m.jsonl}"'`); [] when unset."""
+    import shlex
+
+    return shlex.split(os.environ.get(OVERRIDES_ENV, ""))
 
 
 def _offline_environment() -> None:

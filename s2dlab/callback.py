@@ -301,7 +301,8 @@ class DenseRewardCallback(TrainerCallback):
         p.every, p.num_prompts, p.num_samples = self.every, len(self.records), self.samples
         p.teacher_samples, p.top_k, p.c1_prompts = self.teacher_samples, self.alternatives, 0
         self.cfg = cfg.validate()
-        self.run = create_run(self.out, cfg.to_dict(), cfg.seed)
+        # a folder of one's own trainings: each run of the callback may use other settings (check_config=False)
+        self.run = create_run(self.out, cfg.to_dict(), cfg.seed, check_config=False)
         steps = self.run.rollout_steps(self.stage)
         if steps and state.global_step == 0:
             raise InputError(f"{self.run.stage_dir(self.stage)} already holds snapshots (steps {steps[0]}-"

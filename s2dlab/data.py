@@ -98,7 +98,8 @@ def eval_sets(cfg: Config) -> dict[str, list[dict]]:
     for name in cfg.eval.sets:
         if name in ("arithmetic", "arithmetic_val"):
             if cfg.task.name != "arithmetic":
-                raise ConfigError(f"eval.sets has {name!r} but task.name={cfg.task.name!r}; use math500, aime24, ...")
+                raise ConfigError(f"eval.sets has {name!r} but task.name={cfg.task.name!r}; evaluate a real task "
+                                  "on math500, aime24, aime25, gsm8k or amc23 (eval.sets=math500)")
             records = task_splits(cfg)["eval" if name == "arithmetic" else "val"]
         else:
             from s2dlab.tasks import load_task

@@ -277,10 +277,15 @@ def compute_lens(run, pairs: Sequence[tuple[str, str]] | None = None, progress: 
     if not ckpts:
         raise MissingError(f"{run.path}: no stage of this run saved a model (no <stage>/model/config.json or "
                            f"stage.json model_source); the lens needs checkpoints, so run the stages first")
+    chosen = pairs is not None
     pairs = _check_pairs(default_pairs(ckpts) if pairs is None else pairs, ckpts)
     old = _read_index_quietly(run)
-    dropped = [f"{p['teacher']}->{p['student']}" for p in (old or {}).get("pairs", [])
-               if (p["teacher"], p["student"]) not in set(pairs)]
+    have = {c["stage"] for c in ckpts}
+    # the default pairs of a run whose checkpoints were deleted since: say what would go (pairs asked for by name
+    # replace the lens as asked)
+    dropped = [] if chosen else [f"{p['teacher']}->{p['student']}" for p in (old or {}).get("pairs", [])
+                                 if (p["teacher"], p["student"]) not in set(pairs)
+                                 and not {p["teacher"], p["student"]} <= have]
     if dropped and not replace:
         raise InputError(f"{run.path / LENS_DIR}: the lens there has {len(old['pairs'])} pairs and the new one would "
                          f"have {len(pairs)}, dropping {len(dropped)} ({', '.join(dropped[:4])}"

@@ -23,7 +23,9 @@ from s2dlab.stages import base, fkl_warmup, grpo, lifecycle, opd
 from tests.test_stages import SMALL
 
 STEPS = 12
-FAST = SMALL + ["task.eval_size=48", "probe.num_prompts=0", "probe.c1_prompts=0", "generation.max_new_tokens=48",
+# the default labeled pool (2,000 problems, generated in a blink): on SMALL's 32 the teacher overfits its 16 problems
+# and a dozen OPD steps over 32 prompts measure noise, not the stage
+FAST = SMALL + ["task.pool_size=2000", "task.eval_size=48", "probe.num_prompts=0", "probe.c1_prompts=0", "generation.max_new_tokens=48",
                 f"fkl_warmup.steps={STEPS}", "fkl_warmup.batch_size=16", "fkl_warmup.rollouts_per_prompt=2",
                 f"opd.steps={STEPS}", "opd.batch_size=16", "opd.rollouts_per_prompt=1", "fkl_warmup.save_every=100",
                 "opd.save_every=100", f"teacher_grpo.steps={STEPS + 8}", "teacher_grpo.prompts_per_step=4",
@@ -83,7 +85,7 @@ def test_the_warmup_lowers_the_reverse_kl_to_the_teacher(setup, rl_teacher, loss
     cfg, run, tok = setup
     cfg = load_config("tiny", overrides=FAST + [f"fkl_warmup.loss={loss}"])
     before = reverse_kl(cfg, run, tok, "base_student", "teacher_grpo")
-    fkl_warmup.run(cfg, run, out=f"warmup_{loss}", init="base_student", teacher="teacher_grpo", prompts="pool")
+    fkl_warmup.run(cfg, run, out=f"warmup_{loss}", init="base_student", teacher="teacher_grpo", prompts="1h")
     after = reverse_kl(cfg, run, tok, f"warmup_{loss}", "teacher_grpo")
     assert after < before, f"the {loss} warmup moved the reverse KL {before:.4f} -> {after:.4f}"
 
@@ -93,6 +95,6 @@ def test_opd_lowers_the_reverse_kl_to_the_teacher(setup, rl_teacher, loss):
     cfg, run, tok = setup
     cfg = load_config("tiny", overrides=FAST + [f"opd.loss={loss}"])
     before = reverse_kl(cfg, run, tok, "base_student", "teacher_grpo")
-    opd.run(cfg, run, out=f"opd_{loss}", init="base_student", teacher="teacher_grpo", prompts="pool")
+    opd.run(cfg, run, out=f"opd_{loss}", init="base_student", teacher="teacher_grpo", prompts="1h")
     after = reverse_kl(cfg, run, tok, f"opd_{loss}", "teacher_grpo")
     assert after < before, f"OPD ({loss}) moved the reverse KL {before:.4f} -> {after:.4f}"

@@ -192,14 +192,17 @@ def test_setup_seeds_the_global_generators(tmp_path):
     assert lab.cfg.seed == 11
 
 
-def test_setup_reuses_an_existing_run_and_warns_when_its_config_differs(tmp_path):
+def test_setup_reuses_an_existing_run_and_stops_when_its_config_differs(tmp_path):
+    from s2dlab.config import ConfigMismatchError
+
     tutorial.setup("tiny", tmp_path / "run", verbose=False).run.append_metrics("opd", {"step": 1})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         again = tutorial.setup("tiny", tmp_path / "run", verbose=False)
     assert again.run.metrics("opd") == [{"step": 1}]
-    with pytest.warns(UserWarning, match="config/seed differ"):
+    with pytest.raises(ConfigMismatchError, match="opd.loss 'full_reverse_kl' -> 'sampled_token'.*a new RUN_DIR"):
         tutorial.setup("tiny", tmp_path / "run", overrides=["opd.loss=sampled_token"], verbose=False)
+    assert again.run.metrics("opd") == [{"step": 1}]
 
 
 def test_setup_caps_torch_threads(tmp_path, torch_threads):

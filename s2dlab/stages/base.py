@@ -12,11 +12,22 @@ the best checkpoint, not the last. The teacher gets more steps and is larger; th
 
 Writes `base_teacher/` and `base_student/` (model, metrics.jsonl, stage.json with the selection history).
 
+**Students at graded distance** (`base.student`): the student can be pretrained on the same corpus written in
+another layout (`s2dlab.tasks.arithmetic.LAYOUTS`): the same problems, steps, values, slips and boxed answers,
+so about the same accuracy (the grader reads only the box), but text the teacher was never trained to write, so
+the teacher finds it unlikely and the student starts far from it (C2):
+
+    close   steps        the teacher's own layout (the default)
+    middle  blank_line   a blank line before the box: one token per solution the teacher does not expect
+    far     running      after the first step, only `+8=13` per line: most lines differ from the teacher's
+
 The tiny base models also ship with the package (`s2dlab/assets/tiny_base/`, made by
-`python scripts/make_tiny_base.py`, which runs this stage), so `base.source=shipped` (the default) copies them
-into the run in a second; `base.source=train` trains them here (minutes on 2 CPU cores; the script prints the time).
+`python scripts/make_tiny_base.py`, which runs this stage; `--students middle,far` makes the other students), so
+`base.source=shipped` (the default) copies them into the run in a second; `base.source=train` trains them here
+(minutes on 2 CPU cores; the script prints the time).
 
     s2dlab stage base --out runs/tiny                                      # shipped models
+    s2dlab stage base --out runs/far base.student=far                      # the shipped far student
     s2dlab stage base --out runs/tiny base.source=train                    # train both from scratch
     s2dlab stage base --out runs/clean base.source=train task.slip_rate=0      # a corpus without slips
 """
@@ -39,9 +50,12 @@ from s2dlab.models import check_compatible, load_model, load_tokenizer, set_gene
 from s2dlab.runs import Run
 from s2dlab.stages import lifecycle
 from s2dlab.stages.sft import sft_config, sft_dataset
+from s2dlab.tasks.arithmetic import relayout
 
 STAGES = ("base_teacher", "base_student")
 SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "tiny_base"
+# `base.student` -> the layout of the student's corpus (the teacher's is always `steps`)
+STUDENT_LAYOUTS = {"close": "steps", "middle": "blank_line", "far": "running"}
 # What the shipped models were trained on: a config that differs here needs base.source=train.
 SHIPPED_KEYS = ("task.n_terms", "task.digits", "task.data_seed", "task.corpus_size", "task.slip_rate",
                 "task.prompt_suffix")
@@ -91,6 +105,20 @@ class BestCheckpoint(TrainerCallback):
         tqdm.write(f"[{self.stage}] step {step}: greedy accuracy {acc:.1%} (best {self.best:.1%})")
 
 
+def shipped_name(role: str, student: str = "close") -> str:
+    """The shipped folder (and shipped.json key) of a base model: `teacher`, `student`, `student_middle`, ..."""
+    return "student" if role == "student" and student == "close" else role if role == "teacher" else f"student_{student}"
+
+
+def corpus(cfg: Config, role: str) -> list[dict]:
+    """The pretraining corpus of `role`: the task's corpus, written in the student's layout for the student."""
+    records = data.task_splits(cfg)["corpus"]
+    layout = STUDENT_LAYOUTS[cfg.base.student] if role == "student" else "steps"
+    if layout == "steps":
+        return records
+    return [{**r, "solution": relayout(r["solution"], layout)} for r in records]
+
+
 def train_one(cfg: Config, run: Run, role: str, tokenizer, steps: int) -> dict:
     stage = f"base_{role}"
     if info := lifecycle.finished(run, stage):
@@ -98,12 +126,14 @@ def train_one(cfg: Config, run: Run, role: str, tokenizer, steps: int) -> dict:
     splits = data.task_splits(cfg)
     model = lifecycle.fresh_model(cfg, role, tokenizer).to(device_of(cfg))
     stage_dir = run.stage_dir(stage)
-    lifecycle.mark_started(run, stage, role=role, steps=steps)
+    layout = STUDENT_LAYOUTS[cfg.base.student] if role == "student" else "steps"
+    lifecycle.mark_started(run, stage, role=role, steps=steps, layout=layout,
+                           **({"distance": cfg.base.student} if role == "student" else {}))
     best = BestCheckpoint(cfg, run, stage, tokenizer, splits["select"], cfg.base.select_every)
     args = sft_config(cfg, stage_dir, steps=steps, learning_rate=cfg.base.learning_rate,
                       batch_size=cfg.base.batch_size, save_every=cfg.base.select_every, schedule=cfg.base.schedule)
     trainer = SFTTrainer(model=model, args=args,
-                         train_dataset=sft_dataset(cfg, splits["corpus"]), processing_class=tokenizer,
+                         train_dataset=sft_dataset(cfg, corpus(cfg, role)), processing_class=tokenizer,
                          callbacks=[lifecycle.RunStoreCallback(run, stage), best])
     lifecycle.quiet_progress(trainer, stage)
     trainer.train(resume_from_checkpoint=lifecycle.last_checkpoint(stage_dir))
@@ -140,11 +170,16 @@ def ensure_shipped(cfg: Config, run: Run, roles: tuple[str, ...] = ("teacher", "
     tokenizer = lifecycle.tokenizer_for(cfg, run)
     out = {}
     for role in todo:
-        stage = f"base_{role}"
-        model = load_model(SHIPPED / role)
+        stage, name = f"base_{role}", shipped_name(role, cfg.base.student)
+        if name not in info or not (SHIPPED / name / "config.json").exists():
+            raise MissingError(f"{SHIPPED / name}: no shipped base {role} for base.student={cfg.base.student!r} in "
+                               f"this install; use base.source=train (or python scripts/make_tiny_base.py "
+                               f"--students {cfg.base.student})")
+        model = load_model(SHIPPED / name)
         set_generation_defaults(model, tokenizer)
-        out[stage] = lifecycle.finish_stage(run, stage, model, tokenizer, source="shipped", role=role, **info[role])
-        shipped_eval = SHIPPED / role / "eval.json"
+        out[stage] = lifecycle.finish_stage(run, stage, model, tokenizer, source="shipped", role=role,
+                                            shipped=name, **info[name])
+        shipped_eval = SHIPPED / name / "eval.json"
         if shipped_eval.exists() and lifecycle.is_main_process():
             # the same weights, evaluated once when they were shipped: evaluate_stage reuses it when the run's eval
             # config matches the one it was made with, and evaluates again otherwise

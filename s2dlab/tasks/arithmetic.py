@@ -29,6 +29,7 @@ C1). Gold solutions everywhere else (labeled pool, eval, `solution` of any recor
 from __future__ import annotations
 
 import random
+import re
 
 ALLOWED_OPS = "+-*"
 SLIP_KINDS = ("carry", "borrow", "sign")
@@ -84,9 +85,13 @@ def slip_of(value: int, op: str, b: int) -> tuple[str, int] | None:
     return None
 
 
-def solve(numbers: list[int], operators: list[str], slip_rate: float = 0.0, rng: random.Random | None = None
-          ) -> tuple[int, list[str]]:
-    """(value, step lines): products first (usual precedence), then + and - left to right.
+Step = tuple[int, str, int, int]  # one line of a worked solution: (left, operator, right, result)
+
+
+def solve_steps(numbers: list[int], operators: list[str], slip_rate: float = 0.0, rng: random.Random | None = None
+                ) -> tuple[int, list[Step]]:
+    """(value, steps): products first (usual precedence), then + and - left to right, each step as
+    `(left, op, right, result)`.
 
     With `slip_rate > 0` (and `rng`), each step where a slip is possible is written wrong with that probability,
     and the solution carries on from the wrong value (the returned value is then the wrong final answer).
@@ -95,7 +100,7 @@ def solve(numbers: list[int], operators: list[str], slip_rate: float = 0.0, rng:
     while "*" in operators:
         k = operators.index("*")
         value = numbers[k] * numbers[k + 1]
-        steps.append(f"{numbers[k]}*{numbers[k + 1]}={value}")
+        steps.append((numbers[k], "*", numbers[k + 1], value))
         numbers[k:k + 2] = [value]
         del operators[k]
     value = numbers[0]
@@ -104,16 +109,106 @@ def solve(numbers: list[int], operators: list[str], slip_rate: float = 0.0, rng:
         slip = slip_of(value, op, b) if slip_rate > 0 else None
         if slip is not None and rng.random() < slip_rate:
             result = slip[1]
-        steps.append(f"{value}{op}{b}={result}")
+        steps.append((value, op, b, result))
         value = result
     return value, steps
 
 
+def solve(numbers: list[int], operators: list[str], slip_rate: float = 0.0, rng: random.Random | None = None
+          ) -> tuple[int, list[str]]:
+    """(value, step lines) in the `steps` layout (`7+3=10`): `solve_steps`, written out."""
+    value, steps = solve_steps(numbers, operators, slip_rate, rng)
+    return value, [_LINE["steps"](s) for s in steps]
+
+
+# --- layouts: the same worked solution written another way ------------------------------------------------------------
+#
+# Every layout writes the same steps with the same values and ends in the same `\boxed{v}` (the grader reads only
+# the box, so a solution grades the same in every layout); what differs is the text a model is trained to produce.
+# The tiny base teacher and the close student are pretrained on `steps`; the graded-distance students
+# (`s2dlab.stages.base.STUDENT_LAYOUTS`) on the others, at the same slip rate.
+
+LAYOUTS = {
+    "steps": "one step per line, `7+3=10`, then the box (the teacher's corpus)",
+    "blank_line": "the same lines with a blank line before the box",
+    "running": "the first step in full, then only the operation and its result per line, `+8=13` (the running "
+               "value is the previous line's result), then the box",
+}
+_LINE = {
+    "steps": lambda s: f"{s[0]}{s[1]}{s[2]}={s[3]}",
+    "blank_line": lambda s: f"{s[0]}{s[1]}{s[2]}={s[3]}",
+    "running": lambda s: f"{s[1]}{s[2]}={s[3]}",
+}
+# full lines `detect_layout` counts (`blank_line` is told from `steps` by its blank line)
+_LINE_RE = {
+    "sum": re.compile(r"-?\d+[-+]\d+=-?\d+"),  # a `steps` line of + or - (products are written in full everywhere)
+    "running": re.compile(r"[-+*]\d+=-?\d+"),
+}
+_STEPS_LINE = re.compile(r"(-?\d+)([-+*])(\d+)=(-?\d+)")
+
+
+def render(steps: list[Step], value: int, layout: str = "steps") -> str:
+    """A worked solution in `layout` (see `LAYOUTS`), ending in the boxed `value`."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout={layout!r} is not one of {', '.join(LAYOUTS)}")
+    lines = [_LINE[layout](s) for s in steps]
+    if layout == "running" and steps and steps[0][1] != "*":
+        lines[0] = _LINE["steps"](steps[0])  # the running value has to start somewhere
+    elif layout == "running":  # products first: each product in full, then the running operations
+        lines = [_LINE["steps"](s) if s[1] == "*" else _LINE["running"](s) for s in steps]
+        first_sum = next((k for k, s in enumerate(steps) if s[1] != "*"), None)
+        if first_sum is not None:
+            lines[first_sum] = _LINE["steps"](steps[first_sum])
+    blank = [""] if layout == "blank_line" else []
+    return "\n".join(lines + blank + [f"\\boxed{{{value}}}"])
+
+
+def parse_solution(solution: str) -> tuple[list[Step], int]:
+    """The steps and boxed value of a solution written in the `steps` layout (what every record's `solution`
+    holds); a line that is not a step is a ValueError naming it."""
+    *lines, box = solution.split("\n")
+    m = re.fullmatch(r"\\boxed\{(-?\d+)\}", box)
+    if not m:
+        raise ValueError(f"{box!r} is not the boxed last line of a worked solution")
+    steps = []
+    for line in lines:
+        s = _STEPS_LINE.fullmatch(line)
+        if not s:
+            raise ValueError(f"{line!r} is not a step line like 7+3=10")
+        steps.append((int(s[1]), s[2], int(s[3]), int(s[4])))
+    return steps, int(m[1])
+
+
+def relayout(solution: str, layout: str) -> str:
+    """A `steps`-layout solution written in another layout (the same steps, values and box)."""
+    steps, value = parse_solution(solution)
+    return render(steps, value, layout)
+
+
+def detect_layout(completion: str) -> str:
+    """The layout a completion is written in: `running` when it holds at least as many running lines (`+8=13`) as
+    full sum lines (`5+8=13`; `running` writes its first sum in full), else `blank_line` when it holds an empty
+    line, else `steps` (also for text in no layout)."""
+    lines = completion.split("\n")
+    counts = {name: sum(bool(rx.fullmatch(line)) for line in lines) for name, rx in _LINE_RE.items()}
+    if counts["running"] and counts["running"] >= counts["sum"]:
+        return "running"
+    return "blank_line" if "" in lines[1:] else "steps"
+
+
 def first_divergence(completion: str, solution: str) -> int | None:
     """Index of the first character of `completion` that departs from the gold worked `solution` (None when the
-    completion is the solution). The arithmetic task has one canonical solution text, so this is the first wrong
-    character of a wrong rollout: the place a dense reward should blame. A completion that stops early diverges
-    where it stops (its length)."""
+    completion is the solution). The arithmetic task has one canonical solution text per layout, so this is the
+    first wrong character of a wrong rollout: the place a dense reward should blame. The gold solution (given in
+    the `steps` layout, as records hold it) is compared in the layout the completion is written in
+    (`detect_layout`), so a student pretrained on another layout is blamed at its first wrong value, not at its
+    first character. A completion that stops early diverges where it stops (its length)."""
+    layout = detect_layout(completion)
+    if layout != "steps":
+        try:
+            solution = relayout(solution, layout)
+        except ValueError:  # not a parseable steps-layout solution: compare the text as given
+            pass
     for i, (a, b) in enumerate(zip(completion, solution)):
         if a != b:
             return i
@@ -125,12 +220,11 @@ def first_divergence(completion: str, solution: str) -> int | None:
 def _record(problem_id: str, numbers: list[int], operators: list[str], slip_rate: float = 0.0,
             rng: random.Random | None = None) -> dict:
     expression = str(numbers[0]) + "".join(f"{op}{b}" for op, b in zip(operators, numbers[1:]))
-    value, steps = solve(numbers, operators)
-    record = {"id": problem_id, "prompt": f"{expression}=?", "answer": str(value),
-              "solution": "\n".join(steps + [f"\\boxed{{{value}}}"])}
+    value, steps = solve_steps(numbers, operators)
+    record = {"id": problem_id, "prompt": f"{expression}=?", "answer": str(value), "solution": render(steps, value)}
     if slip_rate > 0:
-        wrong, wrong_steps = solve(numbers, operators, slip_rate, rng)
-        record["solution"] = "\n".join(wrong_steps + [f"\\boxed{{{wrong}}}"])
+        wrong, wrong_steps = solve_steps(numbers, operators, slip_rate, rng)
+        record["solution"] = render(wrong_steps, wrong)
         record["slipped"] = wrong_steps != steps
     return record
 

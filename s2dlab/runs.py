@@ -48,6 +48,7 @@ import sys
 import tempfile
 import threading
 from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ __all__ = [
     "RunStoreError",
     "RunBusyError",
     "Run",
+    "StageRecord",
     "STAGE_ORDER",
     "ARM_ORDER",
     "atomic_write_bytes",
@@ -461,6 +463,59 @@ def _validate_relpath(relpath: str | os.PathLike) -> Path:
     return rel
 
 
+STAGE_FILE = "stage.json"
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """What one stage of a run is: `<stage>/stage.json` as every reader sees it (`Run.stage(name)`), with where the
+    stage's model is. stage.json has one writer, `Run.update_stage`.
+
+    The fields every stage records (None when it does not apply): `status` ("running" | "done"), `role` ("teacher" |
+    "student": which model the stage holds), `init` (the stage it started from), `teacher` (distillation: the stage
+    whose model taught it), `counterpart` (the fixed model its probe snapshots score against), `model_source` (a
+    checkpoint it links where it lives, a folder, a .gguf file or a hub id, instead of a saved `model/`), `steps`,
+    `sequences` (sequences the trained model saw), `labels` (`{"set", "n", "kind"}`), `prompts` (`{"set", "n"}`).
+    Whatever else a stage writes (its loss, truncation, selection history, timings) is in `fields`.
+    """
+
+    name: str
+    run_path: Path
+    fields: dict
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.fields.get(key, default)
+
+    status = property(lambda self: self.fields.get("status"))
+    role = property(lambda self: self.fields.get("role"))
+    init = property(lambda self: self.fields.get("init"))
+    teacher = property(lambda self: self.fields.get("teacher"))
+    counterpart = property(lambda self: self.fields.get("counterpart"))
+    model_source = property(lambda self: self.fields.get("model_source"))
+    steps = property(lambda self: self.fields.get("steps"))
+    sequences = property(lambda self: self.fields.get("sequences"))
+    labels = property(lambda self: self.fields.get("labels"))
+    prompts = property(lambda self: self.fields.get("prompts"))
+
+    @property
+    def saved_model(self) -> Path | None:
+        """The stage's own saved model folder (`<stage>/model/` holding a config.json), or None."""
+        folder = self.run_path / self.name / "model"
+        return folder if (folder / "config.json").is_file() else None
+
+    @property
+    def model(self) -> str | None:
+        """Where the stage's model is: its saved `model/` folder, else the checkpoint it links (`model_source`), else
+        None (not trained yet)."""
+        saved = self.saved_model
+        return str(saved) if saved is not None else (self.model_source or None)
+
+    @property
+    def done(self) -> bool:
+        """Finished: stage.json says done and the model it hands off is there (saved or linked)."""
+        return self.status == "done" and self.model is not None
+
+
 class Run:
     """A run folder. Cheap to create; every read goes to disk, so a reader sees a live run's latest files."""
 
@@ -484,6 +539,44 @@ class Run:
     def has_model(self, stage: str) -> bool:
         """True when the stage saved a model (a config.json in its model folder)."""
         return (self.model_dir(stage) / "config.json").is_file()
+
+    # ---- the stage record (stage.json)
+
+    def stage(self, stage: str) -> StageRecord:
+        """The record of `stage` (its stage.json; empty fields when it has none yet). RunStoreError names a
+        stage.json that cannot be parsed."""
+        info = read_json_file(self.stage_dir(stage) / STAGE_FILE)
+        if info is not None and not isinstance(info, dict):
+            raise RunStoreError(f"{self.stage_dir(stage) / STAGE_FILE}: expected a JSON object")
+        return StageRecord(stage, self.path, dict(info or {}))
+
+    def stage_records(self) -> list[StageRecord]:
+        """The record of every stage folder, in workflow order."""
+        return [self.stage(name) for name in self.stages()]
+
+    def finished(self, stage: str) -> StageRecord | None:
+        """The record of `stage` when it is done (its model saved or linked), else None."""
+        record = self.stage(stage)
+        return record if record.done else None
+
+    def update_stage(self, stage: str, **fields) -> StageRecord:
+        """The one writer of stage.json: merge `fields` into the stage's record (atomic) and return it."""
+        record = self.stage(stage)
+        merged = {**record.fields, **fields}
+        self.write_json(f"{stage}/{STAGE_FILE}", merged)
+        return StageRecord(stage, self.path, merged)
+
+    def load_model(self, stage: str, dtype: str = "auto", device: str | None = None):
+        """The model `stage` hands off (saved or linked), loaded with `s2dlab.models.load_model`; MissingError with
+        the command to run when the stage has no model yet."""
+        from s2dlab.errors import MissingError
+        from s2dlab.models import load_model
+
+        where = self.stage(stage).model
+        if where is None:
+            raise MissingError(f"{self.model_dir(stage)}: stage {stage!r} has no saved model yet; run it first "
+                               f"(s2dlab stage {stage} --out {self.path})")
+        return load_model(where, dtype=dtype, device=device)
 
     def stages(self) -> list[str]:
         """Stage folders present, in workflow order.
@@ -648,7 +741,7 @@ def read_rollout_file(path: str | os.PathLike, columns: list[str] | None = None)
     return pd.DataFrame(columns)
 
 
-_STAGE_ARTIFACTS = (METRICS_FILE, EVAL_FILE, "stage.json", "model", ROLLOUTS_DIR)
+_STAGE_ARTIFACTS = (METRICS_FILE, EVAL_FILE, STAGE_FILE, "model", ROLLOUTS_DIR)
 
 
 def _is_stage_folder(folder: Path) -> bool:

@@ -50,7 +50,9 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
+from s2dlab.diagnostics import probe_metrics
 from s2dlab.errors import InputError
+from s2dlab.runs import log_record
 
 PROBLEM_FIELDS = ("prompt", "problem", "question")  # where a problem record keeps its text, first found wins
 DEFAULT_STAGE = "probe"
@@ -90,36 +92,6 @@ def prompt_records(prompts: Sequence) -> list[dict]:
             raise InputError(f"prompts[{i}]: id {rec['id']!r} is used twice; ids name problems in the snapshots")
         seen.add(rec["id"])
         out.append(rec)
-    return out
-
-
-def probe_metrics(rows: list[dict]) -> dict:
-    """The `probe/*` numbers of one scored snapshot (student rows: policy="student"; teacher rows beside them).
-
-    Token-weighted means over the student's tokens (`probe/mean_reverse_kl` is `diagnostics.mean_reverse_kl`'s
-    mean), accuracies over graded rollouts only, and `probe/auroc`, the separation of correct from wrong student
-    rollouts by their summed implicit reward (`diagnostics.c1_separation`), when both kinds are present. The
-    names are the workflow probes' (`s2dlab.stages.lifecycle.Probe`), so the dashboard draws both alike.
-    """
-    from s2dlab import diagnostics as dg
-
-    srows = [r for r in rows if r.get("policy", "student") == "student"]
-    trows = [r for r in rows if r.get("policy") == "teacher"]
-    ntok = sum(r["length"] for r in srows)
-    out = {"probe/rollouts": len(srows), "probe/mean_length": ntok / len(srows) if srows else None}
-    if ntok:
-        out["probe/mean_reverse_kl"] = dg.mean_reverse_kl(srows, n_boot=0)["mean"]
-        out["probe/mean_forward_kl"] = sum(sum(r["forward_kl"]) for r in srows) / ntok
-        out["probe/mean_implicit_reward"] = sum(sum(r["implicit_reward"]) for r in srows) / ntok
-    graded = [r for r in srows if r.get("correct") is not None]
-    if graded:
-        out["probe/accuracy"] = sum(bool(r["correct"]) for r in graded) / len(graded)
-        auroc = dg.c1_separation(graded).get("auroc")
-        if auroc is not None:
-            out["probe/auroc"] = auroc
-    tgraded = [r for r in trows if r.get("correct") is not None]
-    if tgraded:
-        out["probe/teacher_accuracy"] = sum(bool(r["correct"]) for r in tgraded) / len(tgraded)
     return out
 
 
@@ -239,7 +211,7 @@ class DenseRewardCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and self.log_trainer_metrics and logs and self.run is not None:
-            self.run.append_metrics(self.stage, {"step": state.global_step, **_plain(logs)})
+            self.run.append_metrics(self.stage, {"step": state.global_step, **log_record(logs)})
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         if not state.is_world_process_zero or self.run is None:
@@ -323,13 +295,11 @@ class DenseRewardCallback(TrainerCallback):
                            "".join(json.dumps(r) + "\n" for r in rows).encode())
 
     def _write_stage(self, status: str, step: int) -> None:
-        prev = self.run.read_json(f"{self.stage}/stage.json") or {}
-        self.run.write_json(f"{self.stage}/stage.json", {
-            **prev, "status": status, "kind": "probe", "role": "student", "teacher_source": self.teacher_source,
-            "steps": step, "snapshots": self.run.rollout_steps(self.stage), "prompts": {"set": "probe",
-                                                                                          "n": len(self.records)},
-            "probe_seconds": round(self.seconds, 2), "started": prev.get("started", time.time()),
-            **({"finished": time.time()} if status == "done" else {})})
+        self.run.update_stage(
+            self.stage, status=status, kind="probe", role="student", teacher_source=self.teacher_source, steps=step,
+            snapshots=self.run.rollout_steps(self.stage), prompts={"set": "probe", "n": len(self.records)},
+            probe_seconds=round(self.seconds, 2), started=self.run.stage(self.stage).get("started", time.time()),
+            **({"finished": time.time()} if status == "done" else {}))
 
     def _refresh_summary(self) -> None:
         from s2dlab.summary import write_summary
@@ -379,14 +349,3 @@ class DenseRewardCallback(TrainerCallback):
         return score_rollouts(model, self.teacher, self.tokenizer, rollouts + (self.teacher_rollouts or []),
                               grade_fn=grade_fn(self.cfg), answers=answers, stage=self.stage, step=step,
                               top_k=self.alternatives, batch_size=self.batch_size)
-
-
-def _plain(logs: dict) -> dict:
-    """The JSON-safe part of a trainer's log dict (numbers, strings, flags; one-element tensors as numbers)."""
-    out = {}
-    for k, v in logs.items():
-        if isinstance(v, torch.Tensor):
-            v = v.item() if v.numel() == 1 else None
-        if isinstance(v, (int, float, str, bool)) or v is None:
-            out[k] = v
-    return out

@@ -26,7 +26,7 @@ The run folder is the workflow's own layout at its starting point, so `s2dlab ap
     <out>/base_teacher/stage.json           the teacher, linked where it lives (`model_source`), not copied
     <out>/base_student/stage.json           the student, likewise
     <out>/check/rollouts/step_000000.parquet  every scored rollout, student's and teacher's (the token view)
-    <out>/check/metrics.jsonl, stage.json   the probe metrics of that snapshot (`callback.probe_metrics`)
+    <out>/check/metrics.jsonl, stage.json   the probe metrics of that snapshot (`diagnostics.probe_metrics`)
     <out>/diagnostics/c1/rollouts.jsonl     the student's rollouts, as the workflow's C1 measurement keeps them
     <out>/diagnostics/c1/base_teacher.parquet  them scored by the teacher: what summary.json's C1 and C2 read
     <out>/check.json                        this table's data: alignment, self-check, accuracies, timings, verdict
@@ -50,7 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
-from s2dlab.callback import PROBLEM_FIELDS, problem_text, probe_metrics
+from s2dlab.callback import PROBLEM_FIELDS, problem_text
+from s2dlab.diagnostics import probe_metrics
 from s2dlab.errors import InputError, MissingError
 
 CHECK_FILE = "check.json"
@@ -442,13 +443,11 @@ def _write(out: Path, cfg, tok, result: dict, source: dict) -> dict:
         for stage, role, src in ((TEACHER_STAGE, "teacher", cfg.models.teacher),
                                  (STUDENT_STAGE, "student", cfg.models.student)):
             # as `s2dlab stage base` links a pretrained checkpoint (stages.lifecycle.link_stage)
-            run.write_json(f"{stage}/stage.json", {"status": "done", "finished": time.time(), "model_source": src,
-                                                   "role": role})
+            run.update_stage(stage, replace=True, status="done", finished=time.time(), model_source=src, role=role)
         run.write_rollouts(STAGE, 0, result["rows"])
         run.append_metrics(STAGE, {"step": 0, **probe_metrics(result["rows"])})
-        run.write_json(f"{STAGE}/stage.json", {"status": "done", "kind": "check", "student": STUDENT_STAGE,
-                                               "counterpart": TEACHER_STAGE, "steps": 0,
-                                               "prompts": {"set": source["data"], "n": source["n"]}})
+        run.update_stage(STAGE, replace=True, status="done", kind="check", student=STUDENT_STAGE,
+                         counterpart=TEACHER_STAGE, steps=0, prompts={"set": source["data"], "n": source["n"]})
         atomic_write_bytes(run.path / sm.C1_ROLLOUTS, "".join(dumps_json(r.to_dict(), indent=None) + "\n"
                                                              for r in result["s_rollouts"]).encode())
         run.write_rows(sm.c1_path(TEACHER_STAGE), [{**r, "stage": TEACHER_STAGE} for r in result["s_rows"]])
@@ -488,8 +487,6 @@ def _iv(ci, scale: float = 1.0, fmt: str = "{:.3f}") -> str:
 
 def verdict(check: dict, summary: dict) -> list[str]:
     """The check in sentences; every comparison is read through its interval, never a point value alone."""
-    from s2dlab.diagnostics import C2_MAX_MEAN_REVERSE_KL
-
     lines = []
     al = check["alignment"]
     differing = [k for k in ("eos", "bos", "pad", "added_on_encode") if not al[k]["same"]]
@@ -532,45 +529,15 @@ def verdict(check: dict, summary: dict) -> list[str]:
                       "within noise": f"Teacher and student accuracy cannot be told apart on {n_prob} problems: "
                                       f"difference {d:+.1f} points {_iv(ci, 100, '{:+.1f}')}; more problems (--n) "
                                       f"narrow it."}[diff["verdict"]])
-    entry = c1_c2(summary)
-    auroc, ci = entry.get("auroc"), entry.get("ci")
-    if auroc is None:
-        nc, ni = entry.get("n_correct", 0), entry.get("n_incorrect", 0)
-        lines.append(f"C1 cannot be judged on this sample: the student's rollouts are all "
-                     f"{'correct' if ni == 0 and nc else 'wrong'} ({nc} correct, {ni} wrong); try easier or more "
-                     f"problems, more --samples, or a longer --max-new-tokens.")
-    else:
-        rvl = check.get("reward_vs_length") or {}
-        beside = ""
-        if entry.get("length_auroc") is not None and rvl.get("difference") is not None:
-            gap = f"{rvl['difference']:+.3f} {_iv(rvl['ci'], 1, '{:+.3f}')}"
-            beside = (f" Length alone gives {entry['length_auroc']:.3f}; the reward ranks better than length by {gap}."
-                      if rvl.get("verdict") == "higher" else
-                      f" Length alone gives {entry['length_auroc']:.3f}, and the reward does not rank measurably "
-                      f"better ({gap}): length may explain the separation.")
-        if ci[0] is not None and ci[0] > 0.5:
-            head = (f"C1: the teacher's summed implicit reward ranks the student's correct rollouts above its wrong "
-                    f"ones better than chance: AUROC {auroc:.3f} {_iv(ci)}.")
-        elif ci[1] is not None and ci[1] < 0.5:
-            head = (f"C1: the teacher's summed implicit reward ranks the student's wrong rollouts above its correct "
-                    f"ones: AUROC {auroc:.3f} {_iv(ci)}; it is not reward-shaped for this student.")
-        else:
-            head = (f"C1: no measurable separation on this sample: AUROC {auroc:.3f} {_iv(ci)} holds 0.5 (chance); "
-                    f"teacher RL (stage 1) would have to create it, or more problems must show it.")
-        lines.append(head + beside)
-    kl = entry.get("mean_reverse_kl") or {}
-    if kl.get("mean") is not None:
-        m, (lo, hi) = kl["mean"], kl["ci"]
-        figure = f"reverse KL {m:.3f} {_iv(kl['ci'])} nats/token over {kl['n_tokens']:,} tokens"
-        if lo is not None and lo > C2_MAX_MEAN_REVERSE_KL:
-            lines.append(f"C2: the student is far from the teacher: {figure}, above {C2_MAX_MEAN_REVERSE_KL} across "
-                         f"the interval: expect a warmup (stage 2a) to matter before on-policy distillation.")
-        elif hi is not None and hi <= C2_MAX_MEAN_REVERSE_KL:
-            lines.append(f"C2: the student is close to the teacher: {figure}, at most {C2_MAX_MEAN_REVERSE_KL} "
-                         f"across the interval: on-policy distillation can start without a warmup.")
-        else:
-            lines.append(f"C2: the student is near the boundary of the teacher's support: {figure}; the interval "
-                         f"holds {C2_MAX_MEAN_REVERSE_KL}, so whether a warmup matters is not settled here.")
+    # C1 and C2 in the summary's own words (`s2dlab score` and the dashboard print the same sentences)
+    lines += [line for key in ("c1", "c2") for line in ((summary.get(key) or {}).get("verdict") or "").splitlines()
+              if line]
+    entry, rvl = c1_c2(summary), check.get("reward_vs_length") or {}
+    if entry.get("auroc") is not None and entry.get("length_auroc") is not None and rvl.get("difference") is not None:
+        gap = f"{rvl['difference']:+.3f} {_iv(rvl['ci'], 1, '{:+.3f}')}"
+        lines.append(f"The reward ranks better than length alone by {gap}." if rvl.get("verdict") == "higher" else
+                     f"The reward does not rank measurably better than length alone ({gap}): length may explain "
+                     f"the separation.")
     cut = check["sampled"]["student"]["unfinished"]
     if cut:
         lines.append(f"{cut} of {check['sampled']['student']['rollouts']} student rollouts hit the "

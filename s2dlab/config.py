@@ -188,6 +188,11 @@ class Config:
         """Both models are the embedded tiny ones (character tokenizer, built from config)."""
         return self.models.teacher == "tiny" and self.models.student == "tiny"
 
+    def chat_template_kwargs(self) -> dict:
+        """Keyword arguments for the chat template (Qwen3's thinking flag); none for the tiny template. The one
+        place this is decided: sampling, scoring, the lens and the dashboard all render prompts with it."""
+        return {} if self.tiny else {"enable_thinking": self.generation.enable_thinking}
+
     def validate(self) -> Config:
         _validate(self)
         return self

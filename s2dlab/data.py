@@ -123,8 +123,8 @@ def user_message(cfg: Config, problem: str) -> list[dict]:
 
 
 def chat_kwargs(cfg: Config) -> dict:
-    """Keyword arguments for the chat template (Qwen3's thinking flag); none for the tiny template."""
-    return {} if cfg.tiny else {"enable_thinking": cfg.generation.enable_thinking}
+    """Keyword arguments for the chat template (`Config.chat_template_kwargs`)."""
+    return cfg.chat_template_kwargs()
 
 
 def grade_fn(cfg: Config):

@@ -350,3 +350,32 @@ def signal_quadrants(rows, policy: str | None = "student") -> dict:
                      "abs_reward_share": float(np.abs(rew[m]).sum()) / total if total > 0 else None,
                      "mean_implicit_reward": float(rew[m].mean()) if k else None}
     return {"confident_prob": CONFIDENT_PROB, "n_tokens": int(len(rew)), "quadrants": out}
+
+
+def probe_metrics(rows: list[dict]) -> dict:
+    """The `probe/*` numbers of one scored snapshot (student rows: policy="student"; teacher rows beside them).
+
+    Token-weighted means over the student's tokens (`probe/mean_reverse_kl` is `diagnostics.mean_reverse_kl`'s
+    mean), accuracies over graded rollouts only, and `probe/auroc`, the separation of correct from wrong student
+    rollouts by their summed implicit reward (`diagnostics.c1_separation`), when both kinds are present. The
+    workflow's probes (`s2dlab.stages.lifecycle.Probe`), `DenseRewardCallback` and `s2dlab check` all log these, so
+    the dashboard draws them alike.
+    """
+    srows = [r for r in rows if r.get("policy", "student") == "student"]
+    trows = [r for r in rows if r.get("policy") == "teacher"]
+    ntok = sum(r["length"] for r in srows)
+    out = {"probe/rollouts": len(srows), "probe/mean_length": ntok / len(srows) if srows else None}
+    if ntok:
+        out["probe/mean_reverse_kl"] = mean_reverse_kl(srows, n_boot=0)["mean"]
+        out["probe/mean_forward_kl"] = sum(sum(r["forward_kl"]) for r in srows) / ntok
+        out["probe/mean_implicit_reward"] = sum(sum(r["implicit_reward"]) for r in srows) / ntok
+    graded = [r for r in srows if r.get("correct") is not None]
+    if graded:
+        out["probe/accuracy"] = sum(bool(r["correct"]) for r in graded) / len(graded)
+        auroc = c1_separation(graded).get("auroc")
+        if auroc is not None:
+            out["probe/auroc"] = auroc
+    tgraded = [r for r in trows if r.get("correct") is not None]
+    if tgraded:
+        out["probe/teacher_accuracy"] = sum(bool(r["correct"]) for r in tgraded) / len(tgraded)
+    return out

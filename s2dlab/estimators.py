@@ -101,6 +101,8 @@ def _lse_cols(x_NK: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+# One function of ~100 lines on purpose: it frees each [N, V] buffer as soon as the next estimator no longer needs
+# it (the `del`s), which split into helpers would keep several vocabulary-sized buffers alive at once.
 def token_estimators(student_logits_NV: torch.Tensor, teacher_logits_NV: torch.Tensor, token_ids_N: torch.Tensor,
                      ks: Sequence[int] = TOPK, temperature: float = 1.0, vocab_size: int | None = None
                      ) -> dict[str, torch.Tensor]:
@@ -123,7 +125,6 @@ def token_estimators(student_logits_NV: torch.Tensor, teacher_logits_NV: torch.T
         V = vocab_size
     device = student_logits_NV.device
     ids_N = token_ids_N.to(device).long()
-    N = ids_N.shape[0]
     out: dict[str, torch.Tensor] = {}
 
     # Log-probabilities, float32 (buffers 1, 2).
@@ -423,8 +424,7 @@ def snapshot_estimators(run, stage: str, step: int | None = None, ks: Sequence[i
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     def model_of(s):
-        info = run.read_json(f"{s}/stage.json") or {}
-        source = run.model_dir(s) if run.has_model(s) else info.get("model_source")
+        source = run.stage(s).model
         if not source:
             raise MissingError(f"{run.model_dir(s)}: stage {s!r} saved no model, so snapshot {stage}/{step} "
                                f"cannot be re-scored")

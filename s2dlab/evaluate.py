@@ -94,8 +94,7 @@ def evaluate_stage(cfg: Config, run: Run, stage: str, force: bool = False, progr
             return prev
     tokenizer = tokenizer_for(cfg, run)
     if cfg.generation.backend == "vllm":
-        info = run.read_json(f"{stage}/stage.json") or {}
-        model = info.get("model_source") or str(run.model_dir(stage))
+        model = run.stage(stage).model or str(run.model_dir(stage))  # vLLM loads it by path or hub id
     else:
         model = load_stage_model(cfg, run, stage, tokenizer, device_of(cfg))
     result = {"stage": stage, "config": _eval_key(cfg),

@@ -44,7 +44,6 @@ LENS_VERSION = 1
 # -SIGN_TOLERANCE (nats); smaller values are float noise around 0, not an opinion.
 SIGN_TOLERANCE = 1e-4
 PER_TOKEN_COLUMNS = ("student_logprob", "teacher_logprob", "implicit_reward", "reverse_kl", "forward_kl")
-BASE_TEACHER = "base_teacher"
 
 
 def _as_run(run):
@@ -57,43 +56,31 @@ def _as_run(run):
 # Checkpoint discovery
 
 
-def _model_source(run, stage: str) -> str | None:
-    info = run.read_json(f"{stage}/stage.json") or {}
-    if run.has_model(stage):
-        return str(run.model_dir(stage))
-    return info.get("model_source") or None
-
-
 def checkpoints(run) -> list[dict]:
-    """Every stage of `run` with a saved model, in workflow order.
+    """Every stage of `run` with a model (saved or linked), in workflow order.
 
     Each: `{"stage", "role": "teacher" | "student", "source": model folder or hub id, "teacher": the teacher
-    stage it was trained with (its own `teacher`, else the nearest one up its `init` chain; None for base models),
-    "init": the stage it started from or None}`.
+    stage it was trained with (its own `teacher`, else the nearest one up its `init` chain; None for teachers and
+    base models), "init": the stage it started from or None}`. Roles are the stage records' own (`StageRecord.role`),
+    and a stage another one distilled from is a teacher whatever it records.
     """
     run = _as_run(run)
-    infos = {}
-    for stage in run.stages():
-        source = _model_source(run, stage)
-        if source is not None:
-            infos[stage] = (source, run.read_json(f"{stage}/stage.json") or {})
-    named = {info.get("teacher") for _, info in infos.values() if info.get("teacher")}
-    teachers = {s for s, (_, info) in infos.items()
-                if s in named or info.get("role") == "teacher" or s == BASE_TEACHER or s.endswith("." + BASE_TEACHER)}
+    records = {r.name: r for r in run.stage_records() if r.model is not None}
+    named = {r.teacher for r in records.values() if r.teacher}
+    teachers = {name for name, r in records.items() if name in named or r.role == "teacher"}
 
     def own_teacher(stage: str) -> str | None:
         seen = set()
-        while stage in infos and stage not in seen:
+        while stage in records and stage not in seen:
             seen.add(stage)
-            info = infos[stage][1]
-            if info.get("teacher"):
-                return info["teacher"]
-            stage = info.get("init")
+            if records[stage].teacher:
+                return records[stage].teacher
+            stage = records[stage].init
         return None
 
-    return [{"stage": s, "role": "teacher" if s in teachers else "student", "source": source,
-             "teacher": None if s in teachers else own_teacher(s), "init": info.get("init")}
-            for s, (source, info) in infos.items()]
+    return [{"stage": name, "role": "teacher" if name in teachers else "student", "source": r.model,
+             "teacher": None if name in teachers else own_teacher(name), "init": r.init}
+            for name, r in records.items()]
 
 
 def default_pairs(ckpts: Sequence[dict]) -> list[tuple[str, str]]:
@@ -114,14 +101,8 @@ def default_pairs(ckpts: Sequence[dict]) -> list[tuple[str, str]]:
 
 
 def prompt_settings(run) -> tuple[str, dict]:
-    """The prompt suffix and chat-template arguments the run sampled with (from run.json), as
-    `s2dlab.stages.common.user_message` / `chat_kwargs` use them."""
-    config = _as_run(run).info.get("config") or {}
-    suffix = (config.get("task") or {}).get("prompt_suffix") or ""
-    models = config.get("models") or {}
-    tiny = models.get("teacher", "tiny") == "tiny" and models.get("student", "tiny") == "tiny"
-    kwargs = {} if tiny else {"enable_thinking": bool((config.get("generation") or {}).get("enable_thinking", False))}
-    return suffix, kwargs
+    """The prompt suffix and chat-template arguments the run sampled with (`Run.prompt_settings`)."""
+    return _as_run(run).prompt_settings()
 
 
 def with_prompt_ids(rows, tokenizer, prompt_suffix: str = "", chat_template_kwargs: dict | None = None
@@ -177,7 +158,7 @@ def snapshot_pair(run, stage: str, step: int) -> tuple[str, str, bool]:
     False). A teacher stage (`"role": "teacher"`) is the mirror image with its `counterpart` as the student.
     MissingError when the stage's stage.json does not name the models."""
     run = _as_run(run)
-    info = run.read_json(f"{stage}/stage.json") or {}
+    info = run.stage(stage).fields
     final = info.get("steps")
     moving = info.get("init") if step == 0 and info.get("init") else stage
     exact = step == 0 and bool(info.get("init")) or (final is not None and step == int(final))
@@ -195,24 +176,8 @@ def snapshot_pair(run, stage: str, step: int) -> tuple[str, str, bool]:
 
 
 def load_tokenizer_for(run):
-    """The run's tokenizer: `<run>/tokenizer` (tiny runs), else the first saved model folder's."""
-    run = _as_run(run)
-    return _tokenizer(run, checkpoints(run))
-
-
-def _tokenizer(run, ckpts: Sequence[dict]):
-    from s2dlab.models import load_tokenizer
-
-    if not ckpts:
-        raise MissingError(f"{run.path}: no tokenizer folder and no saved model to take one from")
-    path = run.path / "tokenizer"
-    if (path / "tokenizer.json").is_file():
-        return load_tokenizer(path)
-    for c in ckpts:  # a saved model folder holds its tokenizer (finish_stage saves both)
-        if Path(c["source"]).is_dir() and ((Path(c["source"]) / "tokenizer.json").is_file()
-                                           or (Path(c["source"]) / "tokenizer_config.json").is_file()):
-            return load_tokenizer(c["source"])
-    return load_tokenizer(ckpts[0]["source"])
+    """The run's tokenizer (`Run.tokenizer`)."""
+    return _as_run(run).tokenizer()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -237,6 +202,65 @@ def _check_pairs(pairs, ckpts) -> list[tuple[str, str]]:
     if not out:
         raise InputError("pairs=[]: give at least one (teacher_stage, student_stage) pair")
     return out
+
+
+def _score_pairs(pairs, source_of, tokenizer, rollouts, dtype, device, batch_size, progress) -> dict:
+    """`{(rollout, pair): per-token lists}`: each pair's scores of the rollouts, one teacher loaded at a time and its
+    students one by one (memory holds two models at most)."""
+    from tqdm.auto import tqdm
+
+    from s2dlab.models import check_compatible, load_model
+    from s2dlab.scoring import score_rollouts
+
+    scores: dict[tuple[int, int], dict] = {}
+    by_teacher: dict[str, list[int]] = {}
+    for p, (t, _) in enumerate(pairs):
+        by_teacher.setdefault(t, []).append(p)
+    bar = tqdm(total=len(pairs), desc="lens", disable=not progress)
+    for t_stage, pair_ids in by_teacher.items():
+        teacher = load_model(source_of[t_stage], dtype=dtype, device=device).eval()
+        for p in pair_ids:
+            s_stage = pairs[p][1]
+            student = teacher if s_stage == t_stage else load_model(source_of[s_stage], dtype=dtype,
+                                                                    device=device).eval()
+            check_compatible(tokenizer, tokenizer, teacher, student)
+            scored = score_rollouts(student, teacher, tokenizer, rollouts, top_k=1, batch_size=batch_size)
+            for i, row in enumerate(scored):
+                scores[(i, p)] = {name: row[name] for name in PER_TOKEN_COLUMNS}
+            del student
+            bar.update(1)
+        del teacher
+    bar.close()
+    return scores
+
+
+def _lens_rows(rows, pairs, scores) -> tuple[list[dict], list[dict]]:
+    """(lens.parquet rows, lens.json's `rollouts`): one row per (rollout, pair), with each token's sign under every
+    pair and whether it changes between pairs."""
+    table_rows, index_rollouts = [], []
+    for i, row in enumerate(rows):
+        key = f"{row.get('policy') or 'student'}/{row['prompt_id']}/{int(row['sample_idx'])}"
+        length = len(row["token_ids"])
+        signs = {p: [_sign(x) for x in scores[(i, p)]["implicit_reward"]] for p in range(len(pairs))}
+        change = [any(signs[p][j] > 0 for p in signs) and any(signs[p][j] < 0 for p in signs) for j in range(length)]
+        correct = row.get("correct")
+        correct = None if correct is None or correct != correct else bool(correct)
+        index_rollouts.append({"index": i, "key": key, "policy": row.get("policy") or "student",
+                               "prompt_id": row["prompt_id"], "sample_idx": int(row["sample_idx"]), "length": length,
+                               "correct": correct, "n_sign_changes": sum(change)})
+        for p, (t_stage, s_stage) in enumerate(pairs):
+            sc = scores[(i, p)]
+            table_rows.append({
+                "rollout": i, "rollout_key": key, "policy": row.get("policy") or "student",
+                "prompt_id": row["prompt_id"], "sample_idx": int(row["sample_idx"]), "correct": correct,
+                "pair": p, "teacher": t_stage, "student": s_stage, "length": length,
+                "token_ids": [int(x) for x in row["token_ids"]], "tokens": list(row.get("tokens") or []),
+                **sc, "sign": signs[p], "sign_change": change, "n_sign_changes": sum(change),
+                "sum_implicit_reward": float(sum(sc["implicit_reward"])),
+                "mean_reverse_kl": float(sum(sc["reverse_kl"]) / length) if length else None,
+                "mean_forward_kl": float(sum(sc["forward_kl"]) / length) if length else None,
+            })
+    return table_rows, index_rollouts
 
 
 def compute_lens(run, pairs: Sequence[tuple[str, str]] | None = None, progress: bool = True,
@@ -266,11 +290,8 @@ def compute_lens(run, pairs: Sequence[tuple[str, str]] | None = None, progress: 
       [as `checkpoints`], "n_rows", "file": "lens.parquet", "columns": [...]}.
     """
     import torch
-    from tqdm.auto import tqdm
 
-    from s2dlab.models import check_compatible, load_model
     from s2dlab.runs import atomic_write_bytes, atomic_write_json
-    from s2dlab.scoring import score_rollouts
 
     run = _as_run(run)
     ckpts = checkpoints(run)
@@ -296,55 +317,14 @@ def compute_lens(run, pairs: Sequence[tuple[str, str]] | None = None, progress: 
     if snapshot.empty:
         raise MissingError(f"{run.rollout_path(stage, step)}: the snapshot holds no rollouts")
     source_of = {c["stage"]: c["source"] for c in ckpts}
-    tokenizer = _tokenizer(run, ckpts)
+    tokenizer = run.tokenizer()
     suffix, chat = prompt_settings(run)
     rows = with_prompt_ids(snapshot, tokenizer, suffix, chat)
     rollouts = to_rollouts(rows)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
 
-    scores: dict[tuple[int, int], dict] = {}  # (rollout, pair) -> per-token lists
-    by_teacher: dict[str, list[int]] = {}
-    for p, (t, _) in enumerate(pairs):
-        by_teacher.setdefault(t, []).append(p)
-    bar = tqdm(total=len(pairs), desc="lens", disable=not progress)
-    for t_stage, pair_ids in by_teacher.items():
-        teacher = load_model(source_of[t_stage], dtype=dtype, device=device).eval()
-        for p in pair_ids:
-            s_stage = pairs[p][1]
-            student = teacher if s_stage == t_stage else load_model(source_of[s_stage], dtype=dtype,
-                                                                    device=device).eval()
-            check_compatible(tokenizer, tokenizer, teacher, student)
-            scored = score_rollouts(student, teacher, tokenizer, rollouts, top_k=1, batch_size=batch_size)
-            for i, row in enumerate(scored):
-                scores[(i, p)] = {name: row[name] for name in PER_TOKEN_COLUMNS}
-            del student
-            bar.update(1)
-        del teacher
-    bar.close()
-
-    table_rows, index_rollouts = [], []
-    for i, row in enumerate(rows):
-        key = f"{row.get('policy') or 'student'}/{row['prompt_id']}/{int(row['sample_idx'])}"
-        length = len(row["token_ids"])
-        signs = {p: [_sign(x) for x in scores[(i, p)]["implicit_reward"]] for p in range(len(pairs))}
-        change = [any(signs[p][j] > 0 for p in signs) and any(signs[p][j] < 0 for p in signs) for j in range(length)]
-        correct = row.get("correct")
-        correct = None if correct is None or correct != correct else bool(correct)
-        index_rollouts.append({"index": i, "key": key, "policy": row.get("policy") or "student",
-                               "prompt_id": row["prompt_id"], "sample_idx": int(row["sample_idx"]), "length": length,
-                               "correct": correct, "n_sign_changes": sum(change)})
-        for p, (t_stage, s_stage) in enumerate(pairs):
-            sc = scores[(i, p)]
-            table_rows.append({
-                "rollout": i, "rollout_key": key, "policy": row.get("policy") or "student",
-                "prompt_id": row["prompt_id"], "sample_idx": int(row["sample_idx"]), "correct": correct,
-                "pair": p, "teacher": t_stage, "student": s_stage, "length": length,
-                "token_ids": [int(x) for x in row["token_ids"]], "tokens": list(row.get("tokens") or []),
-                **sc, "sign": signs[p], "sign_change": change, "n_sign_changes": sum(change),
-                "sum_implicit_reward": float(sum(sc["implicit_reward"])),
-                "mean_reverse_kl": float(sum(sc["reverse_kl"]) / length) if length else None,
-                "mean_forward_kl": float(sum(sc["forward_kl"]) / length) if length else None,
-            })
+    scores = _score_pairs(pairs, source_of, tokenizer, rollouts, dtype, device, batch_size, progress)
+    table_rows, index_rollouts = _lens_rows(rows, pairs, scores)
     # lens.parquet and lens.json carry one id, so a reader can tell a pair written together from a parquet whose
     # index a kill cut off (written second, the index is then the old one)
     lens_id = uuid.uuid4().hex

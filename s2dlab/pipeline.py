@@ -6,20 +6,8 @@
     s2dlab run --arms bridge,bridge_no_warmup,cold_grpo base.student=far   # only these arms and what they need
     s2dlab run --preset qwen3_paper --out runs/qwen3   # GPU box
 
-The labeled pool is cut into fixed halves 1H / 2H (`s2dlab.data`). Arms, each the stage whose model is its student:
-
-    block    arm                  stages (teacher side | student side)                             paper row
-    halves   bridge_1h_stage3     teacher_grpo on 1H | fkl_warmup, opd on 1H prompts, student_grpo  bridge on 1H + stage 3
-                                  on 2H  (the four-stage workflow; `s2dlab run`)                     on 2H
-    halves   bridge_1h            the same, without stage 3                                       bridge on 1H only
-    halves   bridge_1h_replay     the same bridge, then GRPO on 1H again (same counts as stage 3)  replay control
-    top      cold_grpo            GRPO on the base student with the whole pool (`s2dlab run`)       cold GRPO
-    top      bridge               full.teacher_grpo on the pool | full.fkl_warmup, full.opd         full bridge
-    top      bridge_raw_teacher   no stage 1: 2a + 2b from the base teacher                        - stage 1
-    top      bridge_no_warmup     OPD only, for the bridge's student steps                        - stage 2a
-    top      bridge_no_opd        teacher-sample SFT only, for the bridge's student steps          - stage 2b
-    top      bridge_sft_teacher   teacher_sft (SFT on gold solutions of the pool) | 2a + 2b         SFT'd teacher
-    ref      gold_sft             SFT of the base student on gold worked solutions of the pool     (not in the paper)
+The labeled pool is cut into fixed halves 1H / 2H (`s2dlab.data`). The arms, each the stage whose model is its
+student, are in `s2dlab.arms`; `plan` lists the stages that make them, in dependency order.
 
 Every stage is evaluated when it finishes (`<stage>/eval.json`); the fixed-rollout C1/C2 measurements follow the
 stages they need, and `summary.json` / `results.json` are rewritten after every stage (`s2dlab.summary`). At the
@@ -40,6 +28,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from s2dlab.arms import ARM_ORDER, ARMS, DEFAULT_ARMS, Arm, select_arms  # noqa: F401 - the plan's arms
 from s2dlab.config import Config, ConfigError
 from s2dlab.runs import Run, create_run, open_run
 
@@ -57,41 +46,6 @@ class Step:
         """The stages whose models this one starts from or learns from."""
         keys = ("init", "teacher", "policy_from")
         return [v for k, v in self.kwargs.items() if k in keys and v]
-
-
-@dataclass(frozen=True)
-class Arm:
-    name: str
-    final: str  # the stage whose model is the arm's student
-    block: str  # top (whole labeled pool) | halves (1H / 2H) | reference
-    row: str  # the paper's row, in words
-
-
-ARMS = (
-    Arm("bridge_1h_stage3", "student_grpo", "halves", "bridge on 1H + stage 3 on 2H (the four-stage workflow)"),
-    Arm("bridge_1h", "opd", "halves", "bridge on 1H only"),
-    Arm("bridge_1h_replay", "replay", "halves", "bridge on 1H + replay on 1H"),
-    Arm("cold_grpo", "cold_grpo", "top", "cold GRPO on the student"),
-    Arm("bridge", "full.opd", "top", "full bridge (1 + 2a + 2b)"),
-    Arm("bridge_raw_teacher", "raw_teacher.opd", "top", "- stage 1 (raw teacher)"),
-    Arm("bridge_no_warmup", "no_warmup.opd", "top", "- stage 2a (OPD only)"),
-    Arm("bridge_no_opd", "no_opd.fkl_warmup", "top", "- stage 2b (teacher-sample SFT only)"),
-    Arm("bridge_sft_teacher", "sft_teacher.opd", "top", "SFT'd teacher instead of stage 1"),
-    Arm("gold_sft", "gold_sft", "reference", "student SFT on gold worked solutions (reference)"),
-)
-ARM_ORDER = [a.name for a in ARMS]
-DEFAULT_ARMS = ("bridge_1h_stage3", "bridge_1h", "cold_grpo")
-
-
-def select_arms(names: str | Sequence[str]) -> tuple[str, ...]:
-    """The arm names of `s2dlab run --arms a,b,c`, checked: an unknown one is a one-line ConfigError."""
-    items = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
-    unknown = [n for n in items if n not in ARM_ORDER]
-    if unknown or not items:
-        raise ConfigError(f"--arms {names if isinstance(names, str) else ','.join(names)}: "
-                          f"{'unknown arm ' + repr(unknown[0]) if unknown else 'no arm named'}; "
-                          f"arms are {', '.join(ARM_ORDER)}")
-    return tuple(dict.fromkeys(items))
 
 
 def plan(cfg: Config, ablations: bool | Sequence[str] = False) -> tuple[list[Step], dict[str, Arm]]:
@@ -194,11 +148,11 @@ def run_stage(cfg: Config, run: Run, step: Step) -> dict:
 
 def after_stage(cfg: Config, run: Run, name: str, progress: bool = False) -> None:
     """Evaluate a finished stage, take the fixed-rollout C1/C2 measurements it makes possible, rewrite the summary."""
-    from s2dlab import summary
+    from s2dlab import measure, summary
     from s2dlab.evaluate import evaluate_stage
 
     evaluate_stage(cfg, run, name, progress=progress)
-    summary.measure_after(cfg, run, name)
+    measure.measure_after(cfg, run, name)
     summary.write_summary(cfg, run)
 
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from s2dlab.errors import InputError
 from s2dlab.summary import read_summary
-# the figure and the arm order live with the other figures (s2dlab.viz.figures); imported here for `report`
-from s2dlab.viz.figures import ROW_ORDER, arms_figure, ordered_arms  # noqa: F401
+from s2dlab.viz.figures import arms_figure, ordered_arms
 
 
 def _pct(x, signed: bool = False) -> str:

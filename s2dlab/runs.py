@@ -64,7 +64,7 @@ __all__ = [
     "Run",
     "StageRecord",
     "STAGE_ORDER",
-    "ARM_ORDER",
+    "STAGE_PREFIX_ORDER",
     "atomic_write_bytes",
     "atomic_write_json",
     "create_run",
@@ -76,7 +76,8 @@ __all__ = [
 # Workflow order of stage folders; arm-prefixed folders (`raw_teacher.opd`) come after, by arm then stage.
 STAGE_ORDER = ["base_teacher", "base_student", "teacher_grpo", "fkl_warmup", "opd", "student_grpo", "replay",
                "cold_grpo", "teacher_sft", "gold_sft"]
-ARM_ORDER = ["full", "raw_teacher", "no_warmup", "no_opd", "sft_teacher"]
+# the prefixes of the ablation arms' stage folders (`full.opd`, `raw_teacher.fkl_warmup`), in the order they sort
+STAGE_PREFIX_ORDER = ["full", "raw_teacher", "no_warmup", "no_opd", "sft_teacher"]
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
@@ -163,6 +164,19 @@ def to_jsonable(obj: Any) -> Any:
 
         return to_jsonable(dataclasses.asdict(obj))
     return str(obj)
+
+
+def log_record(logs: dict) -> dict:
+    """A trainer's log dict as a metrics.jsonl record: numbers, strings, flags and lists as they are, tensors as
+    numbers (one element) or lists, anything else left out. The one sanitiser of trainer logs (the workflow's
+    stages and DenseRewardCallback both append through it)."""
+    out = {}
+    for k, v in logs.items():
+        if hasattr(v, "numel") and hasattr(v, "tolist"):  # a torch tensor
+            v = v.item() if v.numel() == 1 else v.tolist()
+        if isinstance(v, (int, float, str, bool, list)) or v is None:
+            out[k] = v
+    return out
 
 
 def dumps_json(obj: Any, *, indent: int | None = 2) -> str:
@@ -442,7 +456,8 @@ def validate_stage(stage: str) -> str:
 
 
 def stage_sort_key(stage: str) -> tuple:
-    """Workflow order: plain stages in STAGE_ORDER, then `<arm>.<stage>` by ARM_ORDER and stage, then the rest."""
+    """Workflow order: plain stages in STAGE_ORDER, then `<prefix>.<stage>` by STAGE_PREFIX_ORDER and stage, then the
+    rest."""
 
     def stage_rank(name: str) -> tuple:
         return (0, STAGE_ORDER.index(name), "") if name in STAGE_ORDER else (1, 0, name)
@@ -451,7 +466,7 @@ def stage_sort_key(stage: str) -> tuple:
         return (0, STAGE_ORDER.index(stage), "", ())
     if "." in stage:
         arm, sub = stage.split(".", 1)
-        arm_rank = ARM_ORDER.index(arm) if arm in ARM_ORDER else len(ARM_ORDER)
+        arm_rank = STAGE_PREFIX_ORDER.index(arm) if arm in STAGE_PREFIX_ORDER else len(STAGE_PREFIX_ORDER)
         return (1, arm_rank, arm, stage_rank(sub))
     return (2, 0, stage, ())
 
@@ -559,12 +574,43 @@ class Run:
         record = self.stage(stage)
         return record if record.done else None
 
-    def update_stage(self, stage: str, **fields) -> StageRecord:
-        """The one writer of stage.json: merge `fields` into the stage's record (atomic) and return it."""
-        record = self.stage(stage)
-        merged = {**record.fields, **fields}
+    def update_stage(self, stage: str, replace: bool = False, **fields) -> StageRecord:
+        """The one writer of stage.json: merge `fields` into the stage's record (or, with `replace`, write `fields`
+        as the whole record), atomically, and return it."""
+        merged = dict(fields) if replace else {**self.stage(stage).fields, **fields}
         self.write_json(f"{stage}/{STAGE_FILE}", merged)
         return StageRecord(stage, self.path, merged)
+
+    def config(self):
+        """The run's config (`s2dlab.config.Config`) rebuilt from run.json."""
+        from s2dlab.config import config_from_dict
+
+        return config_from_dict(self.info.get("config") or {})
+
+    def prompt_settings(self) -> tuple[str, dict]:
+        """(prompt suffix, chat-template keyword arguments) the run samples with: how every reader renders a prompt
+        the way the run's stages did."""
+        cfg = self.config()
+        return cfg.task.prompt_suffix, cfg.chat_template_kwargs()
+
+    def tokenizer(self):
+        """The run's tokenizer: its `tokenizer/` folder (tiny runs save the character tokenizer there), else the one
+        saved beside the first stage model that has one, else the first linked checkpoint's. MissingError when the
+        run has neither."""
+        from s2dlab.errors import MissingError
+        from s2dlab.models import load_tokenizer
+
+        if (self.path / "tokenizer" / "tokenizer.json").is_file():
+            return load_tokenizer(self.path / "tokenizer")
+        sources = [r.model for r in self.stage_records() if r.model is not None]
+        for source in sources:  # a saved model folder holds its tokenizer (finish_stage saves both)
+            folder = Path(source)
+            if folder.is_dir() and ((folder / "tokenizer.json").is_file()
+                                    or (folder / "tokenizer_config.json").is_file()):
+                return load_tokenizer(folder)
+        if not sources:
+            raise MissingError(f"{self.path}: no tokenizer folder and no saved model to take one from")
+        return load_tokenizer(sources[0])
 
     def load_model(self, stage: str, dtype: str = "auto", device: str | None = None):
         """The model `stage` hands off (saved or linked), loaded with `s2dlab.models.load_model`; MissingError with

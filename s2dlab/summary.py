@@ -5,10 +5,12 @@ accuracy with its interval and its budget (labeled problems, student optimizer s
 and the sequences the teacher sampled or scored for it); the paper's predictions as paired comparisons with
 verdicts; C1 and C2 measured on fixed rollouts with intervals; the token quadrants of each stage's last snapshot;
 and the metric names each stage logged. `results.json` is its arms table with the C1/C2 verdicts (the same
-numbers). `s2dlab score`, the dashboard and the notebooks read it (`read_summary`) and never recompute; a run written before the summary
-existed is summarised on first read.
+numbers). `s2dlab score`, `s2dlab check`, the dashboard and the notebooks read it (`read_summary`) and never
+recompute; a run written before the summary existed is summarised on first read. The C1 and C2 sentences
+(`c1_verdict`, `c2_verdict`) are written here once, and every reader prints them as they are.
 
-The fixed rollouts (`diagnostics/`, written by `measure_after` as stages finish):
+The fixed rollouts (`diagnostics/`, sampled and scored by `s2dlab.measure` as stages finish; this module only reads
+them, and loads no model):
 - `diagnostics/c1/rollouts.jsonl`: `probe.c1_samples` base-student rollouts of each of the first `probe.c1_prompts`
   eval problems, sampled once per seed;
 - `diagnostics/c1/<teacher stage>.parquet`: those rollouts scored by each teacher (the base teacher, the RL
@@ -20,10 +22,10 @@ The fixed rollouts (`diagnostics/`, written by `measure_after` as stages finish)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from s2dlab import diagnostics as dg
+from s2dlab.arms import ARMS, CLAIMS, ordered
 from s2dlab.config import Config, config_from_dict
 from s2dlab.runs import Run, atomic_write_json, open_run
 
@@ -40,94 +42,6 @@ def c2_path(student: str) -> str:
     return f"diagnostics/c2/{student}.parquet"
 
 
-# --- measuring on fixed rollouts (needs the models; runs as stages finish) ------------------------------------------
-
-def _fixed_records(cfg: Config) -> list[dict]:
-    from s2dlab import data
-
-    return data.probe_records(cfg, cfg.probe.c1_prompts)
-
-
-def _sample(cfg: Config, model, tokenizer, records: list[dict], seed: int):
-    from s2dlab import data
-    from s2dlab.generation import sample
-
-    g = cfg.generation
-    return sample(model, tokenizer, records, n=cfg.probe.c1_samples, max_new_tokens=g.max_new_tokens,
-                  temperature=g.temperature, top_p=g.top_p, top_k=g.top_k, batch_size=g.batch_size, seed=seed,
-                  prompt_suffix=cfg.task.prompt_suffix, chat_template_kwargs=data.chat_kwargs(cfg), progress=False)
-
-
-def _score(cfg: Config, student, teacher, tokenizer, rollouts, records, stage: str) -> list[dict]:
-    from s2dlab import data
-    from s2dlab.scoring import score_rollouts
-
-    answers = {r["id"]: r["answer"] for r in records}
-    rows = score_rollouts(student, teacher, tokenizer, rollouts, grade_fn=data.grade_fn(cfg), answers=answers,
-                          stage=stage, step=0, top_k=cfg.probe.top_k)
-    solutions = {r["id"]: r.get("solution") for r in records}
-    if cfg.task.name == "arithmetic":
-        from s2dlab.tasks.arithmetic import first_divergence
-
-        for row in rows:
-            sol = solutions.get(row["prompt_id"])
-            row["first_error_char"] = None if row["correct"] or not sol else first_divergence(row["completion"], sol)
-    return rows
-
-
-def measure_c1(cfg: Config, run: Run, teacher_stage: str) -> None:
-    """Score the fixed base-student rollouts with `teacher_stage` (sampling them first if this is the first)."""
-    from s2dlab.distributed import device_of
-    from s2dlab.generation import Rollout
-    from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
-
-    records = _fixed_records(cfg)
-    if not records:
-        return
-    tok, device = tokenizer_for(cfg, run), device_of(cfg)
-    student = load_stage_model(cfg, run, "base_student", tok, device)
-    path = run.path / C1_ROLLOUTS
-    if path.exists():
-        rollouts = [Rollout(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
-    else:
-        rollouts = _sample(cfg, student, tok, records, seed=777_000 + cfg.seed)
-        from s2dlab.runs import atomic_write_bytes
-
-        atomic_write_bytes(path, "".join(json.dumps(r.to_dict()) + "\n" for r in rollouts).encode())
-    teacher = load_stage_model(cfg, run, teacher_stage, tok, device)
-    run.write_rows(c1_path(teacher_stage), _score(cfg, student, teacher, tok, rollouts, records, teacher_stage))
-
-
-def measure_c2(cfg: Config, run: Run, student_stage: str, teacher_stage: str) -> None:
-    """Sample the distilled student on the fixed problems and score its rollouts with the teacher it learned from."""
-    from s2dlab.distributed import device_of
-    from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
-
-    records = _fixed_records(cfg)
-    if not records:
-        return
-    tok, device = tokenizer_for(cfg, run), device_of(cfg)
-    student = load_stage_model(cfg, run, student_stage, tok, device)
-    teacher = load_stage_model(cfg, run, teacher_stage, tok, device)
-    rollouts = _sample(cfg, student, tok, records, seed=778_000 + cfg.seed)
-    run.write_rows(c2_path(student_stage), _score(cfg, student, teacher, tok, rollouts, records, student_stage))
-
-
-def measure_after(cfg: Config, run: Run, stage: str) -> None:
-    """The fixed-rollout measurements that `stage` finishing makes possible (each taken once)."""
-    from s2dlab.stages.lifecycle import finished
-
-    if not cfg.probe.c1_prompts or not finished(run, "base_student"):
-        return
-    for name in run.stages():
-        info = finished(run, name)
-        if info and info.get("role") == "teacher" and not (run.path / c1_path(name)).exists():
-            measure_c1(cfg, run, name)
-    info = finished(run, stage) or {}
-    if info.get("role") == "student" and info.get("teacher") and not (run.path / c2_path(stage)).exists():
-        measure_c2(cfg, run, stage, info["teacher"])
-
-
 # --- accounting --------------------------------------------------------------------------------------------------------
 
 def lineage(run: Run, stage: str) -> list[tuple[str, dict]]:
@@ -139,7 +53,7 @@ def lineage(run: Run, stage: str) -> list[tuple[str, dict]]:
         if name in seen:
             continue
         seen.add(name)
-        info = run.read_json(f"{name}/stage.json") or {}
+        info = run.stage(name).fields
         out.append((name, info))
         todo += [v for v in (info.get("init"), info.get("teacher")) if v]
     return out
@@ -193,24 +107,6 @@ def per_problem(cfg: Config, run: Run, stage: str) -> dict | None:
     first = ev["sets"][cfg.eval.sets[0]]
     k = first.get("k", cfg.eval.n_samples)
     return {p: c / k for p, c in first["per_problem"].items()} if first.get("per_problem") else None
-
-
-CLAIMS = (
-    # (id, what the paper says, arm a, arm b, the verdict of a - b the paper predicts)
-    ("workflow_beats_cold", "the four-stage workflow beats cold GRPO", "bridge_1h_stage3", "cold_grpo", "higher"),
-    ("bridge_beats_cold", "the bridge beats cold GRPO", "bridge", "cold_grpo", "higher"),
-    ("P1", "P1: a bridge from the raw teacher does not beat cold GRPO", "bridge_raw_teacher", "cold_grpo",
-     "not higher"),
-    ("P2_warmup", "P2: OPD alone (no 2a) falls below the bridge", "bridge_no_warmup", "bridge", "lower"),
-    ("P2_opd", "P2: teacher-sample SFT alone (no 2b) falls below the bridge", "bridge_no_opd", "bridge", "lower"),
-    ("P3", "P3: stage 3 on new labels (2H) beats the replay on 1H", "bridge_1h_stage3", "bridge_1h_replay", "higher"),
-    ("P3_replay", "P3: the replay on 1H gains little over the bridge", "bridge_1h_replay", "bridge_1h",
-     "within noise"),
-    ("teacher_raw_sft", "teacher ordering: the SFT teacher's bridge beats the raw teacher's", "bridge_sft_teacher",
-     "bridge_raw_teacher", "higher"),
-    ("teacher_sft_rl", "teacher ordering: the RL teacher's bridge beats the SFT teacher's", "bridge",
-     "bridge_sft_teacher", "higher"),
-)
 
 
 def claims(per_seed: dict[str, list[dict]]) -> list[dict]:
@@ -323,13 +219,28 @@ def c1_verdict(c1: dict) -> str:
     if lines:
         return "\n".join(lines)
     if t:  # one teacher only (before stage 1, or a pre-flight check): what can be said without a comparison
-        return "\n".join(
-            f"C1 ({name}): its summed implicit reward ranks correct base-student rollouts above incorrect ones with "
-            f"AUROC {e['auroc']:.3f}{_ci(e['ci'], False)} (length alone {e['length_auroc']:.3f}); reward-shaped "
-            f"or not is a comparison with a trained teacher, which this run does not have yet."
-            if e.get("auroc") is not None else
-            f"C1 ({name}): cannot judge: the fixed rollouts are all correct or all wrong." for name, e in t.items())
+        return "\n".join(c1_single_verdict(name, e) for name, e in t.items())
     return "C1 not measured yet (needs the base student and a teacher)."
+
+
+def c1_single_verdict(name: str, entry: dict) -> str:
+    """C1 of one teacher, with no trained teacher to compare it with: does its summed implicit reward rank the
+    student's correct rollouts above its wrong ones better than chance (the AUROC's interval against 0.5)?"""
+    auroc, ci = entry.get("auroc"), entry.get("ci") or [None, None]
+    if auroc is None:
+        nc, ni = entry.get("n_correct", 0), entry.get("n_incorrect", 0)
+        return (f"C1 ({name}): cannot judge: the fixed rollouts are all {'correct' if ni == 0 and nc else 'wrong'} "
+                f"({nc} correct, {ni} wrong).")
+    figure = f"AUROC of the summed implicit reward {auroc:.3f}{_ci(ci, False)}"
+    length = f" (length alone {entry['length_auroc']:.3f})" if entry.get("length_auroc") is not None else ""
+    if ci[0] is not None and ci[0] > 0.5:
+        return (f"C1 ({name}): its implicit reward ranks the student's correct rollouts above its wrong ones better "
+                f"than chance: {figure}{length}.")
+    if ci[1] is not None and ci[1] < 0.5:
+        return (f"C1 ({name}): its implicit reward ranks the student's wrong rollouts above its correct ones: "
+                f"{figure}{length}; it is not reward-shaped for this student.")
+    return (f"C1 ({name}): no measurable separation: {figure}{length} holds 0.5 (chance); teacher RL (stage 1) "
+            f"would have to create it, or more rollouts must show it.")
 
 
 def c2_summary(run: Run, rows: _Rows | None = None, c1: dict | None = None) -> dict:
@@ -337,12 +248,12 @@ def c2_summary(run: Run, rows: _Rows | None = None, c1: dict | None = None) -> d
     from C1's fixed rollouts, where the base student starts against each teacher (`start`)."""
     read = rows or _Rows(run)
     pairs = []
-    for name in run.stages():
+    for record in run.stage_records():
+        name = record.name
         after = read(c2_path(name))
-        info = run.read_json(f"{name}/stage.json") or {}
-        if after is None or not info.get("teacher"):
+        if after is None or not record.teacher:
             continue
-        init, teacher = info.get("init"), info["teacher"]
+        init, teacher = record.init, record.teacher
         before_file = c1_path(teacher) if init == "base_student" else c2_path(init)
         before = read(before_file)
         entry = {"stage": name, "init": init, "teacher": teacher, "after": dg.mean_reverse_kl(after),
@@ -371,19 +282,32 @@ def c2_verdict(c2: dict) -> str:
     if lines:
         return "\n".join(lines)
     if c2.get("start"):  # no distillation yet: where the base student starts against each teacher
-        return "\n".join(f"C2 ({name}): the base student starts at a reverse KL of {m['mean']:.3f}"
-                          f"{_ci(m['ci'], False)} nats/token from {name} on its own rollouts (no distillation stage "
-                          f"yet to compare with)." for name, m in c2["start"].items())
+        return "\n".join(c2_start_verdict(name, m) for name, m in c2["start"].items())
     return "C2 not measured yet (needs a finished warmup or OPD stage)."
+
+
+def c2_start_verdict(teacher: str, kl: dict) -> str:
+    """Where the base student starts against `teacher` (per-token reverse KL on its own rollouts), read through its
+    interval against `diagnostics.C2_MAX_MEAN_REVERSE_KL`: far (a warmup should matter), close, or not settled."""
+    m, (lo, hi) = kl["mean"], kl["ci"]
+    bound = dg.C2_MAX_MEAN_REVERSE_KL
+    figure = (f"reverse KL {m:.3f}{_ci(kl['ci'], False)} nats/token from {teacher} on its own rollouts"
+              + (f" ({kl['n_tokens']:,} tokens)" if kl.get("n_tokens") else ""))
+    if lo is not None and lo > bound:
+        return (f"C2 ({teacher}): the student starts far from the teacher: {figure}, above {bound} across the "
+                f"interval: expect a warmup (stage 2a) to matter before on-policy distillation.")
+    if hi is not None and hi <= bound:
+        return (f"C2 ({teacher}): the student starts close to the teacher: {figure}, at most {bound} across the "
+                f"interval: on-policy distillation can start without a warmup.")
+    return (f"C2 ({teacher}): the student starts near the edge of the teacher's support: {figure}; the interval "
+            f"holds {bound}, so whether a warmup matters is not settled here.")
 
 
 def summarize(cfg: Config, run: Run) -> dict:
     """The summary of one run folder (does not write it)."""
-    from s2dlab.pipeline import ARMS
-
     stages = {}
-    for name in run.stages():
-        info = run.read_json(f"{name}/stage.json") or {}
+    for record in run.stage_records():
+        name, info = record.name, record.fields
         metrics = run.metrics(name)
         entry = {"status": info.get("status"), "role": info.get("role"), "init": info.get("init"),
                  "teacher": info.get("teacher"), "steps": info.get("steps"), "sequences": info.get("sequences"),
@@ -532,14 +456,12 @@ def stage_line(run: Run, name: str, seconds: float | None = None) -> str:
 
 def arms_table(summary: dict) -> str:
     """The arms as plain text: accuracy with its 95% interval, and each arm's budget."""
-    from s2dlab.pipeline import ARM_ORDER
-
     arms = summary.get("arms", {})
     k = summary.get("eval", {}).get("k", "k")
     seeds = summary.get("seeds")
     head = f"avg@{k} (95% CI{', ' + str(len(seeds)) + ' seeds' if seeds else ''})"
     lines = [f"{'arm':<20} {head:>28} {'greedy':>7} {'labels':>7} {'student steps':>14} {'teacher steps':>14}"]
-    for name in sorted(arms, key=lambda a: ARM_ORDER.index(a) if a in ARM_ORDER else len(ARM_ORDER)):
+    for name in ordered(arms):
         m = arms[name]
         iv = m.get("interval") or {}
         ci = iv.get("ci") or [None, None]

@@ -17,7 +17,6 @@ training reward of the first and last 10% of steps and the validation accuracy a
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import sys
@@ -66,10 +65,10 @@ def main(argv=None) -> int:
         run = create_run(Path(args.out) / label.replace(" ", "_").replace(",", "").replace("/", "-"), cfg.to_dict(),
                          cfg.seed)
         d = run.path / "base_student"
-        if not (d / "stage.json").exists():
+        if not run.stage("base_student").fields:
             shutil.copytree(args.student, d / "model", dirs_exist_ok=True)
             build_char_tokenizer().save_pretrained(d / "model")
-            (d / "stage.json").write_text(json.dumps({"status": "done", "role": "student", "source": args.student}))
+            run.update_stage("base_student", status="done", role="student", source=args.student)
         real = data.reward_fn
         if label.startswith("shuffled"):
             data.reward_fn = lambda cfg, _real=real: shuffled(_real(cfg), seed=cfg.seed)

@@ -85,7 +85,7 @@ def prune(run_dir: Path) -> None:
             (folder / name).unlink(missing_ok=True)
         if stage not in KEEP_MODELS:
             shutil.rmtree(folder / "model", ignore_errors=True)
-        elif (run.read_json(f"{stage}/stage.json") or {}).get("role") == "teacher":
+        elif run.stage(stage).role == "teacher":
             to_float16(folder / "model")
     (run_dir / "diagnostics" / "c1" / "rollouts.jsonl").unlink(missing_ok=True)
 

@@ -33,7 +33,7 @@ def ship(cfg, run, role: str, name: str) -> dict:
     stage = f"base_{role}"
     ev = evaluate_stage(cfg, run, stage)
     first = ev["sets"][cfg.eval.sets[0]]
-    stage_info = run.read_json(f"{stage}/stage.json")
+    stage_info = run.stage(stage).fields
     entry = {"steps": stage_info["steps"], "select_step": stage_info.get("select_step"),
              "train_seconds": round(stage_info["finished"] - stage_info["started"]),
              "select_accuracy": stage_info.get("select_accuracy"),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import shutil
 import sys
 import time
@@ -26,7 +25,6 @@ from s2dlab import diagnostics as dg
 from s2dlab.config import load_config, parse_overrides
 from s2dlab.pipeline import find_step, run_stage
 from s2dlab.runs import atomic_write_json, create_run, open_run, read_json_file
-from s2dlab.stages import lifecycle
 from s2dlab.summary import lineage, per_problem
 
 
@@ -48,9 +46,9 @@ def copy_needed(src, dst, stage: str, cfg) -> None:
         if name in seen:
             continue
         seen.add(name)
-        if not lifecycle.finished(src, name):
+        if not src.finished(name):
             raise SystemExit(f"tune: {src.path} has no finished {name!r}, which {stage} needs; run it first")
-        if not (dst.path / name / "stage.json").exists():
+        if not dst.stage(name).fields:
             shutil.copytree(src.stage_dir(name), dst.stage_dir(name), dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("checkpoints"))
         todo += [n for n, _ in lineage(src, name) if n != name]

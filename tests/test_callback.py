@@ -11,7 +11,8 @@ import torch
 from datasets import Dataset
 
 from s2dlab import DenseRewardCallback
-from s2dlab.callback import probe_metrics, prompt_records, untouched
+from s2dlab.callback import prompt_records, untouched
+from s2dlab.diagnostics import probe_metrics
 from s2dlab.cli import main
 from s2dlab.errors import InputError
 from s2dlab.models import TokenizerMismatchError, load_model, load_tokenizer

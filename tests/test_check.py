@@ -289,22 +289,40 @@ def _check_dict(diff_ci, kl_ci, difference=0.2):
                                         else "within noise"}},
             "reward_vs_length": {"difference": 0.1, "ci": [-0.05, 0.2], "verdict": "within noise"},
             "sampled": {"student": {"unfinished": 0, "rollouts": 64}}, "sizes": {"max_new_tokens": 256}}, \
-        {"c1": {"teachers": {"base_teacher": {"auroc": 0.7, "ci": [0.55, 0.84], "length_auroc": 0.6,
-                                              "mean_reverse_kl": {"mean": sum(kl_ci) / 2, "ci": kl_ci,
-                                                                  "n_tokens": 5000}}}}}
+        _summary({"auroc": 0.7, "ci": [0.55, 0.84], "length_auroc": 0.6,
+                  "mean_reverse_kl": {"mean": sum(kl_ci) / 2, "ci": kl_ci, "n_tokens": 5000}})
+
+
+def _summary(teacher_entry: dict) -> dict:
+    """A check's summary as `s2dlab.summary` writes it: C1 and C2 with the verdicts its own functions give."""
+    from s2dlab.summary import c1_verdict, c2_verdict
+
+    c1 = {"teachers": {"base_teacher": teacher_entry}, "comparisons": []}
+    c1["verdict"] = c1_verdict(c1)
+    c2 = {"pairs": [], "start": {"base_teacher": teacher_entry["mean_reverse_kl"]}}
+    c2["verdict"] = c2_verdict(c2)
+    return {"c1": c1, "c2": c2}
 
 
 def test_verdict_reads_every_comparison_through_its_interval():
-    far = verdict(*_check_dict([0.05, 0.35], [1.9, 2.8]))
+    check, summary = _check_dict([0.05, 0.35], [1.9, 2.8])
+    far = verdict(check, summary)
     assert "The teacher is more accurate than the student by 20.0 points [+5.0, +35.0] on 16 problems." in far
-    assert any(s.startswith("C2: the student is far from the teacher: reverse KL 2.350 [1.900, 2.800]")
-               and "expect a warmup" in s for s in far)
-    assert any("better than chance: AUROC 0.700 [0.550, 0.840]" in s and "length may explain" in s for s in far)
+    assert any(s.startswith("C2 (base_teacher): the student starts far from the teacher: reverse KL 2.350 [1.900, "
+                            "2.800]") and "expect a warmup" in s for s in far)
+    assert any("better than chance: AUROC of the summed implicit reward 0.700 [0.550, 0.840]" in s for s in far)
+    assert any("length may explain" in s for s in far)
+    # C1 and C2 are the summary's own sentences, word for word (what `s2dlab score` prints for the same folder)
+    for key in ("c1", "c2"):
+        assert all(line in far for line in summary[key]["verdict"].splitlines())
     close = verdict(*_check_dict([-0.1, 0.3], [0.05, 0.2]))
     assert any(s.startswith("Teacher and student accuracy cannot be told apart on 16 problems") for s in close)
-    assert any(s.startswith("C2: the student is close to the teacher") for s in close)
+    assert any(s.startswith("C2 (base_teacher): the student starts close to the teacher") for s in close)
     edge = verdict(*_check_dict([-0.1, 0.3], [0.2, 0.5]))
     assert any("the interval holds 0.3" in s for s in edge)
+    chance = verdict(check, _summary({"auroc": 0.52, "ci": [0.4, 0.64], "length_auroc": 0.5,
+                                      "mean_reverse_kl": {"mean": 2.3, "ci": [1.9, 2.8], "n_tokens": 5000}}))
+    assert any("no measurable separation" in s and "holds 0.5" in s for s in chance)
 
 
 def test_accuracies_pair_teacher_and_student_by_problem():
@@ -403,7 +421,7 @@ def test_smollm2_gguf_teacher_with_a_cut_student(tmp_path, capsys):
     assert check["models"]["student"]["layers"] == 6 and check["models"]["teacher"]["layers"] == 30
     kl = read_summary(out)["c1"]["teachers"]["base_teacher"]["mean_reverse_kl"]
     assert kl["ci"][0] > 0.5  # the cut student is far from its teacher
-    assert any(v.startswith("C2: the student is far from the teacher") for v in check["verdict"])
+    assert any(v.startswith("C2 (base_teacher): the student starts far from the teacher") for v in check["verdict"])
 
 
 def test_check_on_qwen3_format_folders(small_pair, tmp_path):
@@ -419,4 +437,4 @@ def test_check_on_qwen3_format_folders(small_pair, tmp_path):
     assert all(max(ids) < small_pair.tokenizer_size for ids in rows["token_ids"] if len(ids))
     tok = load_tokenizer(small_pair.student)  # what the models saw: the non-thinking generation prompt
     assert all(tok.decode(ids).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n") for ids in rows["prompt_ids"])
-    assert any(v.startswith("C1 cannot be judged on this sample") for v in check["verdict"])
+    assert any(v.startswith("C1 (base_teacher): cannot judge: the fixed rollouts are all") for v in check["verdict"])

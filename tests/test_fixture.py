@@ -48,3 +48,22 @@ def test_the_comparison_sees_a_changed_number():
     changed["arms"][arm]["accuracy"] += 0.01
     assert differences(changed, committed) == [f"/arms/{arm}/accuracy: {changed['arms'][arm]['accuracy']} != "
                                                f"{committed['arms'][arm]['accuracy']}"]
+
+
+def test_report_renders_the_summary_numbers():
+    """`s2dlab report` prints each arm's row with the summary's accuracy, interval and budget, and each prediction."""
+    from s2dlab.report import report
+
+    summary = json.loads((FIXTURE / "summary.json").read_text())
+    text = report(FIXTURE)
+    for name, arm in summary["arms"].items():
+        (row,) = [line for line in text.splitlines() if line.startswith(f"| `{name}` |")]
+        lo, hi = arm["interval"]["ci"]
+        assert f"**{100 * arm['accuracy']:.1f}** [{100 * lo:.1f}, {100 * hi:.1f}]" in row
+        assert f"| {arm['student_steps']} | {arm['student_sequences']} | {arm['teacher_steps']} |" in row
+    for claim in summary["claims"]:
+        assert f"{100 * claim['difference']:+.1f}" in text and claim["claim"] in text
+    arm_rows = [line.split("`")[1] for line in text.splitlines() if line.startswith("| `")]
+    from s2dlab.arms import ARM_ORDER
+
+    assert arm_rows == [a for a in ARM_ORDER if a in summary["arms"]]  # one order, the paper's

@@ -44,7 +44,7 @@ def tiny_run(tmp_path_factory):
     run = create_run(root / "tiny", config=CONFIG, seed=0)
     tok = build_char_tokenizer()
     tok.save_pretrained(run.path / "tokenizer")
-    base_t = save_stage(run, tok, "base_teacher", 1, source="shipped")  # as shipped: no role in stage.json
+    base_t = save_stage(run, tok, "base_teacher", 1, source="shipped", role="teacher")
     base_s = save_stage(run, tok, "base_student", 2, role="student")
     save_stage(run, tok, "teacher_grpo", 3, role="teacher", init="base_teacher", counterpart="base_student",
                steps=10)
@@ -72,6 +72,19 @@ def test_checkpoint_discovery_and_default_pairs(tiny_run):
     assert pairs == [("base_teacher", "base_student"), ("teacher_grpo", "base_student"),
                      ("teacher_grpo", "opd"), ("base_teacher", "opd"),
                      ("teacher_grpo", "student_grpo"), ("base_teacher", "student_grpo")]
+
+
+def test_roles_come_from_the_stage_records_not_from_names(tmp_path):
+    """A student stage whose name holds "teacher" (`raw_teacher.opd`) is a student; a stage another one distilled
+    from is a teacher whatever it is called."""
+    run = create_run(tmp_path / "names", config=CONFIG, seed=0)
+    tok = build_char_tokenizer()
+    save_stage(run, tok, "base_teacher", 1, role="teacher")
+    save_stage(run, tok, "mentor", 2, role="student")  # recorded as a student, but OPD below learns from it
+    save_stage(run, tok, "raw_teacher.opd", 3, role="student", init="mentor", teacher="base_teacher")
+    save_stage(run, tok, "pupil", 4, role="student", teacher="mentor")
+    roles = {c["stage"]: c["role"] for c in checkpoints(run)}
+    assert roles == {"base_teacher": "teacher", "mentor": "teacher", "raw_teacher.opd": "student", "pupil": "student"}
 
 
 def test_compute_lens_rescores_the_first_snapshot(tiny_run):
@@ -134,7 +147,7 @@ def test_linked_model_source_counts_as_a_checkpoint(tmp_path):
     folder = tmp_path / "elsewhere"
     build_tiny_model(SPEC, tok, seed=9).save_pretrained(folder)
     tok.save_pretrained(folder)
-    run.write_json("base_teacher/stage.json", {"status": "done", "model_source": str(folder)})
+    run.update_stage("base_teacher", status="done", model_source=str(folder), role="teacher")  # as link_stage does
     (ck,) = checkpoints(run)
     assert ck == {"stage": "base_teacher", "role": "teacher", "source": str(folder), "teacher": None, "init": None}
 
@@ -146,8 +159,8 @@ def test_missing_checkpoints_snapshot_and_bad_pairs(tiny_run, tmp_path):
     assert read_lens(empty).empty and read_lens_index(empty) is None
     run = create_run(tmp_path / "nosnap", config=CONFIG, seed=0)
     tok = build_char_tokenizer()
-    save_stage(run, tok, "base_teacher", 1)
-    save_stage(run, tok, "base_student", 2)
+    save_stage(run, tok, "base_teacher", 1, role="teacher")
+    save_stage(run, tok, "base_student", 2, role="student")
     with pytest.raises(MissingError, match="no rollout snapshot"):
         compute_lens(run, progress=False)
     with pytest.raises(InputError, match="'gold_sft' has no saved model"):

@@ -202,7 +202,7 @@ def run(cfg: Config, run: Run, roles: tuple[str, ...] = ("teacher", "student")) 
             continue
         if cfg.base.source == "shipped":
             out.update(ensure_shipped(cfg, run, (role,)))
-            out.setdefault(stage, run.read_json(f"{stage}/stage.json"))
+            out.setdefault(stage, run.stage(stage).fields)
             continue
         steps = cfg.base.teacher_steps if role == "teacher" else cfg.base.student_steps
         out[stage] = train_one(cfg, run, role, tokenizer, steps)

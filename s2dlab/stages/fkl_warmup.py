@@ -249,12 +249,12 @@ def run(cfg: Config, run: Run, *, out: str, init: str, teacher: str, prompts: st
     info = dict(rollouts_used=len(rows), sequences=steps * w.batch_size)
     if truncation is None:
         return st.train(trainer, steps=steps, **info)
-    result = st.train(trainer, steps=steps, **info)
-    if result:
-        truncation["end"] = truncation_error(trainer.model, st.teacher, rows[:64], w.top_k, vocab, tok.pad_token_id)
-        result = run.read_json(f"{out}/stage.json") | {"truncation": truncation}
-        run.write_json(f"{out}/stage.json", result)
-    return result
+
+    def with_end_truncation(model) -> dict:  # the truncation error of the trained student, in the final record
+        end = truncation_error(model, st.teacher, rows[:64], w.top_k, vocab, tok.pad_token_id)
+        return {"truncation": {**truncation, "end": end}}
+
+    return st.train(trainer, steps=steps, finish_info=with_end_truncation, **info)
 
 
 def _load_or_make_cache(run: Run, stage: str, teacher, rows, top_k: int, vocab: int, pad_id: int) -> list[dict]:

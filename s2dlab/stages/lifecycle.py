@@ -36,7 +36,6 @@ from transformers.trainer_callback import ProgressCallback
 from s2dlab import data
 from s2dlab.config import Config, ConfigError
 from s2dlab.distributed import device_of, gathered_state_dict, is_main_process, params_sharded, world_size
-from s2dlab.errors import MissingError
 from s2dlab.models import (
     TINY_STUDENT,
     TINY_TEACHER,
@@ -47,7 +46,7 @@ from s2dlab.models import (
     load_tokenizer,
     set_generation_defaults,
 )
-from s2dlab.runs import Run, atomic_write_bytes
+from s2dlab.runs import Run, atomic_write_bytes, log_record
 
 
 def offline_defaults() -> None:
@@ -94,13 +93,9 @@ def fresh_model(cfg: Config, role: str, tokenizer):
 
 
 def load_stage_model(cfg: Config, run: Run, stage: str, tokenizer, device: str | None = None):
-    """The model a finished stage handed off; a one-line error if that stage has not run."""
-    info = run.read_json(f"{stage}/stage.json") or {}
-    path = info.get("model_source") or run.model_dir(stage)
-    if not info.get("model_source") and not (Path(path) / "config.json").exists():
-        raise MissingError(f"{path}: stage {stage!r} has no saved model yet; run it first "
-                           f"(s2dlab stage {stage} --out {run.path})")
-    model = load_model(path, dtype="float32" if cfg.tiny else cfg.models.dtype)
+    """The model a finished stage handed off (`Run.load_model`), with the tokenizer's generation defaults; a one-line
+    error if that stage has not run."""
+    model = run.load_model(stage, dtype="float32" if cfg.tiny else cfg.models.dtype)
     set_generation_defaults(model, tokenizer)
     return model.to(device or device_of(cfg))
 
@@ -108,27 +103,25 @@ def load_stage_model(cfg: Config, run: Run, stage: str, tokenizer, device: str |
 # --- bookkeeping ---------------------------------------------------------------------------------------------------------
 
 def finished(run: Run, stage: str) -> dict | None:
-    """The stage.json of a finished stage (its model saved), else None."""
-    info = run.read_json(f"{stage}/stage.json")
-    if info and info.get("status") == "done" and (run.has_model(stage) or info.get("model_source")):
-        return info
-    return None
+    """The record's fields of a finished stage (its model saved or linked), else None: what a stage's `run` returns
+    when it has nothing left to do."""
+    record = run.finished(stage)
+    return record.fields if record else None
 
 
 def link_stage(run: Run, stage: str, source: str, **info) -> dict:
     """Finish a stage by pointing at an existing checkpoint (a hub id or folder) instead of copying its weights."""
     out = {"status": "done", "finished": time.time(), "model_source": source, **info}
     if is_main_process():
-        run.write_json(f"{stage}/stage.json", out)
+        run.update_stage(stage, replace=True, **out)  # a new record: whatever was there is replaced
     return out
 
 
 def mark_started(run: Run, stage: str, **info) -> None:
     if not is_main_process():
         return
-    prev = run.read_json(f"{stage}/stage.json") or {}
-    run.write_json(f"{stage}/stage.json", {**prev, "status": "running", "started": prev.get("started", time.time()),
-                                          "processes": world_size(), **info})
+    run.update_stage(stage, status="running", started=run.stage(stage).get("started", time.time()),
+                     processes=world_size(), **info)
 
 
 def finish_stage(run: Run, stage: str, model, tokenizer, state_dict: dict | None = None, **info) -> dict:
@@ -146,10 +139,7 @@ def finish_stage(run: Run, stage: str, model, tokenizer, state_dict: dict | None
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(model_dir, ignore_errors=True)
     os.replace(tmp, model_dir)
-    prev = run.read_json(f"{stage}/stage.json") or {}
-    out = {**prev, "status": "done", "finished": time.time(), **info}
-    run.write_json(f"{stage}/stage.json", out)
-    return out
+    return run.update_stage(stage, status="done", finished=time.time(), **info).fields
 
 
 def last_checkpoint(stage_dir: Path) -> str | None:
@@ -251,8 +241,11 @@ class Stage:
         return Probe(self.cfg, self.run, self.name, self.tokenizer, data.probe_records(self.cfg,
                                                                                       self.cfg.probe.num_prompts))
 
-    def train(self, trainer, *, steps: int, **info) -> dict:
-        """Probe at step 0, train (resuming), gather, probe at the end, save and mark done; `{}` off the main process."""
+    def train(self, trainer, *, steps: int, finish_info=None, **info) -> dict:
+        """Probe at step 0, train (resuming), gather, probe at the end, save and mark done; `{}` off the main process.
+
+        `finish_info(trained_model) -> dict` (optional) measures the trained model once more before the stage is
+        marked done; its fields go into the same stage.json write as `info`."""
         trained = self.trained
 
         def models():
@@ -270,6 +263,8 @@ class Stage:
             return {}
         if store.probe:
             store.take(steps)
+        if finish_info is not None:
+            info = {**info, **finish_info(trainer.model)}
         return finish_stage(self.run, self.name, trainer.model, self.tokenizer, state_dict=state_dict, steps=steps,
                             **info)
 
@@ -317,7 +312,7 @@ class Probe:
         """Sample, score, write `rollouts/step_XXXXXX.parquet`; returns probe metrics for metrics.jsonl."""
         if not self.records:
             return {}
-        from s2dlab.diagnostics import c1_separation
+        from s2dlab.diagnostics import probe_metrics
         from s2dlab.generation import sample
         from s2dlab.scoring import score_rollouts
 
@@ -333,21 +328,7 @@ class Probe:
         rows = score_rollouts(student, teacher, self.tokenizer, rollouts, grade_fn=data.grade_fn(cfg),
                               answers=answers, stage=self.stage, step=step, top_k=cfg.probe.top_k)
         self.run.write_rollouts(self.stage, step, rows)
-        srows = [r for r in rows if r["policy"] == "student"]
-        trows = [r for r in rows if r["policy"] == "teacher"]
-        ntok = sum(r["length"] for r in srows) or 1
-        graded = [r["correct"] for r in srows if r["correct"] is not None]  # problems without answers: ungraded
-        out = {"probe/accuracy": sum(graded) / len(graded) if graded else None,
-               "probe/mean_reverse_kl": sum(sum(r["reverse_kl"]) for r in srows) / ntok,
-               "probe/mean_forward_kl": sum(sum(r["forward_kl"]) for r in srows) / ntok,
-               "probe/mean_implicit_reward": sum(sum(r["implicit_reward"]) for r in srows) / ntok}
-        t_graded = [r["correct"] for r in trows if r["correct"] is not None]
-        if t_graded:
-            out["probe/teacher_accuracy"] = sum(t_graded) / len(t_graded)
-        auroc = c1_separation(srows).get("auroc")
-        if auroc is not None:
-            out["probe/auroc"] = auroc
-        return {k: v for k, v in out.items() if v is not None}
+        return {k: v for k, v in probe_metrics(rows).items() if v is not None}
 
 
 class RunStoreCallback(TrainerCallback):
@@ -365,7 +346,7 @@ class RunStoreCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs:
-            self.run.append_metrics(self.stage, {"step": state.global_step, **_jsonable(logs)})
+            self.run.append_metrics(self.stage, {"step": state.global_step, **log_record(logs)})
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.probe and self.every and state.global_step % self.every == 0 and state.global_step < state.max_steps:
@@ -381,16 +362,6 @@ class RunStoreCallback(TrainerCallback):
         metrics = self.probe.snapshot(step, student, teacher)
         if metrics:
             self.run.append_metrics(self.stage, {"step": step, **metrics})
-
-
-def _jsonable(d: dict) -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, torch.Tensor):
-            v = v.item() if v.numel() == 1 else v.tolist()
-        if isinstance(v, (int, float, str, bool, list)) or v is None:
-            out[k] = v
-    return out
 
 
 # --- a quiet terminal ----------------------------------------------------------------------------------------------------------

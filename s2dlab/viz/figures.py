@@ -22,6 +22,7 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from s2dlab.arms import ordered
 from s2dlab.viz.colors import auto_vmax, color_pair, finite
 from s2dlab.viz.heatmap import visible_text
 
@@ -203,15 +204,12 @@ def stage_curves_figure(run, metrics: Sequence[str] | None = None, stages: Seque
 # summary.json: accuracy by arm
 
 # The paper's Table 2 rows in its order, then the halves, then our reference row.
-ROW_ORDER = ("bridge", "bridge_raw_teacher", "bridge_no_warmup", "bridge_no_opd", "bridge_sft_teacher", "cold_grpo",
-             "bridge_1h_stage3", "bridge_1h", "bridge_1h_replay", "gold_sft")
 BLOCK_COLORS = {"top": "#2166ac", "halves": "#b2182b", "reference": "#777777"}
 
 
 def ordered_arms(summary: dict) -> list[str]:
-    """The summary's arms in the paper's row order (`ROW_ORDER`), any others after."""
-    arms = summary.get("arms", {})
-    return [a for a in ROW_ORDER if a in arms] + [a for a in arms if a not in ROW_ORDER]
+    """The summary's arms in the paper's row order (`s2dlab.arms.ARM_ORDER`), any others after."""
+    return ordered(summary.get("arms", {}))
 
 
 def arms_figure(summary: dict) -> go.Figure:

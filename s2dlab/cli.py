@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<name>)")
     p.add_argument("--ablations", action="store_true", help="every row of the paper's Table 2 (and gold_sft)")
     p.add_argument("--arms", metavar="A,B,...", help="only these arms (e.g. bridge,bridge_no_warmup,cold_grpo) and "
-                                                    "the stages they need; s2dlab.pipeline.ARMS lists them")
+                                                    "the stages they need; s2dlab.arms.ARMS lists them")
     p.add_argument("--seeds", type=int, default=1, metavar="N", help="repeat with seeds seed..seed+N-1, report mean ± sd")
     _add_retrain_arg(p)
 

@@ -68,8 +68,7 @@ def run_cell(out: Path, teacher_run: Path, student: str, warmup: bool, loss: str
 
     cell = out / cell_name(student, warmup, loss)
     opd_stage = "full.opd" if warmup else "no_warmup.opd"
-    if (cell / opd_stage / "stage.json").exists() and json.loads((cell / opd_stage / "stage.json").read_text()).get(
-            "status") == "done":
+    if (cell / "run.json").exists() and open_run(cell).finished(opd_stage):
         return cell
     cfg = load_config("tiny", overrides=overrides)
     if not (cell / "run.json").exists():
@@ -86,7 +85,7 @@ def cell_record(cell: Path, student: str, warmup: bool, loss: str) -> dict:
     run = open_run(cell)
     summary = read_summary(run)
     opd_stage = "full.opd" if warmup else "no_warmup.opd"
-    offset = run.read_json("full.fkl_warmup/stage.json")["steps"] if warmup else 0
+    offset = run.stage("full.fkl_warmup").steps if warmup else 0
     train = [m for m in run.metrics(opd_stage) if "loss" in m]
     probes = [m for m in run.metrics(opd_stage) if "probe/accuracy" in m]
     if warmup:  # the warmup's own probes, so the accuracy curve starts at the base student

@@ -86,7 +86,7 @@ def test_grpo_snapshots_are_a_run_stage(grpo_runs):
     _, _, out = grpo_runs
     run = open_run(out)
     assert run.stages() == ["probe"] and run.rollout_steps("probe") == [0, 2, 4]
-    info = run.read_json("probe/stage.json")
+    info = run.stage("probe").fields
     assert info["status"] == "done" and info["steps"] == STEPS and info["snapshots"] == [0, 2, 4]
     assert info["teacher_source"].endswith("teacher")
     df = run.rollouts("probe", 2)

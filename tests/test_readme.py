@@ -257,3 +257,22 @@ def test_slow_commands_as_written(tmp_path):
             out = run_command(cmd, how, cwd)
             if "smollm2_gguf()" in cmd:
                 printed_gguf = out.strip().splitlines()[-1]
+
+
+def test_the_command_line_synopsis_names_real_commands_and_flags():
+    """Each line of the README's command-line synopsis names a subcommand whose parser has every flag the line
+    shows (a renamed flag fails here)."""
+    from s2dlab.cli import build_parser
+
+    text = README.read_text(encoding="utf-8")
+    block = text[text.index("## Command line"):].split("```")[1]
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    lines = [line for line in block.splitlines() if line.startswith("s2dlab ")]
+    assert len(lines) >= 10
+    for line in lines:
+        command = line.split()[1]
+        assert command in subparsers, line
+        flags = {opt for action in subparsers[command]._actions for opt in action.option_strings}
+        shown = set(re.findall(r"(--[a-z][a-z-]*)", line.split("#")[0]))
+        assert shown <= flags, f"{line}: {sorted(shown - flags)} not flags of s2dlab {command}"

@@ -93,6 +93,8 @@ print(record["solution"])
 # what stage 1 (sparse-reward RL on the teacher) is there to remove, and what condition C1 measures (notebook 01).
 #
 # The next cell reads the corpus back, step by step, and counts how often a slip-possible step was written wrong.
+# `slip_rate` is a rate per step, not per solution: a solution with no carry, borrow or sign step cannot slip, one
+# with two such steps slips more often.
 
 # %%
 import re
@@ -112,7 +114,9 @@ for rec in splits["corpus"]:
             possible[slip[0]] = possible.get(slip[0], 0) + 1
             right = v + b if op == "+" else v - b if op == "-" else v * b
             slipped[slip[0]] = slipped.get(slip[0], 0) + (written != right)
-print(f"task.slip_rate = {cfg.task.slip_rate}")
+with_slip = np.mean([bool(rec.get("slipped")) for rec in splits["corpus"]])
+print(f"task.slip_rate = {cfg.task.slip_rate} per slip-possible step; {with_slip:.1%} of the "
+      f"{len(splits['corpus']):,} corpus solutions carry at least one slip (a solution has 0 to 3 such steps)")
 pd.DataFrame({"slip-possible steps": possible, "written wrong": slipped,
               "share written wrong": {k: slipped[k] / possible[k] for k in possible}})
 
@@ -134,9 +138,9 @@ print(f"first wrong character: index {k}, {rec['solution'][k]!r} where the gold 
 # %% [markdown]
 # ### Your turn 00.1: which steps can slip?
 #
-# For each step below, write what `slip_of` would return: `None` when no slip is possible, else the pair
-# `(kind, wrong result)`, with kind one of `"carry"`, `"borrow"`, `"sign"`. Use the table above; the check cell
-# compares your answers with `s2dlab.tasks.arithmetic.slip_of`.
+# For each step below, write `None` when no slip is possible, else the pair `(kind, wrong result)`, with kind one of
+# `"carry"`, `"borrow"`, `"sign"` (a list `["carry", 5]` works too). Use the table above, not `slip_of`: the
+# check works the rule out itself.
 
 # %%
 # Your turn 00.1: fill in the dictionary (replace each ... with None or a (kind, wrong result) pair).
@@ -149,15 +153,10 @@ my_slips = {
 }
 
 # %%
-# Check 00.1
-if any(v is ... for v in my_slips.values()):
-    print("⏭ 00.1 skipped: replace every ... in the cell above, then run both cells again.")
-else:
-    for (v, op, b), mine in my_slips.items():
-        truth = slip_of(v, op, b)
-        assert mine == truth, (f"00.1: for {v}{op}{b} you wrote {mine!r}; check the 'when' column of the table "
-                               f"(does it cross a ten? borrow? go below zero?) and what the slip writes")
-    print("✓ 00.1 correct: your answers match s2dlab.tasks.arithmetic.slip_of for every step")
+# Check 00.1 (s2dlab.exercises: the check works the rule out itself and says which step is wrong)
+from s2dlab import exercises
+
+exercises.check_00_1(my_slips)
 
 # %% [markdown]
 # ## Grading: the sparse reward
@@ -232,11 +231,18 @@ pd.DataFrame([{"problem": r.prompt, "sample": r.sample_idx, "completion": r.comp
 # %% [markdown]
 # **Predict first.** Every stage is evaluated when it finishes (`<stage>/eval.json`; `summary.json` holds the
 # numbers with intervals). Two accuracies are reported: avg@k, the mean correctness of k samples at temperature 1
-# (the paper's avg@16), and greedy. Before running the next cell: for the base *student*, which do you expect to
-# be higher, and why?
+# (the paper's avg@16), and greedy. For the base *student*, which do you expect to be higher, and why? Write your
+# guess in the next cell before running the one after it, which scores it.
+
+# %%
+# Predict 00.a: "greedy" or "avg@k"?
+my_guess_00a = ...
 
 # %%
 S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.summary
+student_acc = S["stages"]["base_student"]
+exercises.reveal("Predict 00.a", my_guess_00a, "greedy" if student_acc["greedy"] > student_acc["accuracy"] else "avg@k",
+                 choices=["greedy", "avg@k"])
 rows = {}
 for stage in ("base_teacher", "base_student"):
     st = S["stages"][stage]
@@ -246,6 +252,33 @@ for stage in ("base_teacher", "base_student"):
 pd.DataFrame(rows).T
 
 # %% [markdown]
+# ### Change X, predict, observe: the sampling temperature
+#
+# avg@k samples at temperature 1, the model's own distribution. Lower the temperature and sampling moves toward
+# greedy decoding. Set `TEMPERATURE` below (try 0.5), write what you expect the base student's avg@k to be at that
+# temperature (a percentage), then run the cell after it: it samples the first 64 eval problems 4 times each (a few
+# seconds) and prints avg@4 at T = 1 and at your temperature on the same problems.
+
+# %%
+TEMPERATURE = 0.5  # X: change it, e.g. 0.2, 0.5, 1.5
+# Predict 00.b: the base student's avg@4 (%) on these 64 problems at TEMPERATURE
+my_guess_00b = ...
+
+# %%
+subset = problems[:64]
+acc_at = {}
+for T in (1.0, TEMPERATURE):
+    draws = sample(student, tok, subset, n=4, temperature=T, seed=0, **gen)
+    acc_at[T] = 100 * np.mean([grade(r.completion, answers[r.prompt_id]) for r in draws])
+print(f"avg@4 on {len(subset)} eval problems: T = 1.0: {acc_at[1.0]:.1f}%, T = {TEMPERATURE}: "
+      f"{acc_at[TEMPERATURE]:.1f}%; greedy on all {len(problems)}: {100 * student_acc['greedy']:.1f}%")
+exercises.reveal("Predict 00.b", my_guess_00b, acc_at[TEMPERATURE], abs_tol=5, unit=" %")
+
+# %% [markdown]
+# A slip is a small share of the mass at a few steps; temperature below 1 sharpens every step's distribution toward
+# its most likely character, so the slips fade and the accuracy climbs toward greedy. Temperature above 1 does the
+# opposite. Training samples at T = 1 on purpose: on-policy methods need the model's own distribution.
+#
 # pass@k is the share of problems with at least one correct sample among k. With n samples of which c are correct,
 # the unbiased estimate for k ≤ n is `1 - C(n-c, k) / C(n, k)` (Chen et al. 2021; `s2dlab.evaluate.pass_at_k`).
 #
@@ -261,17 +294,9 @@ my_pass_at_2 = ...
 
 # %%
 # Check 00.2
-from s2dlab.evaluate import pass_at_k
+from s2dlab import exercises
 
-if my_pass_at_1 is ... or my_pass_at_2 is ...:
-    print("⏭ 00.2 skipped: replace the ... above with your answers, then run both cells again.")
-else:
-    assert abs(my_pass_at_1 - pass_at_k(4, 1, 1)) < 1e-9, (
-        f"00.2: pass@1 = {my_pass_at_1} is not right; with k = 1 pass@k is just the share of correct samples")
-    assert abs(my_pass_at_2 - pass_at_k(4, 1, 2)) < 1e-9, (
-        f"00.2: pass@2 = {my_pass_at_2} is not right; count the pairs of 4 samples (C(4,2)) and those with no "
-        f"correct sample (C(3,2))")
-    print("✓ 00.2 correct: both match s2dlab.evaluate.pass_at_k")
+exercises.check_00_2(my_pass_at_1, my_pass_at_2)
 
 # %% [markdown]
 # ## A first dense reward

@@ -17,7 +17,7 @@ RUN_DIR = None
 # Stage 1 trains the **teacher** with GRPO on the labeled half 1H (final answers only). One step:
 #
 # 1. take `prompts_per_step` problems and sample a **group** of G = `num_generations` completions for each;
-# 2. grade each completion: reward `r_i` = 1 for a verified boxed answer, else 0;
+# 2. grade each completion: reward `r_i` = 1 for a verified boxed answer, else 0 (you write this function below);
 # 3. the **advantage** of completion i is its reward against its own group,
 #    `A_i = (r_i - mean_group(r)) / (std_group(r) + 1e-4)` (std with Bessel's correction, as TRL computes it); a
 #    group whose rewards are all equal has `A = 0` for every completion: a **dead group**, no signal at all;
@@ -29,13 +29,10 @@ RUN_DIR = None
 #    for `A_i < 0`);
 # 5. one optimizer step.
 #
-# One claim to check rather than believe: the batch is sampled by the current policy and used for **one**
-# optimizer step, so `θ_old = θ` when the loss is computed, the ratio ρ is exactly 1 at every token, and the clip
-# (ε = 0.2, ε_high = 0.28) never acts. The gradient is then the plain policy gradient
-# `-(1/N) Σ A_i ∇ log πθ(y_{i,t})`. The clip would act only with several updates per batch (TRL's
-# `num_iterations > 1`), which neither this lab nor the paper's code uses.
+# `θ_old` is the policy that sampled the batch; ε = 0.2 and ε_high = 0.28 on the tiny preset. What ρ and the clip
+# actually do in stage 1 is the first prediction below.
 #
-# Section 1 does one step by hand and checks every number against a real `GRPOTrainer` step. Section 2 runs
+# Section 1 writes the reward, then does one step by hand and checks every number against a real `GRPOTrainer` step. Section 2 runs
 # stage 1 (the slowest stage of the workflow). Section 3 asks what stage 1 did to the teacher *as a scorer*:
 # condition C1.
 
@@ -69,6 +66,32 @@ print("finished stages:", lab.finished())
 # %% [markdown]
 # ## 1 · One GRPO step by hand
 #
+# ### Your turn 01.1: the reward function
+#
+# The sparse reward of this task: **1.0** when the content of the **last** `\boxed{...}` of the completion is a plain
+# integer (digits, perhaps a leading minus) equal to the answer, **0.0** otherwise: no box, a box that never closes
+# (the completion was cut off), an expression such as `\boxed{5+7}` (equal in value, but it copies the question
+# instead of computing), or a wrong number. Write it with Python's `re` (no s2dlab function). The rest of this
+# section grades the group and the TRL step with *your* function once the check passes.
+
+# %%
+import re
+
+# %%
+# Your turn 01.1: the reward function. Replace the ... with its body (`re` is imported above).
+def my_reward(completion, answer):
+    ...
+
+# %%
+# Check 01.1 (nine cases, from a worked solution to a box that never closes)
+from s2dlab import exercises
+
+exercises.check_01_1(my_reward)
+# the reward used below: yours once it is written, else the task's grader (s2dlab.rewards, math-verify)
+reward_of = my_reward if my_reward("\\boxed{1}", "1") is not None else data.grade_fn(cfg)
+print("grading with", "my_reward" if reward_of is my_reward else "the task's grader (write my_reward to use yours)")
+
+# %% [markdown]
 # ### A group
 #
 # The base teacher (the policy before stage 1) samples a group of G completions for one problem of 1H, at the
@@ -88,8 +111,7 @@ group = sample(policy, tok, [problem], n=G, max_new_tokens=cfg.generation.max_ne
                temperature=sec.temperature if sec.temperature is not None else cfg.generation.temperature,
                top_p=cfg.generation.top_p, top_k=cfg.generation.top_k, seed=0, prompt_suffix=cfg.task.prompt_suffix,
                chat_template_kwargs=data.chat_kwargs(cfg), progress=False)
-grade = data.grade_fn(cfg)
-r_G = torch.tensor([float(grade(g.completion, problem["answer"])) for g in group])
+r_G = torch.tensor([float(reward_of(g.completion, problem["answer"])) for g in group])
 A_G = (r_G - r_G.mean()) / (r_G.std() + 1e-4)  # torch's std divides by G - 1, like TRL's nanstd
 print(f"{problem['prompt']}  answer {problem['answer']}: group mean reward {r_G.mean():.3f}, std {r_G.std():.3f}"
       + ("  (a dead group: every advantage is 0)" if r_G.std() == 0 else ""))
@@ -97,39 +119,34 @@ pd.DataFrame({"completion": [g.completion for g in group], "tokens": [len(g.comp
               "reward": r_G.numpy(), "advantage": A_G.numpy().round(3)})
 
 # %% [markdown]
-# ### Your turn 01.1: the advantages of a group
+# ### Your turn 01.2: the advantages of a group
 #
 # A group of 8 completions where only the first one is right: rewards `[1, 0, 0, 0, 0, 0, 0, 0]`. Compute the 8
 # advantages by the formula above (std with Bessel's correction, `+ 1e-4` in the denominator). Then look at your
 # numbers: how does the right completion's advantage compare with the size of a wrong one's?
 
 # %%
-# Your turn 01.1: a list of 8 numbers (plain Python or numpy; torch is imported above).
+# Your turn 01.2: a list of 8 numbers (plain Python or numpy; torch is imported above).
 rewards_01 = [1, 0, 0, 0, 0, 0, 0, 0]
 my_advantages = ...
 
 # %%
-# Check 01.1
-from trl.trainer.utils import nanstd  # the std TRL's GRPOTrainer uses
+# Check 01.2
+from s2dlab import exercises
 
-if my_advantages is ...:
-    print("⏭ 01.1 skipped: replace the ... above with your 8 advantages, then run both cells again.")
-else:
-    r = torch.tensor(rewards_01, dtype=torch.float32)
-    expected = (r - r.mean()) / (nanstd(r) + 1e-4)
-    mine = torch.as_tensor(np.asarray(my_advantages, dtype=np.float32))
-    assert mine.shape == expected.shape, f"01.1: give 8 advantages, one per completion (got shape {tuple(mine.shape)})"
-    assert torch.allclose(mine, expected, atol=1e-3), (
-        "01.1: not the advantages TRL computes; subtract the group mean, then divide by the std with Bessel's "
-        "correction (divide by G - 1 = 7) plus 1e-4")
-    print(f"✓ 01.1 correct: the right completion gets {expected[0]:+.3f}, each wrong one {expected[1]:+.3f} "
-          "(as TRL's formula gives)")
+exercises.check_01_2(my_advantages)
 
 # %% [markdown]
 # **Predict first.** The next cells run one real `GRPOTrainer` step and then redo it by hand. Before running
-# them: at every token of the batch, what is the ratio `ρ = πθ(y_t) / πθ_old(y_t)` when the loss is computed? How
-# many tokens do you expect the clip at `1 - ε` / `1 + ε_high` to touch?
-#
+# them: at every token of the batch, what is the largest ratio `ρ = πθ(y_t) / πθ_old(y_t)` when the loss is
+# computed? How many tokens do you expect the clip at `1 - ε` / `1 + ε_high` to change? Write both numbers.
+
+# %%
+# Predict 01.a: two numbers
+my_guess_largest_ratio = ...
+my_guess_clipped_tokens = ...
+
+# %% [markdown]
 # ### One real TRL step, and every number by hand
 #
 # The same trainer and settings as stage 1 (`s2dlab.stages.grpo.grpo_config`), for one step, on a copy of the
@@ -148,8 +165,8 @@ from s2dlab.stages import grpo
 from s2dlab.stages.lifecycle import quiet_progress
 
 before = copy.deepcopy(policy)  # the policy at the start of the step (theta_old), for the checks by hand
-# the task's reward function, keeping a copy of what TRL sampled and graded (`.calls`)
-arithmetic_reward = tutorial.recording_reward(data.reward_fn(cfg))
+# the reward function (yours, once 01.1 passes), keeping a copy of what TRL sampled and graded (`.calls`)
+arithmetic_reward = tutorial.recording_reward(tutorial.trl_reward(reward_of))
 one_step = dataclasses.replace(sec, steps=1)
 args = grpo.grpo_config(cfg, one_step, Path(tempfile.mkdtemp()) / "one_grpo_step")
 args.save_strategy = "no"  # nothing to resume: keep no checkpoint
@@ -213,6 +230,9 @@ print(f"ratio over the {int(mask_BC.sum())} completion tokens: min {ratio_BC[rea
 print(f"loss by hand {loss.item():+.6f}, TRL logged {logged['loss']:+.6f}; with ratio 1 it is "
       f"-sum_i A_i |y_i| / sum_i |y_i| = {(-(A_B1 * mask_BC).sum() / mask_BC.sum()).item():+.6f}")
 assert abs(loss.item() - logged["loss"]) < 1e-5
+exercises.reveal("Predict 01.a (largest ratio)", my_guess_largest_ratio, ratio_BC[real].max().item(), abs_tol=1e-3)
+exercises.reveal("Predict 01.a (tokens clipped)", my_guess_clipped_tokens, int((clipped_BC != ratio_BC)[real].sum()),
+                 abs_tol=0)
 
 # %% [markdown]
 # The optimizer step, as the trainer takes it: AdamW at the stage's learning rate (no weight decay), after
@@ -240,10 +260,14 @@ print(f"weight change by hand vs TRL's: cosine {cos:.7f}; largest difference {la
 assert abs(grad_norm - logged["grad_norm"]) < 1e-4 and cos > 0.999
 
 # %% [markdown]
-# So the ratio was exactly 1 and the clip changed no token: every step of stage 1 is a plain policy-gradient
-# step, and TRL's logged `clip_ratio/region_mean` is 0 at every step (the curves below show it). After the step the
-# policy *has* moved; had we taken a second update on the same batch (`num_iterations = 2`), the ratio would be
-# the one below, and the clip would start to act on the tokens outside `[1 - ε, 1 + ε_high]`:
+# So the ratio was exactly 1 and the clip changed no token. The batch is sampled by the current policy and used for
+# **one** optimizer step, so `θ_old = θ` when the loss is computed (TRL uses `per_token_logps.detach()`). The
+# gradient is then the plain policy gradient `-(1/N) Σ A_i ∇ log πθ(y_{i,t})`: every step of stage 1 is a plain
+# policy-gradient step, and TRL's logged `clip_ratio/region_mean` is 0 at every step (the curves below show it).
+# The clip would act only with several updates per batch (TRL's `num_iterations > 1`), which neither this lab nor
+# the paper's code uses. After the step the policy *has* moved; had we taken a second update on the same batch
+# (`num_iterations = 2`), the ratio would be the one below, and the clip would start to act on the tokens outside
+# `[1 - ε, 1 + ε_high]`:
 
 # %%
 with torch.no_grad():
@@ -258,6 +282,43 @@ go.Figure(go.Histogram(x=ratio_after.numpy(), nbinsx=60)).update_layout(
     yaxis_title="tokens", yaxis_type="log", template="plotly_white", height=300)
 
 # %% [markdown]
+# ### Change X, predict, observe: the learning rate
+#
+# The share outside the clip range after one step depends on how far the step moved the policy. Set `LR_SCALE`
+# (the step's learning rate is `LR_SCALE` times stage 1's), predict the share of tokens a second update would find
+# outside `[1 - ε, 1 + ε_high]`, then run: the next cell redoes the same step by hand from the base teacher with the
+# scaled rate (one forward and backward pass, seconds) and measures it.
+
+# %%
+LR_SCALE = 10  # X: try 0.1, 3, 10, 30
+# Predict 01.b: the share of tokens outside the clip range after one step at LR_SCALE x the rate (0 to 1)
+my_guess_outside = ...
+
+# %%
+scaled = load_stage_model(cfg, run, "base_teacher", tok).train()
+opt_x = torch.optim.AdamW(scaled.parameters(), lr=targs.learning_rate * LR_SCALE,
+                          betas=(targs.adam_beta1, targs.adam_beta2), eps=targs.adam_epsilon, weight_decay=0.0)
+lp_x = torch.log_softmax(scaled(input_ids=ids_BL, attention_mask=attention_BL).logits[:, P - 1:-1, :len(tok)].float(),
+                         -1).gather(-1, ids_BL[:, P:, None]).squeeze(-1)
+loss_x = (-(torch.exp(lp_x - lp_x.detach()) * A_B1) * mask_BC).sum() / mask_BC.sum()  # the same loss, ratio 1
+opt_x.zero_grad()
+loss_x.backward()
+torch.nn.utils.clip_grad_norm_(scaled.parameters(), targs.max_grad_norm)
+opt_x.step()
+with torch.no_grad():
+    lp_after = torch.log_softmax(scaled(input_ids=ids_BL, attention_mask=attention_BL).logits[:, P - 1:-1, :len(tok)]
+                                 .float(), -1).gather(-1, ids_BL[:, P:, None]).squeeze(-1)
+ratio_x = torch.exp(lp_after - lp_x.detach())[real]
+outside_x = ((ratio_x < 1 - sec.epsilon) | (ratio_x > 1 + sec.epsilon_high)).float().mean().item()
+print(f"learning rate {targs.learning_rate * LR_SCALE:g} ({LR_SCALE} x stage 1's): ratio min {ratio_x.min():.3f}, max "
+      f"{ratio_x.max():.3f}; share outside the clip range {outside_x:.2%} (at 1 x: {outside:.2%})")
+exercises.reveal("Predict 01.b", my_guess_outside, outside_x, abs_tol=0.05)
+
+# %% [markdown]
+# Adam's first step moves every weight by about the learning rate whatever its gradient, so the policy's change
+# grows with the rate almost linearly, and the clip, which bounds the *ratio*, starts to matter at large rates on
+# a second update. With one update per batch it still never acts: the ratio is 1 when the loss is computed.
+#
 # ## 2 · Stage 1 for real
 #
 # `teacher_grpo.steps` steps of the same update, then the teacher is evaluated and the fixed C1 rollouts are
@@ -302,43 +363,15 @@ pd.DataFrame(rows).T
 # (notebook 00). At every such step of the eval problems' gold solutions, the cell below asks each model for its
 # next character after `v op b=`, and compares the probability of the right result's first character with that of
 # the slip's. A model that copied the corpus splits its mass between them; a reward-shaped one should not.
+# (Notebook 04 puts the raw teacher's bridge and cold GRPO in the same table.)
 
 # %%
-import re
-
-from s2dlab.generation import format_prompt
-from s2dlab.tasks.arithmetic import slip_of
-
-STEP = re.compile(r"(-?\d+)([+\-*])(\d+)=(-?\d+)")
-prefixes, kinds, right_ids, slip_ids = [], [], [], []
-for rec in data.eval_sets(cfg)[EVAL_SET]:
-    head, done = format_prompt(tok, rec["prompt"], cfg.task.prompt_suffix, data.chat_kwargs(cfg)), ""
-    for line in rec["solution"].splitlines():
-        m = STEP.fullmatch(line)
-        slip = slip_of(int(m[1]), m[2], int(m[3])) if m else None
-        if slip is not None and m[4][0] != str(slip[1])[0]:  # the two results start with different characters
-            prefixes.append(tok(head + done + line[: line.index("=") + 1], add_special_tokens=False)["input_ids"])
-            kinds.append(slip[0])
-            right_ids.append(tok.convert_tokens_to_ids(m[4][0]))
-            slip_ids.append(tok.convert_tokens_to_ids(str(slip[1])[0]))
-L = max(map(len, prefixes))
-ids_NL = torch.tensor([p + [tok.pad_token_id] * (L - len(p)) for p in prefixes])
-attn_NL = (torch.arange(L)[None, :] < torch.tensor([len(p) for p in prefixes])[:, None]).long()
-last_N = torch.tensor([len(p) - 1 for p in prefixes])
-table = {}
-for stage in ("base_student", "base_teacher", "teacher_grpo"):
-    model = load_stage_model(cfg, run, stage, tok).eval()
-    with torch.no_grad():
-        logits_NLV = model(input_ids=ids_NL, attention_mask=attn_NL).logits[..., :len(tok)]
-    p_NV = torch.softmax(logits_NLV[torch.arange(len(prefixes)), last_N].float(), dim=-1)
-    p_right, p_slip = p_NV[torch.arange(len(prefixes)), right_ids], p_NV[torch.arange(len(prefixes)), slip_ids]
-    table[stage] = {"p(right)": p_right.mean().item(), "p(slip)": p_slip.mean().item(),
-                    "p(slip) / (p(right) + p(slip))": (p_slip.sum() / (p_right + p_slip).sum()).item(),
-                    **{f"p(slip) at {k} steps": p_slip[torch.tensor([x == k for x in kinds])].mean().item()
-                       for k in sorted(set(kinds))}}
-print(f"{len(prefixes)} slip-possible steps in the gold solutions of the eval problems; "
+# s2dlab.tutorial.slip_table: at each slip-possible step of the eval problems' gold solutions (`v op b=`, where
+# the right result and the slip start with different characters), each model's next-character probabilities.
+slips = tutorial.slip_table(cfg, run, ["base_student", "base_teacher", "teacher_grpo"])
+print(f"{slips.attrs['steps']} slip-possible steps in the gold solutions of the eval problems; "
       f"task.slip_rate = {cfg.task.slip_rate}")
-pd.DataFrame(table).T.round(3)
+slips.round(3)
 
 # %% [markdown]
 # ## 3 · C1: is the teacher reward-shaped?
@@ -373,8 +406,13 @@ viz.c1_rollouts_figure(S["c1"], c1_rows)
 # summed-reward AUROC could be length in disguise. The summary's **length-only AUROC** (column above: the AUROC of
 # minus the length) is that control.
 #
-# **Predict first.** Before running the next cell, guess: is the length-only AUROC of these rollouts near 0.5, well
-# above, or below? Then compare it with each teacher's summed-reward AUROC in the table above.
+# **Predict first.** Before running the next cell, guess: is the length-only AUROC of these rollouts "below 0.5",
+# "near 0.5" (within 0.05) or "above 0.5"? Then compare it with each teacher's summed-reward AUROC in the table
+# above.
+
+# %%
+# Predict 01.c: "below 0.5", "near 0.5" or "above 0.5"
+my_guess_length_auroc = ...
 
 # %%
 from plotly.subplots import make_subplots
@@ -393,33 +431,29 @@ fig.update_layout(title="Summed implicit reward against length, fixed C1 rollout
                   template="plotly_white", height=380)
 fig.update_xaxes(title_text="completion tokens")
 fig.update_yaxes(title_text="Σ implicit reward (nats)", col=1)
+length_auroc = S["c1"]["teachers"][teachers[0]]["length_auroc"]  # the same rollouts for both teachers
 print("length-only AUROC (from the summary):", {t: round(S["c1"]["teachers"][t]["length_auroc"], 3) for t in teachers})
+exercises.reveal("Predict 01.c", my_guess_length_auroc, "near 0.5" if abs(length_auroc - 0.5) <= 0.05 else
+                 "above 0.5" if length_auroc > 0.5 else "below 0.5", choices=["below 0.5", "near 0.5", "above 0.5"])
 fig
 
 # %% [markdown]
-# ### Your turn 01.2: an AUROC by hand
+# ### Your turn 01.3: an AUROC by hand
 #
 # Six rollouts with their summed implicit rewards and whether they were correct. The AUROC is the probability that
 # a random correct rollout scores above a random incorrect one, a tie counting one half. Count the pairs.
 
 # %%
-# Your turn 01.2: one number.
+# Your turn 01.3: one number.
 scores_01 = [2.1, -0.3, 0.8, -1.5, 0.8, -0.2]
 correct_01 = [True, False, True, False, False, True]
 my_auroc = ...
 
 # %%
-# Check 01.2
-from s2dlab.diagnostics import auroc
+# Check 01.3
+from s2dlab import exercises
 
-if my_auroc is ...:
-    print("⏭ 01.2 skipped: replace the ... above with your AUROC, then run both cells again.")
-else:
-    expected = auroc(scores_01, correct_01)
-    assert abs(my_auroc - expected) < 1e-6, (
-        f"01.2: {my_auroc} is not the AUROC; there are 3 x 3 = 9 (correct, incorrect) pairs: count the pairs "
-        "where the correct one scores higher, add one half for each tie, divide by 9")
-    print(f"✓ 01.2 correct: matches s2dlab.diagnostics.auroc ({expected:.4f})")
+exercises.check_01_3(my_auroc)
 
 # %% [markdown]
 # **Discussion.** (Answers in `ANSWERS.md`.)

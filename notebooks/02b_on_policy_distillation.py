@@ -123,14 +123,22 @@ pd.DataFrame({"token": row["tokens"], "pS(y_t)": np.exp(row["student_logprob"]),
 # ## The identity `E[-r] = KL`, and how noisy one sample is
 #
 # **Predict first.** At the position where the two models disagree most, one sampled token gives the one-sample
-# estimate `-r` of the reverse KL. Can that estimate be negative? How many samples would you need for it to be
-# within 10% of the exact KL?
+# estimate `-r` of the reverse KL. Can that estimate be negative ("yes" or "no")? How many samples N would you need
+# for the estimate's sd to be within 10% of the exact KL (a number; right within a factor of 2)?
 #
-# The cell draws tokens from the student's distribution at that position: for each sample size N, 200 independent
-# estimates (each the mean of `-r` over N draws), drawn as their mean with a band of ± 1 sd and the 5-95% range.
+# The cell after your guess draws tokens from the student's distribution at that position: for each sample size N,
+# 200 independent estimates (each the mean of `-r` over N draws), drawn as their mean with a band of ± 1 sd and the
+# 5-95% range.
+
+# %%
+# Predict 02b.a: "yes" or "no", and a number of samples
+my_guess_negative = ...
+my_guess_samples = ...
 
 # %%
 from plotly.subplots import make_subplots
+
+from s2dlab import exercises
 
 pos = int(reverse_kl.argmax())
 lpS, lpT = logp_S[pos].cpu(), logp_T[pos].cpu()
@@ -159,6 +167,11 @@ fig.add_trace(go.Histogram(x=single.numpy(), nbinsx=40, name="single -r", marker
 fig.update_xaxes(type="log", title_text="samples N", row=1, col=1)
 fig.update_xaxes(title_text="-r = log pS(y) - log pT(y)", row=1, col=2)
 fig.update_layout(template="plotly_white", height=380, legend=dict(orientation="h", y=-0.25))
+# the samples needed for sd <= 10% of the exact KL: sd falls as 1 / sqrt(N), so N = (sd of one sample / 0.1 KL)^2
+needed = int(np.ceil((single.std().item() / (0.1 * exact)) ** 2))
+exercises.reveal("Predict 02b.a (can -r be negative?)", my_guess_negative,
+                 "yes" if (single < 0).any() else "no", choices=["yes", "no"])
+exercises.reveal("Predict 02b.a (samples for 10%)", my_guess_samples, needed, factor=2)
 fig
 
 # %% [markdown]
@@ -231,32 +244,22 @@ fig
 # %% [markdown]
 # ### Your turn 02b.1: the identity on three tokens
 #
-# A student `pS = [0.6, 0.3, 0.1]` and a teacher `pT = [0.3, 0.6, 0.1]`. Compute the implicit reward of each of the
-# three tokens, the expectation of `-r` when the student samples, and the reverse KL `KL(pS‖pT)`.
+# A student `pS = [0.6, 0.3, 0.1]` and a teacher `pT = [0.1, 0.6, 0.3]`. Compute the implicit reward of each of the
+# three tokens, the expectation of `-r` when the student samples, and the reverse KL `KL(pS‖pT)` (natural logs).
 
 # %%
 # Your turn 02b.1: a list of 3 rewards and two numbers.
 p_s = np.array([0.6, 0.3, 0.1])
-p_t = np.array([0.3, 0.6, 0.1])
+p_t = np.array([0.1, 0.6, 0.3])
 my_rewards = ...
 my_expected_minus_r = ...
 my_reverse_kl = ...
 
 # %%
 # Check 02b.1
-from s2dlab.scoring import token_scores
+from s2dlab import exercises
 
-if my_rewards is ... or my_expected_minus_r is ... or my_reverse_kl is ...:
-    print("⏭ 02b.1 skipped: replace the three ... above, then run both cells again.")
-else:
-    ls, lt = torch.tensor(p_s).log().float(), torch.tensor(p_t).log().float()
-    sc = token_scores(ls.expand(1, 3, 3), lt.expand(1, 3, 3), torch.tensor([[0, 1, 2]]))  # each token once
-    assert np.allclose(my_rewards, sc.implicit_reward[0].numpy(), atol=1e-4), (
-        "02b.1: the implicit rewards are log pT(y) - log pS(y), teacher first")
-    assert abs(my_expected_minus_r - sc.reverse_kl[0, 0].item()) < 1e-4, (
-        "02b.1: E[-r] weights each -r by the student's probability of sampling that token")
-    assert abs(my_reverse_kl - sc.reverse_kl[0, 0].item()) < 1e-4, "02b.1: KL(pS||pT) = sum pS log(pS / pT)"
-    print(f"✓ 02b.1 correct: E[-r] = KL(pS||pT) = {sc.reverse_kl[0, 0]:.4f} nats (s2dlab.scoring.token_scores)")
+exercises.check_02b_1(my_rewards, my_expected_minus_r, my_reverse_kl)
 
 # %% [markdown]
 # ### Your turn 02b.2: one sampled-token gradient
@@ -270,58 +273,209 @@ my_gradient = ...
 
 # %%
 # Check 02b.2
-if my_gradient is ...:
-    print("⏭ 02b.2 skipped: replace the ... above, then run both cells again.")
-else:
-    zz = torch.tensor(p_s).log().float().requires_grad_(True)
-    lq = zz.log_softmax(-1)
-    (g,) = torch.autograd.grad(-(torch.tensor(p_t).log().float()[1] - lq[1]).detach() * lq[1], zz)
-    assert np.allclose(my_gradient, g.numpy(), atol=1e-4), (
-        "02b.2: the gradient is -A (onehot(y) - pS) with A = log pT(1) - log pS(1); check the sign of A")
-    print(f"✓ 02b.2 correct: {np.round(g.numpy(), 4)} (autograd): a positive A pushes the sampled token's logit up")
+from s2dlab import exercises
+
+exercises.check_02b_2(my_gradient)
 
 # %% [markdown]
-# ## Mode covering and mode seeking, in one dimension
+# ## OPD, written by you
 #
-# **Predict first.** A target with two well-separated modes, and a model that can only be one Gaussian. Fit it
-# twice: by the forward KL `KL(p‖q)` (the warmup's direction, the target as `p`) and by the reverse KL `KL(q‖p)` (OPD's
-# direction, the model's own samples). Which fit sits between the modes, and which on one of them?
+# Everything so far was one position. OPD is a loop over batches of the student's own rollouts:
 #
-# Both are computed on a grid and minimised with Adam from the same start.
+# 1. **sample**: the current student writes one completion for each prompt of a batch, at temperature 1;
+# 2. **score with the teacher**: the frozen teacher reads prompt + completion and gives its next-token distribution
+#    at every completion position (no labels, no grader);
+# 3. **loss**: the reverse KL `KL(pS‖pT)` at every position, averaged over the real completion tokens of the batch;
+# 4. **step**: backward, one optimizer step.
+#
+# ### Your turn 02b.3: the loss
+#
+# `logp_S` and `logp_T` are `[B, C, V]` log-probabilities, row `t` of each the distribution over completion token
+# `t` (the student's with gradient, the teacher's without); `mask` is `[B, C]`, 1 on real completion tokens and 0
+# on padding. Return the mean over the real tokens of `KL(pS‖pT)` at each position, as a torch scalar that
+# `.backward()` can train on.
+
+# %%
+# Your turn 02b.3: the loss. Replace the ... with its body.
+def my_opd_loss(logp_S, logp_T, mask):
+    ...
+
+# %%
+# Check 02b.3 (its value and its gradient on a fixed batch with padding)
+from s2dlab import exercises
+
+exercises.check_02b_3(my_opd_loss)
+
+# %% [markdown]
+# ### Your turn 02b.4: the loop
+#
+# Train a fresh copy of the warmed-up student (where the library's stage starts) for `OPD_STEPS` steps, with the
+# stage's batch size and learning rate, on the bridge's label-free prompts (1H), and append each step's loss to
+# `my_losses`. The pieces, all in scope: `sample(model, tok, records, n=1, temperature=1.0, seed=step, **gen)`
+# returns rollouts; `tutorial.rollout_batch(rollouts, tok.pad_token_id)` lays them out as one batch
+# `(ids_BL, attention_BL, P, mask_BC)`, prompts padded on the left, so that
+# `model(input_ids=ids_BL, attention_mask=attention_BL).logits[:, P - 1:-1, :V]` lines up with the completions
+# (take `log_softmax(-1)` in float32); `my_opd_loss` from 02b.3. Put the model in `.eval()` to sample and `.train()`
+# for the loss; clip the gradient norm at 1.0 before the step, as the library's trainer does. About 15 lines; the
+# 60 steps take about 10 seconds on two cores.
+
+# %%
+OPD_STEPS = 60  # the library's stage runs cfg.opd.steps; its first OPD_STEPS steps are the comparison
+prompts = data.prompt_set(cfg, "1h")  # the bridge's label-free prompts (the library's OPD samples the same set)
+gen = dict(max_new_tokens=cfg.generation.max_new_tokens, prompt_suffix=cfg.task.prompt_suffix,
+           chat_template_kwargs=data.chat_kwargs(cfg), progress=False)
+library_losses = pd.DataFrame(run.metrics("opd")).dropna(subset=["loss"]).sort_values("step")["loss"].tolist()
+print(f"{len(prompts)} prompts; batch {cfg.opd.batch_size}, learning rate {cfg.opd.learning_rate:g}; the library's "
+      f"stage logged {len(library_losses)} losses, the first {OPD_STEPS} averaging "
+      f"{np.mean(library_losses[:OPD_STEPS]):.4f} nats/token")
+
+# %%
+# Your turn 02b.4: the loop. Replace the ... (about 15 lines).
+my_student = load_stage_model(cfg, run, "fkl_warmup", tok)  # where the library's OPD starts
+optimizer = torch.optim.AdamW(my_student.parameters(), lr=cfg.opd.learning_rate, weight_decay=0.0)
+rng = np.random.default_rng(cfg.seed)
+my_losses = []
+for step in range(OPD_STEPS):
+    batch = [prompts[i] for i in rng.choice(len(prompts), cfg.opd.batch_size, replace=False)]
+    ...
+
+# %%
+# Check 02b.4 (your loss curve against the library stage's first OPD_STEPS steps)
+from s2dlab import exercises
+
+exercises.check_02b_4(my_losses, library_losses, OPD_STEPS)
+
+# %% [markdown]
+# Your loop against the library's stage (`s2dlab.stages.opd`: TRL's `DistillationTrainer` with `beta=1`), from the
+# same student, with the same teacher, batch size, learning rate and seed. The batches differ (TRL draws its own
+# prompts and samples with its own generator), so the curves are two draws of the same process: the same level and
+# the same trend, not the same points.
+
+# %%
+fig = go.Figure()
+fig.add_trace(go.Scatter(x=list(range(1, len(library_losses) + 1)), y=library_losses, mode="lines",
+                         name="library stage (opd/metrics.jsonl)", line=dict(color="#999")))
+if len(my_losses):
+    fig.add_trace(go.Scatter(x=list(range(1, len(my_losses) + 1)), y=my_losses, mode="lines+markers",
+                             name="your loop", line=dict(color="#b2182b")))
+fig.update_layout(title="OPD loss: mean reverse KL(pS‖pT) per completion token, each step's batch",
+                  xaxis_title="optimizer step", yaxis_title="nats/token", template="plotly_white", height=360)
+fig
+
+# %% [markdown]
+# ### Change X, predict, observe: the learning rate of your loop
+#
+# Rerun your loop (the `my_...` names of 02b.4) with the learning rate times `LR_X` for the same `OPD_STEPS` steps
+# (about 10 seconds). Predict the mean loss of its last 10 steps (nats/token; right within 25%), then run the two
+# cells below.
+
+# %%
+LR_X = 5  # X: try 0.2, 5, 20
+# Predict 02b.b: the mean loss of the last 10 steps at LR_X times the learning rate
+my_guess_02b_b = ...
+
+# %%
+if len(my_losses) == OPD_STEPS:  # after your loop ran
+    losses_base = list(my_losses)
+    my_student = load_stage_model(cfg, run, "fkl_warmup", tok)
+    optimizer = torch.optim.AdamW(my_student.parameters(), lr=cfg.opd.learning_rate * LR_X, weight_decay=0.0)
+    rng, my_losses = np.random.default_rng(cfg.seed), []
+    for step in range(OPD_STEPS):  # your loop's body, at the new rate
+        batch = [prompts[i] for i in rng.choice(len(prompts), cfg.opd.batch_size, replace=False)]
+        my_student.eval()
+        rollouts = sample(my_student, tok, batch, n=1, temperature=1.0, seed=step, **gen)
+        ids_BL, attention_BL, P_b, mask_BC = tutorial.rollout_batch(rollouts, tok.pad_token_id)
+        with torch.no_grad():
+            lT = teacher(input_ids=ids_BL, attention_mask=attention_BL).logits[:, P_b - 1:-1, :V].float().log_softmax(-1)
+        my_student.train()
+        lS = my_student(input_ids=ids_BL, attention_mask=attention_BL).logits[:, P_b - 1:-1, :V].float().log_softmax(-1)
+        loss = my_opd_loss(lS, lT, mask_BC)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(my_student.parameters(), 1.0)
+        optimizer.step()
+        my_losses.append(loss.item())
+    losses_x, my_losses = my_losses, losses_base
+    print(f"last 10 steps: {np.mean(losses_base[-10:]):.4f} at the stage's rate, {np.mean(losses_x[-10:]):.4f} at "
+          f"{LR_X} x")
+    exercises.reveal("Predict 02b.b", my_guess_02b_b, float(np.mean(losses_x[-10:])), rel=0.25)
+    display(go.Figure([go.Scatter(y=losses_base, name="1 x"), go.Scatter(y=losses_x, name=f"{LR_X} x")]).update_layout(
+        title="your loop at two learning rates", xaxis_title="step", yaxis_title="nats/token",
+        template="plotly_white", height=320))
+else:
+    print("write the loop of 02b.4 first: this cell reruns it at another learning rate")
+
+# %% [markdown]
+# ## The two directions of the KL, in one dimension
+#
+# **Predict first.** A target with two well-separated modes (at -2.5 and +2.5), and a model that can only be one
+# Gaussian. Fit it twice: by the forward KL `KL(p‖q)` (the warmup's direction, the target as `p`) and by the
+# reverse KL `KL(q‖p)` (OPD's direction, an expectation over the model's own samples). Where does each fit sit,
+# "between the modes" or "on one mode"?
+#
+# Both are computed on a grid and minimised with Adam from the same start (`tutorial.fit_gaussian`).
+
+# %%
+# Predict 02b.c: for each direction, "between the modes" or "on one mode"
+my_guess_forward_fit = ...
+my_guess_reverse_fit = ...
 
 # %%
 grid = torch.linspace(-6, 6, 1201)
 dx = grid[1] - grid[0]
 target = 0.5 * torch.exp(-0.5 * ((grid + 2.5) / 0.5) ** 2) + 0.5 * torch.exp(-0.5 * ((grid - 2.5) / 0.5) ** 2)
 target = target / (target.sum() * dx)  # a density on the grid
-fits = {}
-for name in ("forward KL(p‖q): mode covering", "reverse KL(q‖p): mode seeking"):
-    mu, log_sd = torch.tensor(0.5, requires_grad=True), torch.tensor(0.0, requires_grad=True)
-    opt = torch.optim.Adam([mu, log_sd], lr=0.05)
-    for _ in range(1500):
-        q = torch.exp(-0.5 * ((grid - mu) / log_sd.exp()) ** 2)
-        q = q / (q.sum() * dx)
-        log_p, log_q = target.clamp_min(1e-30).log(), q.clamp_min(1e-30).log()
-        kl = ((target * (log_p - log_q)) if name.startswith("forward") else (q * (log_q - log_p))).sum() * dx
-        opt.zero_grad()
-        kl.backward()
-        opt.step()
-    fits[name] = (q.detach(), mu.item(), log_sd.exp().item(), kl.item())
+START_LOG_SD = 0.0  # the fits start at mean 0.5, sd exp(0) = 1
+fits = {d: tutorial.fit_gaussian(grid, target, d, mu=0.5, log_sd=START_LOG_SD) for d in ("forward", "reverse")}
+# "on one mode": the fit's mean within 0.5 of a mode's and narrower than the gap between the modes
+where = {d: "on one mode" if abs(abs(f["mean"]) - 2.5) < 0.5 and f["sd"] < 1.0 else "between the modes"
+         for d, f in fits.items()}
+
 fig = go.Figure(go.Scatter(x=grid, y=target, name="target p (two modes)", line=dict(color="black", width=3)))
-for (name, (q, m, s_, k)), color in zip(fits.items(), ("#2166ac", "#b2182b")):
-    fig.add_trace(go.Scatter(x=grid, y=q, name=f"{name}: mean {m:+.2f}, sd {s_:.2f}, KL {k:.3f} nats",
-                             line=dict(color=color)))
+for (d, f), color in zip(fits.items(), ("#2166ac", "#b2182b")):
+    label = "forward KL(p‖q)" if d == "forward" else "reverse KL(q‖p)"
+    fig.add_trace(go.Scatter(x=grid, y=f["q"], name=f"{label}: mean {f['mean']:+.2f}, sd {f['sd']:.2f}, KL "
+                                                    f"{f['kl']:.3f} nats", line=dict(color=color)))
 fig.update_layout(title="One Gaussian fitted to a two-mode target, both ways", template="plotly_white", height=360,
                   legend=dict(orientation="h", y=-0.2))
+exercises.reveal("Predict 02b.c (forward)", my_guess_forward_fit, where["forward"],
+                 choices=["between the modes", "on one mode"])
+exercises.reveal("Predict 02b.c (reverse)", my_guess_reverse_fit, where["reverse"],
+                 choices=["between the modes", "on one mode"])
 fig
 
 # %% [markdown]
 # The forward KL pays wherever the target has mass and the model has little, so it spreads over both modes (here it
-# lands on the moment match: the target's mean and spread). The reverse KL is an expectation over the *model's*
-# samples; it pays where the model puts mass and the target has little, so it settles on one mode (and from a
-# start far wider than the modes it can stall on a wide fit between them: start `log_sd` at 1.0 instead of 0.0). For
-# distillation: the warmup (forward) makes the student cover what the teacher writes; OPD (reverse) sharpens the
-# student on the modes it already reaches, which is why it needs the student to start close (C2).
+# lands on the moment match: the target's mean and spread): it is **mode covering**. The reverse KL is an
+# expectation over the *model's* samples; it pays where the model puts mass and the target has little, so it
+# settles on one mode: **mode seeking**. For distillation: the warmup (forward) makes the student cover what the
+# teacher writes; OPD (reverse) sharpens the student on the modes it already reaches, which is why it needs the
+# student to start close (C2).
+#
+# ### Change X, predict, observe: where the reverse fit starts
+#
+# The reverse KL only sees where the model already puts mass. Start it wider: set `START_LOG_SD_X` (log of the
+# starting sd; 0.0 was sd 1, try 1.0 for sd 2.7, or 2.0), predict where the reverse fit ends, and run (seconds).
+
+# %%
+START_LOG_SD_X = 1.0  # X
+# Predict 02b.d: "between the modes" or "on one mode"
+my_guess_02b_d = ...
+
+# %%
+fit_x = tutorial.fit_gaussian(grid, target, "reverse", mu=0.5, log_sd=START_LOG_SD_X)
+print(f"reverse KL fit from sd {np.exp(START_LOG_SD_X):.2f}: mean {fit_x['mean']:+.2f}, sd {fit_x['sd']:.2f}, KL "
+      f"{fit_x['kl']:.3f} nats (from sd 1: mean {fits['reverse']['mean']:+.2f}, KL {fits['reverse']['kl']:.3f})")
+where_x = "on one mode" if abs(abs(fit_x["mean"]) - 2.5) < 0.5 and fit_x["sd"] < 1.0 else "between the modes"
+exercises.reveal("Predict 02b.d", my_guess_02b_d, where_x, choices=["between the modes", "on one mode"])
+go.Figure([go.Scatter(x=grid, y=target, name="target", line=dict(color="black", width=3)),
+           go.Scatter(x=grid, y=fit_x["q"], name=f"reverse fit from sd {np.exp(START_LOG_SD_X):.2f}")]).update_layout(
+    template="plotly_white", height=300)
+
+# %% [markdown]
+# A start much wider than the modes can stall on a wide fit between them: the gradient of the reverse KL is an
+# average over the model's own mass, which sits on both modes and the gap alike. That is a local method: it
+# improves on where it starts, which is the point of the warmup.
 #
 # ## OPD's snapshots: the token heatmap
 #

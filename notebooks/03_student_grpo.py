@@ -85,8 +85,12 @@ viz.stage_curves_figure(run, metrics=["reward", "frac_reward_zero_std", "probe/a
 # wrong: probability `p^G + (1-p)^G`.
 #
 # **Predict first.** With G = `student_grpo.num_generations` and the student's training accuracy at the start of
-# stage 3 (printed below), will the logged share of dead groups be higher or lower than that formula with the mean
-# accuracy plugged in? Why might they differ?
+# stage 3 (printed below), will the logged share of dead groups be "higher", "about the same" (within 0.02) or
+# "lower" than that formula with the mean accuracy plugged in? Why might they differ?
+
+# %%
+# Predict 03.a: "higher", "about the same" or "lower"
+my_guess_03a = ...
 
 # %%
 m = pd.DataFrame(run.metrics("student_grpo")).dropna(subset=["reward"])
@@ -98,24 +102,26 @@ print(f"first {len(first)} steps of student_grpo: mean training reward p = {p_ba
 # %% [markdown]
 # ### Your turn 03.1: the share of dead groups
 #
-# Compute `p^G + (1-p)^G` with `p = p_bar` and `G = G` from the cell above.
+# If every completion were right with probability `p = p_bar`, independently, what share of groups of `G` would be
+# all right, what share all wrong, and what share dead? Use `p_bar` and `G` from the cell above (or p as printed).
 
 # %%
-# Your turn 03.1: one number.
+# Your turn 03.1: three numbers.
+my_all_right = ...
+my_all_wrong = ...
 my_dead_share = ...
 
 # %%
 # Check 03.1
-if my_dead_share is ...:
-    print("⏭ 03.1 skipped: replace the ... above with your formula, then run both cells again.")
-else:
-    expected = p_bar ** G + (1 - p_bar) ** G
-    assert abs(my_dead_share - expected) < 1e-9, (
-        f"03.1: {my_dead_share} is not p^G + (1-p)^G for p = {p_bar:.3f} and G = {G}; both all-right and "
-        "all-wrong groups are dead")
-    logged = first["frac_reward_zero_std"].mean()
-    print(f"✓ 03.1 correct: {expected:.3f} from the mean accuracy; TRL logged frac_reward_zero_std {logged:.3f} "
-          f"over the same steps ({p_bar ** G:.3f} of groups expected all right, {(1 - p_bar) ** G:.3f} all wrong)")
+from s2dlab import exercises
+
+exercises.check_03_1(my_all_right, my_all_wrong, my_dead_share, p_bar, G)
+
+# %%
+formula, logged = p_bar ** G + (1 - p_bar) ** G, first["frac_reward_zero_std"].mean()
+print(f"TRL logged frac_reward_zero_std {logged:.3f} over the same steps, against {formula:.3f} from the formula")
+exercises.reveal("Predict 03.a", my_guess_03a, "about the same" if abs(logged - formula) <= 0.02 else
+                 "higher" if logged > formula else "lower", choices=["higher", "about the same", "lower"])
 
 # %% [markdown]
 # The formula assumes every problem is equally hard. It is not: some problems the student always solves, some
@@ -132,6 +138,39 @@ for stage in ("base_student", "opd", "student_grpo"):
     print(f"{stage:<14} avg@{k} {p_eval:.3f}: eval problems with all {k} samples alike {np.mean((counts == 0) | (counts == k)):.3f}, "
           f"formula at the mean {p_eval ** k + (1 - p_eval) ** k:.3f}; all wrong {np.mean(counts == 0):.3f}, "
           f"all right {np.mean(counts == k):.3f}")
+
+# %% [markdown]
+# ### Change X, predict, observe: the group size
+#
+# More completions per group make a dead group less likely, at the cost of more sampling per step. Set `G_X`,
+# predict the share of dead groups the student that starts stage 3 (the OPD student) would have on 48 problems of
+# 2H at that group size, then run: the cell samples 16 completions for each problem once (seconds) and counts, for
+# the first `G_X` of them, the groups that are all right or all wrong.
+
+# %%
+G_X = 2  # X: try 2, 4, 16 (at most 16)
+# Predict 03.b: the share of dead groups (0 to 1) at G = G_X
+my_guess_03b = ...
+
+# %%
+from s2dlab.generation import sample
+
+tok = tokenizer_for(cfg, run)
+opd_student = load_stage_model(cfg, run, "opd", tok).eval()
+problems_2h = data.labeled(cfg, "2h")[:48]
+draws = sample(opd_student, tok, problems_2h, n=16, max_new_tokens=cfg.generation.max_new_tokens, temperature=1.0,
+               seed=0, prompt_suffix=cfg.task.prompt_suffix, chat_template_kwargs=data.chat_kwargs(cfg), progress=False)
+grade = data.grade_fn(cfg)
+answers_2h = {r["id"]: r["answer"] for r in problems_2h}
+right_PN = np.array([[grade(d.completion, answers_2h[r["id"]]) for d in draws if d.prompt_id == r["id"]]
+                     for r in problems_2h], dtype=float)  # [problems, 16]
+dead_at = {g: float(np.mean((right_PN[:, :g].sum(1) == 0) | (right_PN[:, :g].sum(1) == g))) for g in (2, 4, 8, 16)}
+dead_at[G_X] = float(np.mean((right_PN[:, :G_X].sum(1) == 0) | (right_PN[:, :G_X].sum(1) == G_X)))
+p_x = right_PN.mean()
+print(f"accuracy of the OPD student on these problems {p_x:.3f}; dead groups at G = "
+      + ", ".join(f"{g}: {v:.2f}" for g, v in sorted(dead_at.items()))
+      + f"; the formula at G = {G_X}: {p_x ** G_X + (1 - p_x) ** G_X:.2f}")
+exercises.reveal("Predict 03.b", my_guess_03b, dead_at[G_X], abs_tol=0.1)
 
 # %% [markdown]
 # Notice *which* groups are dead: for a weak student mostly all-wrong ones (no correct completion to learn from),
@@ -170,20 +209,21 @@ fig
 # Compute the interval of `student_grpo`.
 
 # %%
-# Your turn 03.2: the interval as [low, high], fractions in [0, 1].
 per_problem = run.eval("student_grpo")["sets"][EVAL_SET]["per_problem"]  # problem id -> correct samples out of k
+k = run.eval("student_grpo")["sets"][EVAL_SET]["k"]
+print(f"{len(per_problem)} eval problems, k = {k}; the first few: {dict(list(per_problem.items())[:4])}")
+
+# %%
+# Your turn 03.2: the interval as [low, high], fractions in [0, 1].
 my_interval = ...
 
 # %%
 # Check 03.2
-if my_interval is ...:
-    print("⏭ 03.2 skipped: replace the ... above with [low, high], then run both cells again.")
-else:
+from s2dlab import exercises
+
+if exercises.check_03_2(my_interval, per_problem, k) == "correct":
     want = S["stages"]["student_grpo"]["interval"]["ci"]
-    assert np.allclose(my_interval, want, atol=1e-4), (
-        f"03.2: {np.round(my_interval, 4)} is not the summary's interval; divide the counts by k first, take the "
-        "sd with ddof=1, then mean ± 1.96 sd / sqrt(P)")
-    print(f"✓ 03.2 correct: [{want[0]:.4f}, {want[1]:.4f}] as in summary.json (s2dlab.diagnostics.accuracy_interval)")
+    print(f"summary.json says [{want[0]:.4f}, {want[1]:.4f}] (s2dlab.diagnostics.accuracy_interval)")
 
 # %% [markdown]
 # **Discussion.** (Answers in `ANSWERS.md`.)

@@ -25,7 +25,8 @@ RUN_DIR = None
 #
 # The arms are the rows of the paper's Table 2 (`s2dlab.pipeline.ARMS`). `s2dlab run` (and notebooks 00-04) make
 # three of them: `bridge_1h_stage3` (the four-stage workflow), `bridge_1h` (the same bridge without stage 3) and
-# `cold_grpo`. `s2dlab run --ablations` adds the rest: the full bridge on the whole pool, the bridge from the raw
+# `cold_grpo`; this notebook adds a fourth, `bridge_raw_teacher`, the bridge built from the teacher *before*
+# stage 1 (about a minute), to watch condition C1 fail. `s2dlab run --ablations` adds the rest: the full bridge on the whole pool, the bridge from the raw
 # teacher (P1), without the warmup or without OPD (P2), the replay control (P3), the SFT teacher, and `gold_sft`
 # (a reference that uses gold worked solutions). Every number below is read from the run's `summary.json`.
 
@@ -49,16 +50,19 @@ K, EVAL_SET = lab.k, lab.eval_set
 from s2dlab import data, pipeline, summary, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
 
 # %%
-# The ablation rows train twelve more stages, several times this notebook's budget on a laptop: run them from a
-# terminal instead (`s2dlab run --ablations --out <this run folder>`, which reuses every finished stage), or set
+# The other ablation rows train ten more stages, several times this notebook's budget on a laptop: run them from
+# a terminal instead (`s2dlab run --ablations --out <this run folder>`, which reuses every finished stage), or set
 # True here. Arms already in the run folder are shown either way.
 RUN_ABLATIONS = False
 
 # %%
-# Every workflow stage (if missing) and the cold-GRPO baseline, each evaluated: `lab.build` makes the calls of
-# `s2dlab run`; stages already evaluated are left as they are.
+# Every workflow stage (if missing), the cold-GRPO baseline and the raw teacher's bridge (its warmup and OPD from the
+# base teacher), each evaluated: `lab.build` and `lab.build_arm` make the calls of `s2dlab run`; stages already
+# evaluated are left as they are.
 if any(run.eval(s.name) is None for s in lab.steps):
     lab.build("cold_grpo")
+if any(run.eval(s) is None for s in ("raw_teacher.fkl_warmup", "raw_teacher.opd")):
+    lab.build_arm("bridge_raw_teacher")
 if RUN_ABLATIONS:
     for step in pipeline.plan(cfg, ablations=True)[0]:
         if run.eval(step.name) is None:
@@ -100,24 +104,47 @@ viz.claims_frame(S)
 # 95% interval is `mean ± 1.96 · sd / sqrt(P)` (sd with Bessel's correction). Compute both, in fractions.
 
 # %%
-# Your turn 04.1: the mean difference and its interval [low, high], fractions.
 a_counts = run.eval(S["arms"]["bridge_1h_stage3"]["stage"])["sets"][EVAL_SET]["per_problem"]  # id -> correct of k
 b_counts = run.eval(S["arms"]["cold_grpo"]["stage"])["sets"][EVAL_SET]["per_problem"]
+k = run.eval("cold_grpo")["sets"][EVAL_SET]["k"]
+print(f"{len(a_counts)} problems, k = {k}")
+
+# %%
+# Your turn 04.1: the mean difference and its interval [low, high], fractions.
 my_difference = ...
 my_difference_interval = ...
 
 # %%
 # Check 04.1
-if my_difference is ... or my_difference_interval is ...:
-    print("⏭ 04.1 skipped: replace the two ... above, then run both cells again.")
-else:
+from s2dlab import exercises
+
+if exercises.check_04_1(my_difference, my_difference_interval, a_counts, b_counts, k) == "correct":
     claim = next(c for c in S["claims"] if c["a"] == "bridge_1h_stage3" and c["b"] == "cold_grpo")
-    assert abs(my_difference - claim["difference"]) < 1e-9, (
-        "04.1: the mean of the per-problem differences (a - b, each count divided by k) is not the summary's")
-    assert np.allclose(my_difference_interval, claim["ci"], atol=1e-4), (
-        "04.1: the interval is off; pair the problems first (one difference per problem), then 1.96 sd / sqrt(P)")
-    print(f"✓ 04.1 correct: {100 * claim['difference']:+.1f} points [{100 * claim['ci'][0]:+.1f}, "
-          f"{100 * claim['ci'][1]:+.1f}], the summary's '{claim['claim']}' ({claim['status']})")
+    print(f"the summary's '{claim['claim']}': {100 * claim['difference']:+.1f} points [{100 * claim['ci'][0]:+.1f}, "
+          f"{100 * claim['ci'][1]:+.1f}] ({claim['status']})")
+
+# %% [markdown]
+# ### Change X, predict, observe: the number of eval problems
+#
+# The interval of a paired difference narrows as more problems are evaluated. Set `N_X`, predict the half-width
+# (in points) of the same difference's 95% interval had only `N_X` of the eval problems been evaluated, then run:
+# it draws 200 random subsets of `N_X` problems and prints the median half-width.
+
+# %%
+N_X = 75  # X: try 30, 75, 150
+# Predict 04.a: the half-width of the interval, in points, with N_X problems
+my_guess_04a = ...
+
+# %%
+d_all = np.array([(a_counts[p] - b_counts[p]) / k for p in a_counts])
+rng_x = np.random.default_rng(0)
+halves = [100 * 1.96 * d.std(ddof=1) / np.sqrt(len(d))
+          for d in (rng_x.choice(d_all, min(N_X, len(d_all)), replace=False) for _ in range(200))]
+full_half = 100 * 1.96 * d_all.std(ddof=1) / np.sqrt(len(d_all))
+print(f"half-width with all {len(d_all)} problems: {full_half:.1f} points; with {N_X}: median {np.median(halves):.1f} "
+      f"(5-95% over subsets {np.percentile(halves, 5):.1f}-{np.percentile(halves, 95):.1f}); 1/sqrt(P) scaling "
+      f"predicts {full_half * np.sqrt(len(d_all) / N_X):.1f}")
+exercises.reveal("Predict 04.a", my_guess_04a, float(np.median(halves)), rel=0.2, unit=" points")
 
 # %% [markdown]
 # ### Your turn 04.2: a budget by hand
@@ -132,15 +159,11 @@ my_student_sequences = ...
 
 # %%
 # Check 04.2
-if my_student_sequences is ...:
-    print("⏭ 04.2 skipped: replace the ... above, then run both cells again.")
-else:
-    want = S["arms"]["bridge_1h_stage3"]["student_sequences"]
-    assert my_student_sequences == want, (
-        f"04.2: {my_student_sequences} is not what the arm's stage.json files add up to; steps x sequences per "
-        "step, for each of fkl_warmup, opd and student_grpo")
-    print(f"✓ 04.2 correct: {want:,} student sequences; cold_grpo trained on "
-          f"{S['arms']['cold_grpo']['student_sequences']:,}")
+from s2dlab import exercises
+
+if exercises.check_04_2(my_student_sequences, cfg) == "correct":
+    print(f"the summary (from the stages' stage.json): {S['arms']['bridge_1h_stage3']['student_sequences']:,}; "
+          f"cold_grpo trained on {S['arms']['cold_grpo']['student_sequences']:,}")
 
 # %% [markdown]
 # ## Accuracy against student steps, on one axis
@@ -185,9 +208,13 @@ fig
 # ## What cold GRPO has to work with
 #
 # Both GRPO runs use the same update and the same settings; they start from different students. **Predict first:**
-# which run has more dead groups, and are they the same kind of dead (all wrong, or all right)? The cell prints the
-# logged training reward and dead-group share, and, from the eval counts of the student each run started from, the
-# share of problems on which every sample was wrong or every sample was right.
+# which run has more dead groups, "cold_grpo" or "student_grpo"? The cell after your guess prints the logged
+# training reward and dead-group share, and, from the eval counts of the student each run started from, the share
+# of problems on which every sample was wrong or every sample was right: are they the same kind of dead?
+
+# %%
+# Predict 04.b: "cold_grpo" or "student_grpo"
+my_guess_04b = ...
 
 # %%
 m_cold = pd.DataFrame(run.metrics("cold_grpo")).dropna(subset=["reward"])
@@ -207,6 +234,8 @@ for label, m, start in (("cold_grpo", m_cold, "base_student"), ("student_grpo", 
           f"{m['reward'].tail(20).mean():.2f} (last 20); {1 - m['frac_reward_zero_std'].mean():.0%} of its groups "
           f"carried signal. Its start, {start}: all {k} eval samples wrong on {np.mean(counts == 0):.0%} of the "
           f"problems, all right on {np.mean(counts == k):.0%}")
+exercises.reveal("Predict 04.b", my_guess_04b, "cold_grpo" if m_cold["frac_reward_zero_std"].mean() >
+                 m_stage3["frac_reward_zero_std"].mean() else "student_grpo", choices=["cold_grpo", "student_grpo"])
 vs = S["arms"]["cold_grpo"]["vs_base_student"]
 print(f"cold_grpo minus the base student: {100 * vs['mean']:+.1f} points [{100 * vs['ci'][0]:+.1f}, "
       f"{100 * vs['ci'][1]:+.1f}] ({vs['verdict']})")
@@ -220,6 +249,67 @@ fig
 # student the teacher's per-token judgement (the warmup and OPD use no labels), so stage 3 starts higher than cold
 # GRPO gets in its whole budget (the figure above), and the dead groups it meets are the other kind: look at the
 # all-right share of its start.
+
+# %% [markdown]
+# ## C1 failing on purpose: the raw teacher's bridge
+#
+# Condition C1 asks that the teacher be reward-shaped: that its likelihood prefer right over wrong. Notebook 01
+# measured it: the base teacher, pretrained on a corpus with slips, still puts a share of its probability on them,
+# and stage 1 took most of it away. The paper's P1 predicts what happens when the bridge is built from the teacher
+# *before* stage 1: it does not beat cold GRPO. This run built that bridge above (`bridge_raw_teacher`: the warmup
+# and OPD with the base teacher in place of the RL teacher, the same steps and prompts).
+#
+# **Predict first.** Where will the raw teacher's bridge land: "above cold GRPO", "within noise" of it, or "below
+# cold GRPO" (the paired interval over the eval problems decides)?
+
+# %%
+# Predict 04.c: "above cold GRPO", "within noise" or "below cold GRPO"
+my_guess_04c = ...
+
+# %%
+side = ["base_teacher", "raw_teacher.opd", "cold_grpo", "base_student", "teacher_grpo", "opd"]
+names = {"base_teacher": "raw teacher", "raw_teacher.fkl_warmup": "its warmup", "raw_teacher.opd":
+         "its bridge, bridge_raw_teacher", "cold_grpo": "cold GRPO", "base_student": "base student",
+         "teacher_grpo": "RL teacher", "opd": "the RL teacher's bridge, bridge_1h"}
+acc_rows = {}
+for st in side:
+    lo, hi = S["stages"][st]["interval"]["ci"]
+    acc_rows[names[st]] = {f"avg@{K} % [95% CI]": f"{100 * S['stages'][st]['accuracy']:.1f} [{100 * lo:.1f}, "
+                                                  f"{100 * hi:.1f}]", "greedy %": f"{100 * S['stages'][st]['greedy']:.1f}"}
+raw_counts = run.eval("raw_teacher.opd")["sets"][EVAL_SET]["per_problem"]
+d_raw = np.array([(raw_counts[p] - b_counts[p]) / k for p in b_counts])
+half_raw = 1.96 * d_raw.std(ddof=1) / np.sqrt(len(d_raw))
+print(f"bridge_raw_teacher minus cold_grpo: {100 * d_raw.mean():+.1f} points [{100 * (d_raw.mean() - half_raw):+.1f}, "
+      f"{100 * (d_raw.mean() + half_raw):+.1f}] (paired over {len(d_raw)} problems)")
+exercises.reveal("Predict 04.c", my_guess_04c, "above cold GRPO" if d_raw.mean() - half_raw > 0 else
+                 "below cold GRPO" if d_raw.mean() + half_raw < 0 else "within noise",
+                 choices=["above cold GRPO", "within noise", "below cold GRPO"])
+pd.DataFrame(acc_rows).T
+
+# %% [markdown]
+# Why, in the slips: the same table as notebook 01's, at every slip-possible step of the eval problems' gold
+# solutions, now with the raw teacher's bridge and cold GRPO beside the teachers. Read the column
+# `p(slip) / (p(right) + p(slip))` down the rows.
+
+# %%
+slips = tutorial.slip_table(cfg, run, ["base_teacher", "raw_teacher.fkl_warmup", "raw_teacher.opd", "base_student",
+                                       "cold_grpo", "teacher_grpo", "opd"])
+share = slips["p(slip) / (p(right) + p(slip))"]
+print(f"{slips.attrs['steps']} slip-possible steps; task.slip_rate = {cfg.task.slip_rate}. The slip's share: raw "
+      f"teacher {share['base_teacher']:.2f}, after its warmup {share['raw_teacher.fkl_warmup']:.2f}, its bridge "
+      f"{share['raw_teacher.opd']:.2f}; base student {share['base_student']:.2f}, cold GRPO {share['cold_grpo']:.2f}")
+slips.index = [f"{s} ({names[s]})" for s in slips.index]
+slips.round(3)
+
+# %% [markdown]
+# Distillation copies the teacher: the warmup pulls the student's next-character distribution onto the raw
+# teacher's, slips included, so after it the student puts the teacher's share of its mass on the slips. OPD moves
+# it only part of the way back, and only because the raw teacher's implicit reward still dips at a first wrong
+# character (notebook 05): the teacher's likelihood is the ceiling of what the bridge can learn. Cold GRPO never
+# sees a teacher. Its reward is 0 for every completion that slipped, so each slip it samples is pushed down: its
+# slip share falls far below the base student's it started from, with no teacher at all. The RL teacher had its
+# slips removed by that same kind of reward in stage 1, and its bridge inherits the result. That is C1: the dense
+# reward is only as good as the teacher's likelihood, and stage 1 is what makes it reward-shaped.
 #
 # ## Your run among the five-seed reference results
 #
@@ -327,7 +417,8 @@ paper_table2
 #    student. Which arm used more *teacher* compute, and how would you make a comparison that charges for it?
 # 2. Your run's arms against the five-seed reference: is your seed typical? What would you need to claim that one
 #    arm beats another from a single seed?
-# 3. The paper's P1 says a bridge from the raw teacher does not beat cold GRPO. With C1 measured in notebook 01,
-#    what would you expect `bridge_raw_teacher` to do on this toy, and why?
+# 3. The raw teacher's bridge and cold GRPO started from the same base student with the same student steps. One
+#    copies a teacher, the other follows a reward. Which of the two would you pick if the teacher could not be
+#    trained with RL first, and what would you measure before deciding (notebook 01)?
 #
 # **Next:** `05_dense_rewards_token_by_token`: where in a rollout the dense signal sits.

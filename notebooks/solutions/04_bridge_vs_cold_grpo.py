@@ -6,9 +6,6 @@
 
 # %%
 # Your turn 04.1: the mean difference and its interval [low, high], fractions.
-a_counts = run.eval(S["arms"]["bridge_1h_stage3"]["stage"])["sets"][EVAL_SET]["per_problem"]  # id -> correct of k
-b_counts = run.eval(S["arms"]["cold_grpo"]["stage"])["sets"][EVAL_SET]["per_problem"]
-k = run.eval("cold_grpo")["sets"][EVAL_SET]["k"]
 d = np.array([(a_counts[p] - b_counts[p]) / k for p in a_counts])  # paired: one difference per problem
 my_difference = d.mean()
 half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))

@@ -6,20 +6,13 @@
 
 # %%
 # Your turn 05.1: two whole numbers.
-example = next(r for r in rows["teacher_grpo"] if not r["correct"] and r.get("first_error_char") is not None)
-gold = {r["id"]: r for split in data.task_splits(run_cfg).values() for r in split}[example["prompt_id"]]["solution"]
-print("completion:", repr(example["completion"]))
-print("gold:      ", repr(gold))
-print("tokens:    ", list(example["tokens"]))
-completion = example["completion"]
 # the first index where the characters differ, or where the shorter string stops
 my_first_wrong_char = next((i for i, (a, b) in enumerate(zip(completion, gold)) if a != b),
                            min(len(completion), len(gold)))
-lengths = np.cumsum([len(t) for t in example["tokens"]])  # characters up to the end of each token
+lengths = np.cumsum([len(t) for t in tokens])  # characters up to the end of each token
 my_first_wrong_token = int(np.searchsorted(lengths, my_first_wrong_char, side="right"))
 
 # %%
 # Your turn 05.2: a number (nats) and True / False.
-r = pair["teacher_grpo"]
-my_log_ratio = float(np.sum(r["implicit_reward"]))  # sum over tokens of log pT - log pS = log pT(y) - log pS(y)
+my_log_ratio = float(np.sum(implicit_reward))  # sum over tokens of log pT - log pS = log pT(y) - log pS(y)
 my_teacher_finds_it_more_likely = my_log_ratio > 0  # below 0: the RL teacher puts less probability on it

@@ -335,7 +335,8 @@ _CUT = {
     "fkl_warmup.steps": 1, "fkl_warmup.batch_size": 8,
     "opd.steps": 1, "opd.batch_size": 8,  # one prompt x the preset's 8 rollouts
     "student_grpo.steps": 1, "student_grpo.prompts_per_step": 2,
-    "cold_grpo.steps": 2, "cold_grpo.prompts_per_step": 2,  # the bridge's student steps (warmup + OPD), as the preset
+    # as in the preset, the four-stage workflow's student steps (warmup + OPD + stage 3)
+    "cold_grpo.steps": 3, "cold_grpo.prompts_per_step": 2,
     "eval.n_samples": 2,
     "probe.every": 1, "probe.num_prompts": 2, "probe.c1_prompts": 2, "probe.c1_samples": 2,
 }

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shlex
+import socket
 import time
 from pathlib import Path
 
@@ -235,28 +236,43 @@ def test_paper_preset_runs_every_stage_and_arm(rehearsal, rehearsed_run):
 @pytest.mark.slow
 @needs_qwen_bpe
 def test_dashboard_opens_the_rehearsed_run(rehearsed_run):
-    """build_demo on the runs folder, then the handlers a browser fires on load: the run list, the token view of
-    the run and its Stages tab. The guard around each handler turns an error into the status text (last output)."""
+    """`s2dlab app` on the rehearsal's runs folder, opened in a browser as a user opens it: the run is picked, its
+    OPD snapshot's student and teacher heatmaps are drawn, the Stages tab lists the eight arms and the base student,
+    and the status line reports nothing. (The browser helpers are tests/test_browser.py's; without Chromium or
+    Playwright this skips, or fails when S2DLAB_REQUIRE_BROWSER is set, as those tests do.)"""
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, REQUIRE_BROWSER, browser_missing, grid_rows, status
+
+    why = browser_missing()
+    if why and REQUIRE_BROWSER:
+        pytest.fail(f"{why}; S2DLAB_REQUIRE_BROWSER is set, so the browser tests must run", pytrace=False)
+    if why:
+        pytest.skip(why)
+    from playwright import sync_api
+
     from s2dlab.dashboard import build_demo
 
     demo = build_demo(rehearsed_run.parent)
-    handlers = {}
-    for f in demo.fns.values():
-        if f.fn is not None:
-            handlers.setdefault(f.fn.__name__, f.fn)
-    run_id = rehearsed_run.name
-    assert handlers["on_load"](None) == ({"choices": [(run_id, run_id)], "value": run_id, "__type__": "update"}, "")
-    # the token view: stage, step, problem, samples, both heatmaps, ..., the rollout table, and the status line
-    token = handlers["on_run"](run_id, "implicit reward", "all", "all")
-    assert token[-1] == "", token[-1]
-    assert token[0]["value"] == "opd" and "no_opd.fkl_warmup" in token[0]["choices"]
-    assert token[2]["value"] == "test/algebra/1255.json"  # the first MATH-500 problem of the paper-format file
-    assert "s2d-tok" in token[5] and "s2d-tok" in token[6]  # student and teacher heatmaps, coloured token spans
-    assert len(token[13]) > 0
-    # the Stages tab: the arms of Table 2 with the base student; on success its guard leaves the status as it is
-    stages = handlers["stages_outputs"](run_id)
-    assert not isinstance(stages[-1], str), stages[-1]
-    assert set(stages[2]["arm"]) == PAPER_ARMS | {"(base student)"}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("#student-heatmap .s2d-tok", timeout=120_000)
+            page.wait_for_selector("#teacher-heatmap .s2d-tok")
+            assert status(page) == ""
+            assert rehearsed_run.name in page.locator("#run-dd input").input_value()
+            page.get_by_role("tab", name="Stages").click()
+            assert grid_rows(page, "#arms-table") == len(PAPER_ARMS) + 1  # and the base student
+            table = page.locator("#arms-table").inner_text()
+            assert all(arm in table for arm in PAPER_ARMS), table
+            assert status(page) == ""
+            browser.close()
+    finally:
+        demo.close()
 
 
 # --- slow tier: the notebooks with PRESET = "qwen3_paper" -----------------------------------------------------------
@@ -267,12 +283,39 @@ def notebook_run(tmp_path_factory):
     return tmp_path_factory.mktemp("tutorial_qwen3_paper") / "run"
 
 
+# The first cell each notebook stops at on the paper preset, as the rehearsal found them (the notebooks are written
+# for the tiny preset; their fixes belong to the notebooks). A notebook that runs through turns its strict xfail
+# into a failure: then delete its line.
+NOTEBOOK_BREAKS = {
+    "00_quickstart": "cell 4: data.task_splits has no 'eval' split (nor 'corpus') on real data; the slip cells "
+                     "are arithmetic-only",
+    "01_teacher_grpo": "cell 21: the GRPO step by hand does not match TRL's within 1e-4 (bf16 weights, the preset's "
+                       "KL coefficient 5e-4 adds a reference-model term the hand loss leaves out)",
+    "02a_forward_kl_warmup": "cell 7: the forward KL by hand takes the cache as the full vocabulary; the preset "
+                             "caches the top 64 tokens and a tail bucket",
+    "02b_on_policy_distillation": "cell 12: torch.zeros(V, V) with V = 151,669 asks for 92 GB",
+    "03_student_grpo": "cell 21: 100 * greedy accuracy, which is None: the preset sets eval.greedy=false",
+    "04_bridge_vs_cold_grpo": "cell 28: 100 * greedy accuracy, which is None: the preset sets eval.greedy=false",
+    "05_dense_rewards_token_by_token": "cell 6: the C1 summary has no 'first_error' without gold worked solutions",
+}
+
+
+def _notebook_params():
+    from nbclient.exceptions import CellExecutionError
+
+    for path in NOTEBOOKS:
+        why = NOTEBOOK_BREAKS.get(path.stem)
+        marks = [pytest.mark.xfail(strict=True, raises=CellExecutionError, reason=why)] if why else []
+        yield pytest.param(path, id=path.name, marks=marks)
+
+
 @pytest.mark.slow
 @needs_qwen_bpe
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", list(_notebook_params()))
 def test_notebook_runs_on_the_paper_preset(path, rehearsal, notebook_run, monkeypatch):
     """The reader's one change, `PRESET = "qwen3_paper"` in the first cell; the rehearsal's overrides come from
-    $S2DLAB_OVERRIDES (s2dlab.tutorial.setup applies them after the notebook's own)."""
+    $S2DLAB_OVERRIDES (s2dlab.tutorial.setup applies them after the notebook's own). The notebooks share one run
+    folder and run in order, as a reader runs them."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -285,9 +328,11 @@ def test_notebook_runs_on_the_paper_preset(path, rehearsal, notebook_run, monkey
     monkeypatch.setenv("S2DLAB_OVERRIDES", shlex.join(overrides))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.time()
-    NotebookClient(nb, timeout=1800, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOKS_DIR)}}).execute()
-    print(f"{path.stem} on qwen3_paper (rehearsal): {time.time() - start:.0f} s")
+    try:
+        NotebookClient(nb, timeout=1800, kernel_name="python3",
+                       resources={"metadata": {"path": str(NOTEBOOKS_DIR)}}).execute()
+    finally:
+        print(f"{path.stem} on qwen3_paper (rehearsal): {time.time() - start:.0f} s")
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                      if o.output_type == "stream")
     assert "preset qwen3_paper" in text and "overrides from $S2DLAB_OVERRIDES" in text

@@ -391,7 +391,7 @@ slips.round(3)
 
 # %%
 print(S["c1"]["verdict"])
-viz.c1_frame(S)
+viz.c1_frame(S).drop(columns=["length-only AUROC"])  # the length-only column comes after Predict 01.c below
 
 # %%
 c1_rows = {t: run.read_rows(summary.c1_path(t)) for t in S["c1"]["teachers"]}
@@ -403,8 +403,8 @@ viz.c1_rollouts_figure(S["c1"], c1_rows)
 # Each token's implicit reward has expectation minus a KL under the student: `E_{y_t~pS}[r_t] = -KL(pS‖pT)_t ≤ 0`
 # (notebook 02b checks it). So `E[Σ_t r_t] = -Σ_t KL_t`: a longer rollout scores lower *on average, whatever its
 # correctness*. If wrong rollouts are longer (or shorter) than right ones, length alone separates them, and a
-# summed-reward AUROC could be length in disguise. The summary's **length-only AUROC** (column above: the AUROC of
-# minus the length) is that control.
+# summed-reward AUROC could be length in disguise. The summary's **length-only AUROC** (the AUROC of minus the
+# length, as if the score were `-length`) is that control.
 #
 # **Predict first.** Before running the next cell, guess: is the length-only AUROC of these rollouts "below 0.5",
 # "near 0.5" (within 0.05) or "above 0.5"? Then compare it with each teacher's summed-reward AUROC in the table
@@ -435,6 +435,7 @@ length_auroc = S["c1"]["teachers"][teachers[0]]["length_auroc"]  # the same roll
 print("length-only AUROC (from the summary):", {t: round(S["c1"]["teachers"][t]["length_auroc"], 3) for t in teachers})
 exercises.reveal("Predict 01.c", my_guess_length_auroc, "near 0.5" if abs(length_auroc - 0.5) <= 0.05 else
                  "above 0.5" if length_auroc > 0.5 else "below 0.5", choices=["below 0.5", "near 0.5", "above 0.5"])
+display(viz.c1_frame(S))  # the whole C1 table, the length-only column included
 fig
 
 # %% [markdown]

@@ -234,16 +234,6 @@ exercises.reveal("Predict 02a.c", my_guess_02a_c, "about the same" if abs(ratio_
 # of it: the same target on average, with sampling noise on top. How much that noise costs depends on how peaked
 # the teacher's distributions are (a near-deterministic teacher's sample *is* its distribution) and on the number
 # of steps.
-#
-# ## Training curves
-#
-# `loss` is the mean forward KL per cached position (nats). The probe samples the *student* on 16 fixed eval
-# problems every `probe.every` steps and scores its rollouts with the RL teacher: `probe/mean_reverse_kl` is C2 on
-# that small set, `probe/mean_forward_kl` the forward KL at the student's own positions.
-
-# %%
-viz.stage_curves_figure(run, metrics=["loss", "probe/mean_reverse_kl", "probe/mean_forward_kl", "probe/accuracy"],
-                        stages=["fkl_warmup"])
 
 # %% [markdown]
 # ## C2 before and after the warmup
@@ -254,11 +244,22 @@ viz.stage_curves_figure(run, metrics=["loss", "probe/mean_reverse_kl", "probe/me
 #
 # **Predict first.** The warmup trained the *forward* KL on the *teacher's* samples. Will the *reverse* KL on the
 # *student's own* samples go "down", "stay" (the interval of the change holds 0), or go "up"? Where in the
-# histogram should the change show?
+# histogram should the change show? Write the guess before the training curves below: one of them shows it.
 
 # %%
 # Predict 02a.b: "down", "stay" or "up"
 my_guess_02a_b = ...
+
+# %% [markdown]
+# ## Training curves
+#
+# `loss` is the mean forward KL per cached position (nats). The probe samples the *student* on 16 fixed eval
+# problems every `probe.every` steps and scores its rollouts with the RL teacher: `probe/mean_reverse_kl` is C2 on
+# that small set, `probe/mean_forward_kl` the forward KL at the student's own positions.
+
+# %%
+viz.stage_curves_figure(run, metrics=["loss", "probe/mean_reverse_kl", "probe/mean_forward_kl", "probe/accuracy"],
+                        stages=["fkl_warmup"])
 
 # %%
 # The C2 measurement's scored rollouts: the base student's before the warmup, the warmed-up student's after it

@@ -317,14 +317,19 @@ exercises.check_02b_3(my_opd_loss)
 # `model(input_ids=ids_BL, attention_mask=attention_BL).logits[:, P - 1:-1, :V]` lines up with the completions
 # (take `log_softmax(-1)` in float32); `my_opd_loss` from 02b.3. Put the model in `.eval()` to sample and `.train()`
 # for the loss; clip the gradient norm at 1.0 before the step, as the library's trainer does. About 15 lines; the
-# 60 steps take about 10 seconds on two cores.
+# 100 steps, as many as the library's stage, take about 20 seconds on two cores.
 
 # %%
-OPD_STEPS = 60  # the library's stage runs cfg.opd.steps; its first OPD_STEPS steps are the comparison
+OPD_STEPS = 100  # as many as the library's stage on the tiny preset (cfg.opd.steps), so the curves compare whole
 prompts = data.prompt_set(cfg, "1h")  # the bridge's label-free prompts (the library's OPD samples the same set)
 gen = dict(max_new_tokens=cfg.generation.max_new_tokens, prompt_suffix=cfg.task.prompt_suffix,
            chat_template_kwargs=data.chat_kwargs(cfg), progress=False)
 library_losses = pd.DataFrame(run.metrics("opd")).dropna(subset=["loss"]).sort_values("step")["loss"].tolist()
+# for the check: fixed rollouts of the starting student on 64 eval problems, on which it compares the reverse KL of
+# the student you train with the starting one's, token by token
+start_student = load_stage_model(cfg, run, "fkl_warmup", tok).eval()
+probe_rollouts = sample(start_student, tok, data.eval_sets(cfg)[EVAL_SET][:64], n=2, temperature=1.0, seed=12345,
+                        **gen)
 print(f"{len(prompts)} prompts; batch {cfg.opd.batch_size}, learning rate {cfg.opd.learning_rate:g}; the library's "
       f"stage logged {len(library_losses)} losses, the first {OPD_STEPS} averaging "
       f"{np.mean(library_losses[:OPD_STEPS]):.4f} nats/token")
@@ -340,10 +345,10 @@ for step in range(OPD_STEPS):
     ...
 
 # %%
-# Check 02b.4 (your loss curve against the library stage's first OPD_STEPS steps)
+# Check 02b.4 (your losses against the library stage's; your student against the starting one on fixed rollouts)
 from s2dlab import exercises
 
-exercises.check_02b_4(my_losses, library_losses, OPD_STEPS)
+exercises.check_02b_4(my_losses, my_student, library_losses, OPD_STEPS, start_student, teacher, probe_rollouts)
 
 # %% [markdown]
 # Your loop against the library's stage (`s2dlab.stages.opd`: TRL's `DistillationTrainer` with `beta=1`), from the
@@ -366,7 +371,7 @@ fig
 # ### Change X, predict, observe: the learning rate of your loop
 #
 # Rerun your loop (the `my_...` names of 02b.4) with the learning rate times `LR_X` for the same `OPD_STEPS` steps
-# (about 10 seconds). Predict the mean loss of its last 10 steps (nats/token; right within 25%), then run the two
+# (about 20 seconds). Predict the mean loss of its last 10 steps (nats/token; right within 25%), then run the two
 # cells below.
 
 # %%
@@ -427,15 +432,17 @@ target = 0.5 * torch.exp(-0.5 * ((grid + 2.5) / 0.5) ** 2) + 0.5 * torch.exp(-0.
 target = target / (target.sum() * dx)  # a density on the grid
 START_LOG_SD = 0.0  # the fits start at mean 0.5, sd exp(0) = 1
 fits = {d: tutorial.fit_gaussian(grid, target, d, mu=0.5, log_sd=START_LOG_SD) for d in ("forward", "reverse")}
-# "on one mode": the fit's mean within 0.5 of a mode's and narrower than the gap between the modes
-where = {d: "on one mode" if abs(abs(f["mean"]) - 2.5) < 0.5 and f["sd"] < 1.0 else "between the modes"
+# "on one mode": the fit's mean within 0.5 of a mode's and its spread narrower than the gap between the modes
+where = {d: "on one mode" if abs(abs(f["mean"]) - 2.5) < 0.5 and f["spread"] < 1.0 else "between the modes"
          for d, f in fits.items()}
 
 fig = go.Figure(go.Scatter(x=grid, y=target, name="target p (two modes)", line=dict(color="black", width=3)))
 for (d, f), color in zip(fits.items(), ("#2166ac", "#b2182b")):
     label = "forward KL(p‖q)" if d == "forward" else "reverse KL(q‖p)"
-    fig.add_trace(go.Scatter(x=grid, y=f["q"], name=f"{label}: mean {f['mean']:+.2f}, sd {f['sd']:.2f}, KL "
+    fig.add_trace(go.Scatter(x=grid, y=f["q"], name=f"{label}: mean {f['mean']:+.2f}, sd {f['spread']:.2f}, KL "
                                                     f"{f['kl']:.3f} nats", line=dict(color=color)))
+target_mean = float((grid * target).sum() * dx)
+print(f"the target: mean {target_mean:+.2f}, sd {float((((grid - target_mean) ** 2 * target).sum() * dx).sqrt()):.2f}")
 fig.update_layout(title="One Gaussian fitted to a two-mode target, both ways", template="plotly_white", height=360,
                   legend=dict(orientation="h", y=-0.2))
 exercises.reveal("Predict 02b.c (forward)", my_guess_forward_fit, where["forward"],
@@ -464,9 +471,9 @@ my_guess_02b_d = ...
 
 # %%
 fit_x = tutorial.fit_gaussian(grid, target, "reverse", mu=0.5, log_sd=START_LOG_SD_X)
-print(f"reverse KL fit from sd {np.exp(START_LOG_SD_X):.2f}: mean {fit_x['mean']:+.2f}, sd {fit_x['sd']:.2f}, KL "
+print(f"reverse KL fit from sd {np.exp(START_LOG_SD_X):.2f}: mean {fit_x['mean']:+.2f}, sd {fit_x['spread']:.2f}, KL "
       f"{fit_x['kl']:.3f} nats (from sd 1: mean {fits['reverse']['mean']:+.2f}, KL {fits['reverse']['kl']:.3f})")
-where_x = "on one mode" if abs(abs(fit_x["mean"]) - 2.5) < 0.5 and fit_x["sd"] < 1.0 else "between the modes"
+where_x = "on one mode" if abs(abs(fit_x["mean"]) - 2.5) < 0.5 and fit_x["spread"] < 1.0 else "between the modes"
 exercises.reveal("Predict 02b.d", my_guess_02b_d, where_x, choices=["between the modes", "on one mode"])
 go.Figure([go.Scatter(x=grid, y=target, name="target", line=dict(color="black", width=3)),
            go.Scatter(x=grid, y=fit_x["q"], name=f"reverse fit from sd {np.exp(START_LOG_SD_X):.2f}")]).update_layout(

@@ -26,7 +26,7 @@ RUN_DIR = None
 # The arms are the rows of the paper's Table 2 (`s2dlab.pipeline.ARMS`). `s2dlab run` (and notebooks 00-04) make
 # three of them: `bridge_1h_stage3` (the four-stage workflow), `bridge_1h` (the same bridge without stage 3) and
 # `cold_grpo`; this notebook adds a fourth, `bridge_raw_teacher`, the bridge built from the teacher *before*
-# stage 1 (about a minute), to watch condition C1 fail. `s2dlab run --ablations` adds the rest: the full bridge on the whole pool, the bridge from the raw
+# stage 1 (about a minute). `s2dlab run --ablations` adds the rest: the full bridge on the whole pool, the bridge from the raw
 # teacher (P1), without the warmup or without OPD (P2), the replay control (P3), the SFT teacher, and `gold_sft`
 # (a reference that uses gold worked solutions). Every number below is read from the run's `summary.json`.
 
@@ -70,6 +70,69 @@ if RUN_ABLATIONS:
             pipeline.after_stage(cfg, run, step.name)
 print("finished stages:", lab.finished())
 S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.summary
+
+# %% [markdown]
+# ## C1 failing on purpose: the raw teacher's bridge
+#
+# Condition C1 asks that the teacher be reward-shaped: that its likelihood prefer right over wrong. Notebook 01
+# measured it: the base teacher, pretrained on a corpus with slips, still puts a share of its probability on them,
+# and stage 1 took most of it away. The paper's P1 predicts what happens when the bridge is built from the teacher
+# *before* stage 1: it does not beat cold GRPO. This notebook built that bridge above (`bridge_raw_teacher`: the warmup
+# and OPD with the base teacher in place of the RL teacher, the same steps and prompts).
+#
+# **Predict first.** Where will the raw teacher's bridge land: "above cold GRPO", "within noise" of it, or "below
+# cold GRPO" (the paired interval over the eval problems decides)?
+
+# %%
+# Predict 04.c: "above cold GRPO", "within noise" or "below cold GRPO"
+my_guess_04c = ...
+
+# %%
+side = ["base_teacher", "raw_teacher.opd", "cold_grpo", "base_student", "teacher_grpo", "opd"]
+names = {"base_teacher": "raw teacher", "raw_teacher.fkl_warmup": "its warmup", "raw_teacher.opd":
+         "its bridge, bridge_raw_teacher", "cold_grpo": "cold GRPO", "base_student": "base student",
+         "teacher_grpo": "RL teacher", "opd": "the RL teacher's bridge, bridge_1h"}
+acc_rows = {}
+for st in side:
+    lo, hi = S["stages"][st]["interval"]["ci"]
+    acc_rows[names[st]] = {f"avg@{K} % [95% CI]": f"{100 * S['stages'][st]['accuracy']:.1f} [{100 * lo:.1f}, "
+                                                  f"{100 * hi:.1f}]", "greedy %": f"{100 * S['stages'][st]['greedy']:.1f}"}
+raw_counts = run.eval("raw_teacher.opd")["sets"][EVAL_SET]["per_problem"]  # problem id -> correct of k
+cold_counts = run.eval("cold_grpo")["sets"][EVAL_SET]["per_problem"]
+k_eval = run.eval("cold_grpo")["sets"][EVAL_SET]["k"]
+d_raw = np.array([(raw_counts[p] - cold_counts[p]) / k_eval for p in cold_counts])
+half_raw = 1.96 * d_raw.std(ddof=1) / np.sqrt(len(d_raw))
+print(f"bridge_raw_teacher minus cold_grpo: {100 * d_raw.mean():+.1f} points [{100 * (d_raw.mean() - half_raw):+.1f}, "
+      f"{100 * (d_raw.mean() + half_raw):+.1f}] (paired over {len(d_raw)} problems)")
+exercises.reveal("Predict 04.c", my_guess_04c, "above cold GRPO" if d_raw.mean() - half_raw > 0 else
+                 "below cold GRPO" if d_raw.mean() + half_raw < 0 else "within noise",
+                 choices=["above cold GRPO", "within noise", "below cold GRPO"])
+pd.DataFrame(acc_rows).T
+
+# %% [markdown]
+# Why, in the slips: the same table as notebook 01's, at every slip-possible step of the eval problems' gold
+# solutions, now with the raw teacher's bridge and cold GRPO beside the teachers. Read the column
+# `p(slip) / (p(right) + p(slip))` down the rows.
+
+# %%
+slips = tutorial.slip_table(cfg, run, ["base_teacher", "raw_teacher.fkl_warmup", "raw_teacher.opd", "base_student",
+                                       "cold_grpo", "teacher_grpo", "opd"])
+share = slips["p(slip) / (p(right) + p(slip))"]
+print(f"{slips.attrs['steps']} slip-possible steps; task.slip_rate = {cfg.task.slip_rate}. The slip's share: raw "
+      f"teacher {share['base_teacher']:.2f}, after its warmup {share['raw_teacher.fkl_warmup']:.2f}, its bridge "
+      f"{share['raw_teacher.opd']:.2f}; base student {share['base_student']:.2f}, cold GRPO {share['cold_grpo']:.2f}")
+slips.index = [f"{s} ({names[s]})" for s in slips.index]
+slips.round(3)
+
+# %% [markdown]
+# Distillation copies the teacher: the warmup pulls the student's next-character distribution onto the raw
+# teacher's, slips included, so after it the student puts about the teacher's share of its mass on the slips. OPD
+# lowers that share only part of the way, and not at every kind of step (compare the columns per kind): its signal
+# is the same teacher's likelihood, which still gives the slips a large share. Cold GRPO never sees a teacher. Its
+# reward is 0 for every completion that slipped, so each slip it samples is pushed down: its slip share falls far
+# below that of the base student it started from. The RL teacher had its slips removed by that same kind of reward
+# in stage 1, and its bridge inherits the result. That is C1: the dense reward is only as good as the teacher's
+# likelihood, and stage 1 is what makes it reward-shaped.
 
 # %% [markdown]
 # ## Every arm, with what it spent
@@ -251,66 +314,6 @@ fig
 # all-right share of its start.
 
 # %% [markdown]
-# ## C1 failing on purpose: the raw teacher's bridge
-#
-# Condition C1 asks that the teacher be reward-shaped: that its likelihood prefer right over wrong. Notebook 01
-# measured it: the base teacher, pretrained on a corpus with slips, still puts a share of its probability on them,
-# and stage 1 took most of it away. The paper's P1 predicts what happens when the bridge is built from the teacher
-# *before* stage 1: it does not beat cold GRPO. This run built that bridge above (`bridge_raw_teacher`: the warmup
-# and OPD with the base teacher in place of the RL teacher, the same steps and prompts).
-#
-# **Predict first.** Where will the raw teacher's bridge land: "above cold GRPO", "within noise" of it, or "below
-# cold GRPO" (the paired interval over the eval problems decides)?
-
-# %%
-# Predict 04.c: "above cold GRPO", "within noise" or "below cold GRPO"
-my_guess_04c = ...
-
-# %%
-side = ["base_teacher", "raw_teacher.opd", "cold_grpo", "base_student", "teacher_grpo", "opd"]
-names = {"base_teacher": "raw teacher", "raw_teacher.fkl_warmup": "its warmup", "raw_teacher.opd":
-         "its bridge, bridge_raw_teacher", "cold_grpo": "cold GRPO", "base_student": "base student",
-         "teacher_grpo": "RL teacher", "opd": "the RL teacher's bridge, bridge_1h"}
-acc_rows = {}
-for st in side:
-    lo, hi = S["stages"][st]["interval"]["ci"]
-    acc_rows[names[st]] = {f"avg@{K} % [95% CI]": f"{100 * S['stages'][st]['accuracy']:.1f} [{100 * lo:.1f}, "
-                                                  f"{100 * hi:.1f}]", "greedy %": f"{100 * S['stages'][st]['greedy']:.1f}"}
-raw_counts = run.eval("raw_teacher.opd")["sets"][EVAL_SET]["per_problem"]
-d_raw = np.array([(raw_counts[p] - b_counts[p]) / k for p in b_counts])
-half_raw = 1.96 * d_raw.std(ddof=1) / np.sqrt(len(d_raw))
-print(f"bridge_raw_teacher minus cold_grpo: {100 * d_raw.mean():+.1f} points [{100 * (d_raw.mean() - half_raw):+.1f}, "
-      f"{100 * (d_raw.mean() + half_raw):+.1f}] (paired over {len(d_raw)} problems)")
-exercises.reveal("Predict 04.c", my_guess_04c, "above cold GRPO" if d_raw.mean() - half_raw > 0 else
-                 "below cold GRPO" if d_raw.mean() + half_raw < 0 else "within noise",
-                 choices=["above cold GRPO", "within noise", "below cold GRPO"])
-pd.DataFrame(acc_rows).T
-
-# %% [markdown]
-# Why, in the slips: the same table as notebook 01's, at every slip-possible step of the eval problems' gold
-# solutions, now with the raw teacher's bridge and cold GRPO beside the teachers. Read the column
-# `p(slip) / (p(right) + p(slip))` down the rows.
-
-# %%
-slips = tutorial.slip_table(cfg, run, ["base_teacher", "raw_teacher.fkl_warmup", "raw_teacher.opd", "base_student",
-                                       "cold_grpo", "teacher_grpo", "opd"])
-share = slips["p(slip) / (p(right) + p(slip))"]
-print(f"{slips.attrs['steps']} slip-possible steps; task.slip_rate = {cfg.task.slip_rate}. The slip's share: raw "
-      f"teacher {share['base_teacher']:.2f}, after its warmup {share['raw_teacher.fkl_warmup']:.2f}, its bridge "
-      f"{share['raw_teacher.opd']:.2f}; base student {share['base_student']:.2f}, cold GRPO {share['cold_grpo']:.2f}")
-slips.index = [f"{s} ({names[s]})" for s in slips.index]
-slips.round(3)
-
-# %% [markdown]
-# Distillation copies the teacher: the warmup pulls the student's next-character distribution onto the raw
-# teacher's, slips included, so after it the student puts the teacher's share of its mass on the slips. OPD moves
-# it only part of the way back, and only because the raw teacher's implicit reward still dips at a first wrong
-# character (notebook 05): the teacher's likelihood is the ceiling of what the bridge can learn. Cold GRPO never
-# sees a teacher. Its reward is 0 for every completion that slipped, so each slip it samples is pushed down: its
-# slip share falls far below the base student's it started from, with no teacher at all. The RL teacher had its
-# slips removed by that same kind of reward in stage 1, and its bridge inherits the result. That is C1: the dense
-# reward is only as good as the teacher's likelihood, and stage 1 is what makes it reward-shaped.
-#
 # ## Your run among the five-seed reference results
 #
 # One seed is one draw of training noise. The reference results are five seeds of the same tiny preset, run with

@@ -499,22 +499,45 @@ def check_02b_3(my_opd_loss: Callable) -> str:
     return _correct(ex, f"{want:.5f} nats/token on the check's batch, and its gradient is that of the reverse KL")
 
 
-def check_02b_4(my_losses, library_losses, OPD_STEPS: int) -> str:  # noqa: N803 - the notebook's name
-    """02b.4: the per-step losses of the learner's OPD loop, against the library stage's first `OPD_STEPS` steps.
+def _reverse_kl_on(model, teacher, rollouts) -> np.ndarray:
+    """KL(p_model || p_teacher) at every completion token of `rollouts`, one value per token (float64)."""
+    import torch
 
-    A loop that trains on the reverse KL of the student's own samples starts where the library's stage starts
-    (the same warmed-up student, teacher, batch size and learning rate), so its first steps' losses are in the same
-    range, and it goes down as the stage's does. The check asks: `OPD_STEPS` finite, non-negative values; the median
-    of the first quarter within a factor of 1.5 of the library's; the median of the last quarter below that of the
-    first (by the learner's own numbers). Medians, because one batch of 32 rollouts can hold an outlier that doubles
-    its step's loss. A loop that ascends, trains the forward KL or normalises differently fails one of them.
+    out = []
+    for r in rollouts:  # one at a time: no padding to get wrong, and these are small models
+        ids = torch.tensor([list(r.prompt_ids) + list(r.completion_ids)])
+        P, C = len(r.prompt_ids), len(r.completion_ids)
+        if not C:
+            continue
+        with torch.no_grad():
+            a, b = model(input_ids=ids).logits[0, P - 1:P - 1 + C], teacher(input_ids=ids).logits[0, P - 1:P - 1 + C]
+        V = min(a.shape[-1], b.shape[-1])
+        ls, lt = a[:, :V].double().log_softmax(-1), b[:, :V].double().log_softmax(-1)
+        out.append((ls.exp() * (ls - lt)).sum(-1).numpy())
+    return np.concatenate(out)
+
+
+def check_02b_4(my_losses, my_student, library_losses, OPD_STEPS: int, start_student, teacher,  # noqa: N803
+                probe_rollouts) -> str:
+    """02b.4: the learner's OPD loop: its per-step losses, and where it took the student.
+
+    Two questions, each answered independently of the loop's own code:
+    - **the loss**: `OPD_STEPS` finite, non-negative values whose median over the first quarter is within a factor
+      of 1.5 of the library stage's over its first steps (the same warmed-up student, teacher, batch size and
+      learning rate): a loop that trains the forward KL or normalises differently lands elsewhere;
+    - **the direction**: on `probe_rollouts` (fixed rollouts of the starting student, sampled before the loop), the
+      reverse KL to the teacher of `my_student` against `start_student`, token by token (a paired difference, so
+      the noise of sampling cancels): OPD must have lowered it, with the upper end of the 95% interval below 0. A
+      loop that steps uphill, or never steps, fails here.
+    The step-to-step losses are too noisy for a trend in a few dozen steps (one batch of 32 rollouts can double its
+    step's loss), which is why the direction is judged on the probe.
     """
     ex = "02b.4"
     if _unfilled(my_losses) or (isinstance(my_losses, (list, tuple)) and not my_losses):
         return _skip(ex, "the ... in the loop's body (my_losses is still empty)")
     steps = int(OPD_STEPS)
-    losses = _vector(ex, my_losses, len(my_losses) if isinstance(my_losses, (Sequence, np.ndarray)) else -1,
-                     "my_losses")
+    n = len(my_losses) if isinstance(my_losses, (Sequence, np.ndarray)) else -1
+    losses = _vector(ex, my_losses, n, "my_losses")
     if len(losses) != steps:
         raise WrongAnswer(f"{ex}: my_losses holds {len(losses)} values; the loop should append one loss per step, "
                           f"{steps} steps")
@@ -524,17 +547,23 @@ def check_02b_4(my_losses, library_losses, OPD_STEPS: int) -> str:  # noqa: N803
     lib = np.asarray(library_losses, float)[:steps]
     q = max(1, steps // 4)
     mine_first, lib_first = float(np.median(losses[:q])), float(np.median(lib[:q]))
-    mine_last, lib_last = float(np.median(losses[-q:])), float(np.median(lib[-q:]))
     if not lib_first / 1.5 <= mine_first <= lib_first * 1.5:
         raise WrongAnswer(f"{ex}: the median loss of your first {q} steps is {mine_first:.4f} nats/token where the "
                           f"library's stage has {lib_first:.4f} from the same student; is it the reverse KL, a mean "
                           "over real completion tokens, at the warmed-up student?")
-    if not mine_last < mine_first:
-        raise WrongAnswer(f"{ex}: the loss did not go down (median {mine_first:.4f} over the first {q} steps, "
-                          f"{mine_last:.4f} over the last {q}): check that the optimizer steps on loss, not on -loss, "
-                          "and that zero_grad and step run every step")
-    return _correct(ex, f"median {mine_first:.4f} -> {mine_last:.4f} nats/token from the first to the last {q} of "
-                        f"{steps} steps (the library's stage: {lib_first:.4f} -> {lib_last:.4f} over the same steps)")
+    before = _reverse_kl_on(start_student, teacher, probe_rollouts)
+    after = _reverse_kl_on(my_student, teacher, probe_rollouts)
+    d = after - before
+    half = Z95 * d.std(ddof=1) / math.sqrt(len(d))
+    if not d.mean() + half < 0:
+        what = "went up" if d.mean() - half > 0 else "did not measurably change"
+        raise WrongAnswer(f"{ex}: on {len(d)} tokens of fixed rollouts, your student's reverse KL to the teacher "
+                          f"{what} ({before.mean():.4f} -> {after.mean():.4f} nats/token, change {d.mean():+.4f} "
+                          f"± {half:.4f}): check that the optimizer steps on the loss (not -loss), every step, with "
+                          "zero_grad before backward")
+    return _correct(ex, f"your loss starts where the library's does (median {mine_first:.4f} against {lib_first:.4f}); "
+                        f"on fixed rollouts your student's reverse KL to the teacher went {before.mean():.4f} -> "
+                        f"{after.mean():.4f} nats/token ({d.mean():+.4f} ± {half:.4f})")
 
 
 # --- 03 · Student GRPO -----------------------------------------------------------------------------------------------

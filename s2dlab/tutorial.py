@@ -464,7 +464,9 @@ def fit_gaussian(grid, target, direction: str, mu: float = 0.5, log_sd: float = 
 
     `direction`: "forward" minimises `KL(target || q)` (the warmup's direction: the target's own mass weighs each
     point), "reverse" minimises `KL(q || target)` (OPD's: the model's mass weighs it). Both integrals are sums over
-    the grid. Returns `{"q", "mean", "sd", "kl"}` (q as a tensor on the grid).
+    the grid. Returns `{"q", "mean", "sd", "spread", "kl"}`: q as a tensor on the grid, the Gaussian's parameters,
+    and the standard deviation of q as normalised on the grid (below `sd` when the grid cuts its tails: the
+    forward fit's spread is the target's, the moment match).
     """
     import torch
 
@@ -483,4 +485,6 @@ def fit_gaussian(grid, target, direction: str, mu: float = 0.5, log_sd: float = 
         opt.zero_grad()
         kl.backward()
         opt.step()
-    return {"q": q.detach(), "mean": mu_t.item(), "sd": log_sd_t.exp().item(), "kl": kl.item()}
+    q = q.detach()
+    spread = (((grid - (grid * q).sum() * dx) ** 2 * q).sum() * dx).sqrt().item()
+    return {"q": q, "mean": mu_t.item(), "sd": log_sd_t.exp().item(), "spread": spread, "kl": kl.item()}

@@ -289,25 +289,53 @@ def test_placeholder_is_skipped(ex, capsys):
     assert f"⏭ {ex} skipped" in capsys.readouterr().out
 
 
-# --- 02b.4, the OPD loop, on loss curves ------------------------------------------------------------------------------
+# --- 02b.4, the OPD loop: its losses and where it took the student -------------------------------------------------------
 
 LIBRARY = list(0.09 * np.exp(-np.arange(30) / 40) + 0.004 * np.cos(np.arange(30)))
 
 
-@pytest.mark.parametrize("kind, losses, hint", [
-    ("right", list(0.092 * np.exp(-np.arange(30) / 35) + 0.005 * np.sin(np.arange(30))), None),
-    ("rounded", [round(v, 4) for v in LIBRARY], None),
-    ("wrong: ascends", list(0.09 * np.exp(np.arange(30) / 30)), "did not go down"),
-    ("wrong: sum over tokens", list(20 * 0.09 * np.exp(-np.arange(30) / 40)), "mean over real"),
-    ("wrong: too few steps", LIBRARY[:10], "30 steps"),
-    ("wrong: negative", [-v for v in LIBRARY], "negative"),
+class TableLM(torch.nn.Module):
+    """A language model whose next-token logits depend on the current token only: enough to score rollouts."""
+
+    def __init__(self, logits_VV):
+        super().__init__()
+        self.table = logits_VV
+
+    def forward(self, input_ids):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(logits=self.table[input_ids])
+
+
+def _probe():
+    from types import SimpleNamespace
+
+    g = torch.Generator().manual_seed(0)
+    teacher, start = torch.randn(12, 12, generator=g) * 2, torch.randn(12, 12, generator=g) * 2
+    rollouts = [SimpleNamespace(prompt_ids=list(torch.randint(12, (3,), generator=g).tolist()),
+                                completion_ids=list(torch.randint(12, (6,), generator=g).tolist())) for _ in range(20)]
+    return TableLM(teacher), TableLM(start), start, teacher, rollouts
+
+
+@pytest.mark.parametrize("kind, losses, moved, hint", [
+    ("right", list(0.092 * np.exp(-np.arange(30) / 35) + 0.005 * np.sin(np.arange(30))), 0.5, None),
+    ("rounded", [round(v, 4) for v in LIBRARY], 0.5, None),
+    ("wrong: ascends", list(0.09 * np.exp(np.arange(30) / 30)), -0.5, "went up"),
+    ("wrong: never steps", LIBRARY, 0.0, "did not measurably change"),
+    ("wrong: sum over tokens", list(20 * 0.09 * np.exp(-np.arange(30) / 40)), 0.5, "mean over real"),
+    ("wrong: too few steps", LIBRARY[:10], 0.5, "30 steps"),
+    ("wrong: negative", [-v for v in LIBRARY], 0.5, "negative"),
 ])
-def test_opd_loop_check(kind, losses, hint):
+def test_opd_loop_check(kind, losses, moved, hint):
+    teacher, start, start_table, teacher_table, rollouts = _probe()
+    # `moved` of the way from the starting student's logits to the teacher's (negative: away from the teacher)
+    trained = TableLM(start_table + moved * (teacher_table - start_table))
+    args = (losses, trained, LIBRARY, 30, start, teacher, rollouts)
     if hint is None:
-        assert exercises.check_02b_4(losses, LIBRARY, 30) == "correct"
+        assert exercises.check_02b_4(*args) == "correct"
     else:
         with pytest.raises(WrongAnswer, match=re.escape(hint)):
-            exercises.check_02b_4(losses, LIBRARY, 30)
+            exercises.check_02b_4(*args)
 
 
 # --- the checks' own formulas against the library's --------------------------------------------------------------------

@@ -5,6 +5,7 @@ The run folders here are made in the test with the run store's writers and a tin
 """
 
 import json
+import math
 import os
 import random
 import subprocess
@@ -278,3 +279,83 @@ def test_copy_command_line(source_run, tmp_path, capsys):
     assert "already exists and is not empty" in err and len(err.strip().splitlines()) == 1
     assert main(["copy", str(source_run.path), str(tmp_path / "c"), "fkl_warmup"]) == 2
     assert "'fkl_warmup' is not finished" in capsys.readouterr().err
+
+
+# --- what the exercises and the notebooks' demonstrations use ----------------------------------------------------------
+
+def test_build_arm_trains_the_arm_s_stages_and_what_they_start_from(tmp_path, monkeypatch):
+    lab = tutorial.setup("tiny", tmp_path / "run", verbose=False)
+    trained = []
+    monkeypatch.setattr(tutorial.Tutorial, "_train", lambda self, steps: trained.extend(s.name for s in steps))
+    lab.build_arm("bridge_raw_teacher")
+    assert trained == ["base_teacher", "base_student", "raw_teacher.fkl_warmup", "raw_teacher.opd"]
+    trained.clear()
+    lab.build_arm("bridge_1h_replay")
+    assert trained == ["base_teacher", "base_student", "teacher_grpo", "fkl_warmup", "opd", "replay"]
+    with pytest.raises(InputError, match="arm 'raw' is not in the ablation plan; choose one of"):
+        lab.build_arm("raw")
+
+
+def test_trl_reward_wraps_a_grade_of_one_completion():
+    seen = []
+
+    def grade(completion, answer):
+        seen.append((completion, answer))
+        return completion == f"\\boxed{{{answer}}}"
+
+    reward = tutorial.trl_reward(grade)
+    chat = [[{"role": "assistant", "content": "\\boxed{7}"}], [{"role": "assistant", "content": "\\boxed{8}"}]]
+    assert reward(chat, answer=["7", "7"]) == [1.0, 0.0]
+    assert reward(["\\boxed{3}"], answer=3) == [1.0]  # plain text, one answer for the batch
+    assert seen[-1] == ("\\boxed{3}", "3") and reward.__name__ == "grade"
+
+
+def test_rollout_batch_lines_the_logits_up_with_the_completions():
+    from s2dlab.generation import Rollout
+
+    def rollout(p, c):
+        return Rollout("p", 0, "x", "x", p, c, "", [0.0] * len(c), True)
+
+    ids, attention, P, mask = tutorial.rollout_batch([rollout([5, 6, 7], [8, 9]), rollout([5], [3, 4, 2])], 0)
+    assert P == 3
+    assert ids.tolist() == [[5, 6, 7, 8, 9, 0], [0, 0, 5, 3, 4, 2]]
+    assert attention.tolist() == [[1, 1, 1, 1, 1, 0], [0, 0, 1, 1, 1, 1]]
+    assert mask.tolist() == [[1, 1, 0], [1, 1, 1]]
+    # logits[:, P - 1 + t] predict completion token t: the input one to the left of each completion token
+    for b, c in enumerate(([8, 9], [3, 4, 2])):
+        for t, token in enumerate(c):
+            assert ids[b, P + t] == token and attention[b, P - 1 + t] == 1
+
+
+def test_slip_steps_finds_each_slip_possible_step_of_a_gold_solution(tmp_path):
+    from s2dlab.stages.lifecycle import tokenizer_for
+
+    lab = tutorial.setup("tiny", tmp_path / "run", verbose=False)
+    tok = tokenizer_for(lab.cfg, lab.run)
+    records = [{"prompt": "7+8-9=?", "solution": "7+8=15\n15-9=6\n\\boxed{6}"},  # a carry, then a borrow
+               {"prompt": "3+4=?", "solution": "3+4=7\n\\boxed{7}"}]  # no slip possible
+    steps = tutorial.slip_steps(lab.cfg, tok, records)
+    assert steps["kinds"] == ["carry", "borrow"]
+    assert [tok.convert_ids_to_tokens(i) for i in steps["right_ids"]] == ["1", "6"]
+    assert [tok.convert_ids_to_tokens(i) for i in steps["slip_ids"]] == ["5", "1"]  # 7+8=5, 15-9=16
+    assert tok.decode(steps["prefixes"][1]).endswith("7+8=15\n15-9=")
+
+
+def test_fit_gaussian_covers_with_the_forward_kl_and_seeks_with_the_reverse():
+    grid = torch.linspace(-6, 6, 601)
+    target = torch.exp(-0.5 * ((grid + 2.5) / 0.5) ** 2) + torch.exp(-0.5 * ((grid - 2.5) / 0.5) ** 2)
+    target = target / (target.sum() * (grid[1] - grid[0]))
+    dx = grid[1] - grid[0]
+    forward = tutorial.fit_gaussian(grid, target, "forward")
+    reverse = tutorial.fit_gaussian(grid, target, "reverse")
+
+    def sd_on_grid(p):  # the fit is normalised on the grid, so its spread is measured there
+        mean = (grid * p).sum() * dx
+        return math.sqrt(((grid - mean) ** 2 * p).sum() * dx)
+
+    assert abs(forward["mean"]) < 0.05  # between the modes, with the target's spread: the moment match
+    assert sd_on_grid(forward["q"]) == pytest.approx(math.sqrt(2.5 ** 2 + 0.5 ** 2), rel=1e-2)
+    assert sd_on_grid(target) == pytest.approx(math.sqrt(2.5 ** 2 + 0.5 ** 2), rel=1e-2)
+    assert abs(abs(reverse["mean"]) - 2.5) < 0.05 and abs(reverse["sd"] - 0.5) < 0.05  # on one mode, its width
+    with pytest.raises(InputError, match="direction='both'"):
+        tutorial.fit_gaussian(grid, target, "both")

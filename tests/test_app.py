@@ -17,6 +17,7 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from s2dlab.dashboard import data as cb  # noqa: E402
+from s2dlab.dashboard import models, store as store_mod  # noqa: E402
 from s2dlab.runs import create_run, open_run  # noqa: E402
 from s2dlab.summary import c1_path, c2_path  # noqa: E402
 
@@ -106,7 +107,7 @@ def test_missing_and_corrupt_runs_are_messages(tmp_path):
     with pytest.raises(cb.AppError, match="invalid stage name"):
         store.snapshot("empty", "../opd")
     (run.path / "summary.json").unlink()  # summarising it again meets the corrupt snapshot: a sentence naming it
-    cb._SUMMARIES.data.clear()
+    store_mod.SUMMARIES.clear()
     with pytest.raises(cb.AppError, match=r"summary of 'empty'.*step_000003\.parquet"):
         cb.stages_view(store, "empty")
 
@@ -277,7 +278,7 @@ def test_readers_never_recompute(store, monkeypatch):
                  "kl_change", "auroc_with_ci", "auroc_difference", "paired_difference", "accuracy_interval",
                  "first_error_reward", "length_auroc"):
         monkeypatch.setattr(diagnostics, name, broken)
-    cb._SUMMARIES.data.clear()
+    store_mod.SUMMARIES.clear()
     view = cb.stages_view(cb.Store(DATA), RUN)
     assert len(view["arms"]) > 1 and view["c1_figure"].data
 
@@ -403,8 +404,8 @@ def test_live_score_on_the_fixture(store):
 
 
 def test_live_warns_about_large_models_on_cpu(store, monkeypatch):
-    monkeypatch.setattr(cb, "LARGE_MODEL_BYTES", 1)
-    monkeypatch.setattr(cb, "_cuda", lambda: False)
+    monkeypatch.setattr(models, "LARGE_MODEL_BYTES", 1)
+    monkeypatch.setattr(models, "cuda", lambda: False)
     warning = cb.live_warning(store, RUN, "opd", "teacher_grpo")
     assert "no GPU" in warning
     with pytest.raises(cb.AppError, match="no GPU"):
@@ -416,7 +417,7 @@ def test_live_warns_about_large_models_on_cpu(store, monkeypatch):
 
 
 def test_guard_turns_errors_into_messages():
-    from s2dlab.dashboard.app import _guard
+    from s2dlab.dashboard.ui import guard as _guard
     from s2dlab.errors import InputError
 
     def fails_known():
@@ -440,7 +441,7 @@ def test_guard_turns_errors_into_messages():
 
 
 def test_first_position_of_a_clicked_span():
-    from s2dlab.dashboard.app import _first_position
+    from s2dlab.dashboard.tabs.token import first_position as _first_position
 
     assert _first_position("7") == 7 and _first_position("12–14") == 12 and _first_position(None) is None
 

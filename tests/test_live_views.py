@@ -11,7 +11,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from s2dlab.branches import MAX_BRANCH_SAMPLES  # noqa: E402
 from s2dlab.dashboard import data as cb  # noqa: E402
-from s2dlab.dashboard import live  # noqa: E402
+from s2dlab.dashboard import live, models  # noqa: E402
 from s2dlab.estimators import estimator_names  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -84,8 +84,8 @@ def test_branch_bad_input_is_a_sentence(store, final_opd, monkeypatch):
         live.branch_candidates(store, RUN, "opd", step, pid, idx, None)
     with pytest.raises(cb.AppError, match="No student rollout"):
         live.branch_view(store, RUN, "opd", step, pid, 99, 0, y, 4, 8)
-    monkeypatch.setattr(cb, "LARGE_MODEL_BYTES", 1)
-    monkeypatch.setattr(cb, "_cuda", lambda: False)
+    monkeypatch.setattr(models, "LARGE_MODEL_BYTES", 1)
+    monkeypatch.setattr(models, "cuda", lambda: False)
     with pytest.raises(cb.AppError, match="no GPU is available"):
         live.branch_view(store, RUN, "opd", step, pid, idx, 0, y, 4, 8)
 

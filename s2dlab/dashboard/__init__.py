@@ -3,8 +3,11 @@
     s2dlab app runs                                  # the command line
     python -c "from s2dlab.dashboard import main; main(['runs'])"
 
-`s2dlab.dashboard.app` holds the layout and event wiring, `s2dlab.dashboard.data` the data access (plain Python,
-no gradio). The rest of s2dlab never imports this package. Without Gradio, importing it raises
+Two layers. The views: `s2dlab.dashboard.app` (`build_demo`, `main`) puts together the tabs of
+`s2dlab.dashboard.tabs`, one module per tab, each building its components and wiring its events, with the plumbing
+they share in `s2dlab.dashboard.ui`. The data layer (plain Python, no gradio, testable by calling it):
+`s2dlab.dashboard.data` (read-only views, and the names callers import), `store`, `rows`, `summary_view`, `models`
+and `live` (the views that run models). The rest of s2dlab never imports this package. Without Gradio, importing it raises
 `DashboardNotInstalledError`, whose one-line message says what to install.
 """
 

@@ -1,6 +1,8 @@
-"""The dashboard's views that run the saved models on demand: counterfactual branches and the KL estimator panel.
+"""The dashboard's views that run the saved models on demand: counterfactual branches, the KL estimator panel and
+live scoring of a new problem.
 
-Both work on one probe snapshot (stage, step) with the checkpoints that took it (`s2dlab.lens.snapshot_pair`):
+The branches and the estimators work on one probe snapshot (stage, step) with the checkpoints that took it
+(`s2dlab.lens.snapshot_pair`):
 - `branch_candidates` / `branch_view`: at a clicked position of a student rollout, force the student's token or
   one of the teacher's stored top-k alternatives and let the student finish N times (`s2dlab.branches
   .branch_values`): each branch's success rate with its Wilson interval beside its implicit reward there.
@@ -9,10 +11,11 @@ Both work on one probe snapshot (stage, step) with the checkpoints that took it 
 - `estimators_view`: per token the exact reverse / forward KL beside k1, k2, k3 and the top-k truncations with
   their tail masses (k = 1, 8, 64) and the gradient agreement; per snapshot the bias and spread table
   (`s2dlab.estimators.snapshot_estimators`).
+- `live_view`: sample a completion of a typed problem from one stage's model and score it against another's.
 
-Like the Live tab, they refuse checkpoints above `data.LARGE_MODEL_BYTES` on a machine without a GPU unless the
-caller allows it, and `s2dlab.branches` bounds samples, tokens and CPU cost itself; every refusal is an `AppError`
-or an `s2dlab.errors.InputError` with a sentence for the status line. Nothing here imports gradio; the models and
+All three refuse checkpoints above `models.LARGE_MODEL_BYTES` on a machine without a GPU unless the caller allows
+it, and `s2dlab.branches` bounds samples, tokens and CPU cost itself; every refusal is an `AppError` or an
+`s2dlab.errors.InputError` with a sentence for the status line. Nothing here imports gradio; the models and
 tokenizers are loaded once and cached while their files are unchanged. All numbers come from those modules.
 """
 
@@ -22,12 +25,14 @@ import math
 
 import pandas as pd
 
-from s2dlab.dashboard import data as cb
-from s2dlab.dashboard.data import (_LRU, AppError, Store, _file_key, _is_student, _location_key, _missing, _pick,
-                                   load_live_model, model_bytes, model_location)
+from s2dlab import viz
+from s2dlab.dashboard import models
+from s2dlab.dashboard.models import location_key, model_location, stage_model
+from s2dlab.dashboard.rows import is_student, missing, pick, rollout_header_html
+from s2dlab.dashboard.store import LRU, AppError, Store, file_key
+from s2dlab.runs import Run
 
-_TOKENIZERS_HF = _LRU(4)
-_ESTIMATES = _LRU(8)
+ESTIMATES = LRU(8)
 
 BRANCH_COLUMNS = ["token", "token id", "branch", "implicit reward", "p student", "p teacher", "n", "successes",
                   "success rate", "Wilson low", "Wilson high", "finished", "mean new tokens"]
@@ -61,30 +66,6 @@ def snapshot_models(store: Store, run_id: str, stage: str, step) -> tuple[str, s
     return teacher, student, exact
 
 
-def guard_size(store: Store, run_id: str, stages, allow_large: bool) -> None:
-    """AppError when the checkpoints are large and there is no GPU, unless `allow_large`."""
-    run = store.open(run_id)
-    total = sum(model_bytes(model_location(store, run, s)) for s in stages)
-    if total >= cb.LARGE_MODEL_BYTES and not allow_large and not cb._cuda():
-        raise AppError(f"These checkpoints hold {total / 1024 ** 3:.1f} GiB of weights and no GPU is available: on "
-                       "the CPU this may take minutes and tens of GB of memory. Tick the box to run anyway.")
-
-
-def _model(store: Store, run, stage: str):
-    location = model_location(store, run, stage)
-    if location is None:
-        raise AppError(f"Stage {stage!r} saved no model in this run (no model/ folder, no model_source).")
-    return load_live_model(location)
-
-
-def _tokenizer(store: Store, run):
-    from s2dlab.lens import load_tokenizer_for
-
-    folder = store.tokenizer_dir(run)
-    key = _file_key(folder / "tokenizer.json") if folder else ("run", str(run.path))
-    return _TOKENIZERS_HF.get(key, lambda: load_tokenizer_for(run))
-
-
 def _grade_fn(run):
     from s2dlab.config import config_from_dict
     from s2dlab.data import grade_fn
@@ -100,7 +81,7 @@ def _student_row(store: Store, run_id: str, stage: str, step, prompt_id, sample_
     df = store.snapshot(run_id, stage, step)
     if prompt_id is None or sample_idx is None:
         raise AppError("Pick a student rollout first.")
-    row = _pick(df[_is_student(df)], str(prompt_id), "student", int(sample_idx))
+    row = pick(df[is_student(df)], str(prompt_id), "student", int(sample_idx))
     if row is None or int(row.get("sample_idx", -1)) != int(sample_idx):
         raise AppError(f"No student rollout {prompt_id}/#{sample_idx} in snapshot {stage}/{step}.")
     return row
@@ -174,9 +155,9 @@ def branch_view(store: Store, run_id: str, stage: str, step, prompt_id, sample_i
     if not ids:
         raise AppError("Tick at least one branch (the student's token or a teacher alternative).")
     teacher_stage, student_stage, exact = snapshot_models(store, run_id, stage, step)
-    guard_size(store, run_id, (student_stage, teacher_stage), allow_large)
-    tok = _tokenizer(store, run)
-    student, teacher = _model(store, run, student_stage), _model(store, run, teacher_stage)
+    models.guard_size(store, run, (student_stage, teacher_stage), allow_large)
+    tok = models.run_tokenizer(store, run)
+    student, teacher = stage_model(store, run, student_stage), stage_model(store, run, teacher_stage)
     rollout = with_prompt_ids([row.to_dict()], tok, *prompt_settings(run))[0]
     result = branch_values(student, tok, rollout, t, grade, candidates=ids, n_samples=n, max_new_tokens=max_new,
                            teacher=teacher, seed=int(seed or 0))
@@ -205,15 +186,15 @@ def probe_branch_view(store: Store, run_id: str, stage: str, step, positions_per
     from s2dlab.lens import prompt_settings, with_prompt_ids
 
     df = store.snapshot(run_id, stage, step)
-    rows = df[_is_student(df)].to_dict("records")
+    rows = df[is_student(df)].to_dict("records")
     if not rows:
         raise AppError(f"Snapshot {stage}/{step} has no student rollouts to branch.")
     run = store.open(run_id)
     grade, cfg = _grade_fn(run)
     teacher_stage, student_stage, exact = snapshot_models(store, run_id, stage, step)
-    guard_size(store, run_id, (student_stage, teacher_stage), allow_large)
-    tok = _tokenizer(store, run)
-    student, teacher = _model(store, run, student_stage), _model(store, run, teacher_stage)
+    models.guard_size(store, run, (student_stage, teacher_stage), allow_large)
+    tok = models.run_tokenizer(store, run)
+    student, teacher = stage_model(store, run, student_stage), stage_model(store, run, teacher_stage)
     rollouts = with_prompt_ids(rows, tok, *prompt_settings(run))
     res = probe_branch_values(student, tok, rollouts, grade, positions_per_rollout=int(positions_per_rollout),
                               n_samples=int(n_samples), max_new_tokens=int(max_new_tokens or cfg.generation
@@ -239,27 +220,28 @@ def _estimates(store: Store, run_id: str, stage: str, step, allow_large: bool) -
 
     run = store.open(run_id)
     teacher_stage, student_stage, _ = snapshot_models(store, run_id, stage, step)
-    guard_size(store, run_id, (student_stage, teacher_stage), allow_large)
+    models.guard_size(store, run, (student_stage, teacher_stage), allow_large)
     path = run.rollout_path(stage, int(step))
-    key = (str(run.path), stage, int(step), _file_key(path),
-           *(_location_key(model_location(store, run, s)) for s in (student_stage, teacher_stage)))
+    key = (str(run.path), stage, int(step), file_key(path),
+           *(location_key(model_location(store, run, s)) for s in (student_stage, teacher_stage)))
 
     def make():
         try:
-            return snapshot_estimators(run, stage, int(step), with_rows=True, dtype="auto" if cb._cuda() else "float32")
+            return snapshot_estimators(run, stage, int(step), with_rows=True,
+                                       dtype="auto" if models.cuda() else "float32")
         except MissingError as e:
             raise AppError(str(e)) from e
 
-    return _ESTIMATES.get(key, make)
+    return ESTIMATES.get(key, make)
 
 
 def estimator_rollouts(store: Store, run_id: str, stage: str, step) -> list[tuple[str, str]]:
     """(label, "prompt_id/sample_idx") of the snapshot's student rollouts (what the estimators re-score)."""
     df = store.snapshot(run_id, stage, step)
     out = []
-    for _, r in df[_is_student(df)].iterrows():
+    for _, r in df[is_student(df)].iterrows():
         key = f"{r['prompt_id']}/{int(r['sample_idx'])}"
-        ok = "" if _missing(r.get("correct")) else (" ✓" if bool(r["correct"]) else " ✗")
+        ok = "" if missing(r.get("correct")) else (" ✓" if bool(r["correct"]) else " ✗")
         out.append((f"{key}{ok} · {len(r['token_ids'])} tokens", key))
     return out
 
@@ -291,7 +273,7 @@ def estimators_view(store: Store, run_id: str, stage: str, step, rollout: str | 
     i = keys.index(rollout) if rollout in keys else 0
     row = rows[i]
     df = store.snapshot(run_id, stage, step)
-    srow = _pick(df[_is_student(df)], str(row["prompt_id"]), "student", int(row["sample_idx"]))
+    srow = pick(df[is_student(df)], str(row["prompt_id"]), "student", int(row["sample_idx"]))
     tokens = list(srow["tokens"]) if srow is not None else [""] * row["length"]
     cols = ["reverse_kl", "forward_kl", "k1", "k2", "k3"] + [f"top{k}_{v}" for k in TOPK for v in ("tail", "renorm",
                                                                                                   "raw")]
@@ -303,6 +285,80 @@ def estimators_view(store: Store, run_id: str, stage: str, step, rollout: str | 
             + ("." if est["models_match_snapshot"] else ": step is mid-stage, so the stage's final checkpoints stand "
                "in and k1 / k3 are no longer unbiased for it."))
     return bias, tail, grad, per_token, estimators_figure(row, tokens), note
+
+
+# --------------------------------------------------------------------------------------------------------------
+# live scoring: a typed problem, sampled and scored now
+
+
+def live_warning(store: Store, run_id: str, student_stage: str | None, teacher_stage: str | None) -> str:
+    """A warning when the chosen models are large and there is no GPU, else ""."""
+    if not student_stage or not teacher_stage:
+        return ""
+    return models.large_warning(store, store.open(run_id), (student_stage, teacher_stage))
+
+
+def live_score(run: Run, student_stage: str, teacher_stage: str, problem: str, *, answer: str | None = None,
+               max_new_tokens: int | None = None, temperature: float = 1.0, seed: int = 0,
+               store: Store | None = None) -> dict:
+    """Sample one completion of `problem` from `student_stage`'s checkpoint and score it against
+    `teacher_stage`'s on the spot; returns one run-store rollout row (see docs/DESIGN.md).
+
+    Uses `s2dlab.generation.sample` and `s2dlab.scoring.score_rollouts` (imported here, so the app starts without
+    loading torch). The checkpoints are the stages' models as their records say (`models.model_location`). The
+    prompt is formatted as in the run's config (suffix, chat-template options); grading needs `answer`.
+    """
+    from s2dlab.generation import sample
+    from s2dlab.models import set_generation_defaults
+    from s2dlab.rewards import grade as _grade
+    from s2dlab.scoring import score_rollouts
+
+    problem = (problem or "").strip()
+    if not problem:
+        raise AppError("Type a problem first.")
+    store = store or Store(run.path.parent)
+    locations = {s: model_location(store, run, s) for s in (student_stage, teacher_stage)}
+    for stage, location in locations.items():
+        if location is None:
+            raise AppError(f"Stage {stage!r} has no model in this run ({run.path}): no model/ folder and no "
+                           "model_source in its stage record; live scoring needs a checkpoint.")
+    cfg_info = run.info.get("config") or {}
+    task = cfg_info.get("task") or {}
+    gen = cfg_info.get("generation") or {}
+    tiny = (cfg_info.get("models") or {}).get("student", "tiny") == "tiny"
+    chat_kwargs = {} if tiny else {"enable_thinking": bool(gen.get("enable_thinking", False))}
+    tokenizer = models.stage_tokenizer(store, run, student_stage, locations[student_stage])
+    loaded = {}
+    for stage, location in locations.items():
+        loaded[stage] = models.load_live_model(location)
+        set_generation_defaults(loaded[stage], tokenizer)
+    record = {"id": "live", "prompt": problem, "answer": answer}
+    rollouts = sample(loaded[student_stage], tokenizer, [record], n=1,
+                      max_new_tokens=int(max_new_tokens or gen.get("max_new_tokens", 64)), temperature=temperature,
+                      top_p=1.0, top_k=0, seed=seed, prompt_suffix=task.get("prompt_suffix", "") or "",
+                      chat_template_kwargs=chat_kwargs, progress=False)
+    grade = None
+    if answer:
+        integer_only = task.get("name", "arithmetic") == "arithmetic"
+        grade = lambda completion, gold: _grade(completion, gold, integer_only=integer_only)  # noqa: E731
+    rows = score_rollouts(loaded[student_stage], loaded[teacher_stage], tokenizer, rollouts, grade_fn=grade,
+                          answers={"live": answer} if answer else None, stage=student_stage, step=0)
+    return rows[0]
+
+
+def live_view(store: Store, run_id: str, student_stage: str, teacher_stage: str, problem: str,
+              answer: str | None = None, allow_large: bool = False, seed: int = 0):
+    """(html, figure, note) for the Live tab; refuses large models on a CPU unless `allow_large`."""
+    run = store.open(run_id)
+    warning = live_warning(store, run_id, student_stage, teacher_stage)
+    if warning and not allow_large:
+        raise AppError(warning)
+    row = live_score(run, student_stage, teacher_stage, problem, answer=(answer or "").strip() or None, seed=seed,
+                     store=store)
+    vocab = store.vocab(run, pd.DataFrame([row]))
+    page = rollout_header_html(pd.Series(row), f"{student_stage} (scored by {teacher_stage})")
+    page += viz.rollout_heatmap_html(row, id_to_text=vocab, max_height=420)
+    return page, viz.per_token_figure(row), warning or "Sampled and scored."
 
 
 # --------------------------------------------------------------------------------------------------------------

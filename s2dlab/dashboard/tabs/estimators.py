@@ -1,0 +1,53 @@
+"""The Estimators tab: for the snapshot chosen above, every estimate of the reverse KL that on-policy distillation
+might train on beside the exact value (`s2dlab.estimators`), per token and per snapshot."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from s2dlab.dashboard import live
+from s2dlab.dashboard.ui import Context, dd, empty_dd, handler
+
+
+class EstimatorsTab:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        gr.Markdown("Every estimate of the reverse KL on-policy distillation might train on, beside the exact value, "
+                    "for the snapshot chosen above, re-scored with the checkpoints that took it "
+                    "(`s2dlab.estimators`): k1 = −implicit reward, k2, k3, and top-k truncations (renormalised, with "
+                    "a tail bucket, raw) for k = 1, 8, 64 with their tail masses; and how often the sampled-token "
+                    "gradient points the way of the exact one.")
+        with gr.Row():
+            self.rollout = gr.Dropdown(label="rollout (per-token view)", choices=[], scale=3, elem_id="est-rollout")
+            self.allow = gr.Checkbox(label="run large models on the CPU anyway", value=False, scale=1)
+            self.button = gr.Button("Estimate on this snapshot", variant="primary", scale=1, elem_id="est-btn")
+        self.note = gr.Markdown(elem_id="est-note")
+        self.bias = gr.Dataframe(interactive=False, label="bias and spread per estimator (every token)",
+                                 elem_id="est-bias", wrap=True)
+        with gr.Row():
+            self.tail = gr.Dataframe(interactive=False, label="mean tail mass outside the student's top k")
+            self.grad = gr.Markdown()
+        self.plot = gr.Plot(elem_id="est-plot")
+        self.tokens = gr.Dataframe(interactive=False, label="per token", elem_id="est-tokens", max_height=400)
+        self.empties = {self.bias: None, self.tail: None, self.grad: "", self.tokens: None, self.plot: None,
+                        self.note: ""}
+        ctx.on_snapshot.append(handler(self.refresh, [ctx.run_dd, ctx.stage_dd, ctx.step_dd], [self.rollout],
+                                       ctx.status, {self.rollout: empty_dd}, clear=False))
+
+    def refresh(self, run_id, stage, step) -> dict:
+        if not stage:
+            return {self.rollout: empty_dd()}
+        store = self.ctx.store
+        return {self.rollout: dd(live.estimator_rollouts(store, run_id, stage, self.ctx.step(run_id, stage, step)))}
+
+    def estimate(self, run_id, stage, step, rollout, allow) -> dict:
+        bias, tail, grad, tokens, fig, note = live.estimators_view(self.ctx.store, run_id, stage,
+                                                                   self.ctx.step(run_id, stage, step), rollout, allow)
+        return {self.bias: bias, self.tail: tail, self.grad: grad, self.tokens: tokens, self.plot: fig,
+                self.note: note}
+
+    def wire(self):
+        ctx = self.ctx
+        for event in (self.button.click, self.rollout.input):
+            event(**handler(self.estimate, [ctx.run_dd, ctx.stage_dd, ctx.step_dd, self.rollout, self.allow],
+                            list(self.empties), ctx.status, self.empties))

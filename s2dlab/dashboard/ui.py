@@ -1,0 +1,118 @@
+"""Plumbing the tabs share: handlers that turn errors into a sentence in a status line, dropdown updates, and the
+context a tab is built in (`Context`: the store, the run/stage/step pickers, the export folder).
+
+Handlers return named outputs, a dict {component: value}; `guard` wraps one so that an exception becomes a message
+in its status line (and the outputs named in `empties` are cleared) instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from s2dlab.dashboard.store import Store
+from s2dlab.errors import S2DLabError
+
+log = logging.getLogger("s2dlab.app")
+
+
+def message(err: Exception) -> str:
+    """The status-line sentence of an error: its own words for an expected problem, its type for anything else."""
+    if isinstance(err, S2DLabError):  # AppError and every other expected problem (InputError, MissingError, ...)
+        return f"⚠ {html.escape(str(err), quote=False)}"
+    log.exception("unexpected error in an app callback")
+    return f"⚠ Something went wrong: {type(err).__name__}: {html.escape(str(err), quote=False)}"
+
+
+def _fill(value):
+    return value() if callable(value) else value
+
+
+def guard(fn, empties, clear: bool = True, status=None):
+    """`fn` made safe for the UI.
+
+    Named outputs (`fn` returns a dict, `empties` is a dict {component: value or factory}, `status` the status
+    component): on success the dict, with `status` cleared when `clear`; on an error the `empties` plus the message
+    in `status`. Positional outputs (`fn` returns a tuple, `empties` a list): the same with the status last.
+    `clear=False` leaves the status as it is on success (a handler chained after another, so an earlier message
+    stays visible)."""
+
+    @functools.wraps(fn)  # keeps the signature: Gradio passes event data (gr.SelectData) by annotation
+    def wrapper(*args):
+        try:
+            out = fn(*args)
+        except Exception as err:  # every failure becomes a message in the UI
+            if isinstance(empties, dict):
+                return {**{c: _fill(v) for c, v in empties.items()}, status: message(err)}
+            return (*[_fill(e) for e in empties], message(err))
+        if isinstance(out, dict):
+            return {**out, status: ""} if clear and status is not None else out
+        return (*out, "" if clear else gr.update())
+
+    return wrapper
+
+
+def dd(choices, value=None):
+    """A dropdown update; `value` defaults to the first choice."""
+    values = [c[1] if isinstance(c, tuple) else c for c in choices]
+    if value not in values:
+        value = values[0] if values else None
+    return gr.update(choices=choices, value=value)
+
+
+def multi(choices, value):
+    """A multiselect update keeping the values still among the choices."""
+    return gr.update(choices=choices, value=[v for v in value if v in choices])
+
+
+def empty_dd():
+    return gr.update(choices=[], value=None)
+
+
+def empty_multi():
+    return gr.update(choices=[], value=[])
+
+
+@dataclass
+class Context:
+    """What every tab is built with: the store, the export folder, the shared pickers and the status line, and
+    the chains a tab joins (`on_run`: after the run changes; `on_snapshot`: after the snapshot changes). Each chain
+    entry is the keyword arguments of one `.then` step."""
+
+    store: Store
+    exports: Path
+    run_dd: gr.Dropdown
+    stage_dd: gr.Dropdown
+    step_dd: gr.Dropdown
+    status: gr.Markdown
+    tabs: gr.Tabs | None = None
+    on_run: list[dict] = field(default_factory=list)
+    on_snapshot: list[dict] = field(default_factory=list)
+
+    def step(self, run_id, stage, step):
+        """The chosen snapshot step (0 is a step), else the stage's latest."""
+        return self.store.steps(run_id, stage)[-1] if step in (None, "") else step
+
+    def then_snapshot(self, event):
+        """`event` followed by every tab's refresh for a new snapshot."""
+        for kw in self.on_snapshot:
+            event = event.then(**kw)
+        return event
+
+    def then_run(self, event):
+        """`event` followed by every tab's refresh for a new run (the snapshot chain first: what the user sees)."""
+        for kw in self.on_run:
+            event = event.then(**kw)
+        return event
+
+
+def handler(fn, inputs, outputs, status, empties=None, clear: bool = True, **kw) -> dict:
+    """The keyword arguments of one event listener (or one `.then` step): `fn` guarded (`guard`), its named outputs
+    plus the status line. `empties`: what the outputs show when `fn` fails."""
+    return dict(fn=guard(fn, dict(empties or {}), clear, status), inputs=list(inputs), outputs=[*outputs, status],
+                **kw)

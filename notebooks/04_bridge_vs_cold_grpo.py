@@ -88,6 +88,8 @@ S = summary.read_summary(run)  # every number a reader shows, computed once by s
 my_guess_04c = ...
 
 # %%
+from s2dlab import exercises
+
 side = ["base_teacher", "raw_teacher.opd", "cold_grpo", "base_student", "teacher_grpo", "opd"]
 names = {"base_teacher": "raw teacher", "raw_teacher.fkl_warmup": "its warmup", "raw_teacher.opd":
          "its bridge, bridge_raw_teacher", "cold_grpo": "cold GRPO", "base_student": "base student",

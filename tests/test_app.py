@@ -461,3 +461,204 @@ def test_build_demo_and_main(monkeypatch, tmp_path):
     app_module.main([str(DATA), "--port", "7999", "--share", "--open"])
     assert seen["server_port"] == 7999 and seen["share"] is True and seen["inbrowser"] is True
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# shared by a room: one model at a time, each model loaded once
+
+
+def test_a_model_is_loaded_once_when_many_ask_at_once(store):
+    """Eight threads ask for one checkpoint together: one load (the cache builds a missing value once) and eight
+    copies of the same model; loading while another load runs is what broke ("Cannot copy out of meta tensor")."""
+    import threading
+
+    from s2dlab.dashboard.models import MODELS, load_live_model, model_location
+
+    location = model_location(store, store.open(RUN), "opd")
+    MODELS.clear()
+    got, errors = [], []
+    start = threading.Barrier(8)
+
+    def ask():
+        start.wait()
+        try:
+            got.append(load_live_model(location))
+        except Exception as e:  # noqa: BLE001 - any failure is what the test looks for
+            errors.append(e)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(got) == 8 and all(m is got[0] for m in got)
+    assert len(MODELS.data) == 1
+
+
+def test_model_work_never_overlaps():
+    """Whatever calls them, two functions that load or run models never run at the same time."""
+    import threading
+    import time
+
+    from s2dlab.dashboard.models import one_at_a_time
+
+    inside, overlaps = [], []
+
+    @one_at_a_time
+    def work(k):
+        inside.append(k)
+        if len(inside) > 1:
+            overlaps.append(list(inside))
+        time.sleep(0.01)
+        inside.remove(k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == []
+
+
+def test_model_handlers_share_one_bounded_queue(tmp_path):
+    """Every handler that loads or runs a model is in the one model queue, one at a time; the others are not."""
+    from s2dlab.dashboard import build_demo
+    from s2dlab.dashboard.ui import MODEL_QUEUE, MODEL_WORKERS, QUEUE_SIZE
+
+    demo = build_demo(DATA)
+    names = {f.api_name: f for f in demo.fns.values() if f.api_name}
+    for name in ("branches", "probe", "estimators", "live"):
+        assert names[name].concurrency_id == MODEL_QUEUE and names[name].concurrency_limit == MODEL_WORKERS, name
+    for name in ("token_view", "lens", "open_run", "runs", "branch_position", "live_setup"):
+        assert names[name].concurrency_id != MODEL_QUEUE, name
+    assert demo._queue.max_size == QUEUE_SIZE
+
+
+# --------------------------------------------------------------------------------------------------------------
+# roles come from the stage records, never from names
+
+
+def test_live_offers_stages_by_their_recorded_role(store):
+    from s2dlab.dashboard import live
+
+    run = store.open(RUN)
+    setup = live.live_setup(store, RUN)
+    for stage in setup["students"]:
+        assert run.stage(stage).role == "student"
+    for stage in setup["teachers"]:
+        assert run.stage(stage).role == "teacher"
+    assert set(setup["students"]) | set(setup["teachers"]) == set(cb.model_stages(store, RUN))
+    # the workflow's pair: its final student (the stage of the arm bridge_1h_stage3) and its RL teacher
+    from s2dlab.pipeline import ARMS
+
+    assert setup["student"] == next(a.final for a in ARMS if a.name == "bridge_1h_stage3") == "student_grpo"
+    assert setup["teacher"] == run.stage("opd").teacher == "teacher_grpo"
+    # the example is a problem of the run's eval set: the first problem the probe snapshots sample, with its gold
+    first = store.snapshot(RUN, store.snapshot_stages(RUN)[0])
+    first = first[first["policy"] == "student"].iloc[0]
+    assert (setup["problem"], setup["answer"]) == (first["prompt"], str(first["answer"]))
+
+
+def test_default_student_is_the_last_finished_one_along_the_workflow(tmp_path):
+    from s2dlab.dashboard import live
+
+    shutil.copytree(DATA / RUN, tmp_path / "r", ignore=shutil.ignore_patterns("lens"))
+    run = open_run(tmp_path / "r")
+    run.update_stage("student_grpo", status="running")  # stage 3 in progress: OPD's student is the latest finished
+    setup = live.live_setup(cb.Store(tmp_path), "r")
+    assert (setup["student"], setup["teacher"]) == ("opd", "teacher_grpo")
+    shutil.rmtree(run.path / "student_grpo")  # not started at all
+    assert live.live_setup(cb.Store(tmp_path), "r")["student"] == "opd"
+
+
+def test_live_draws_a_new_sample_each_click_with_its_seed_shown(store):
+    from s2dlab.dashboard import build_demo
+
+    demo = build_demo(DATA)
+    run = next(f.fn for f in demo.fns.values() if f.api_name == "live")
+    args = (RUN, "opd", "teacher_grpo", "1+2-3+4=?", "4", False)
+    first, second = run(*args, None, True), run(*args, None, True)
+    seeds = [next(v for k, v in out.items() if getattr(k, "elem_id", None) == "live-seed") for out in (first, second)]
+    pages = [next(v for k, v in out.items() if getattr(k, "elem_id", None) == "live-html") for out in (first, second)]
+    assert seeds[0] != seeds[1] and all(f"seed {s})" in p for s, p in zip(seeds, pages))
+    again = run(*args, seeds[0], False)  # the seed kept: the same sample
+    assert next(v for k, v in again.items() if getattr(k, "elem_id", None) == "live-html") == pages[0]
+    bad = run(*args, 2.5, False)
+    assert next(v for k, v in bad.items() if getattr(k, "elem_id", None) == "live-status").startswith(
+        "⚠ The seed 2.5 is not a whole number")
+
+
+@pytest.fixture(scope="module")
+def full_root(tmp_path_factory):
+    from tests.dashboard_runs import full_run_root
+
+    return full_run_root(tmp_path_factory)
+
+
+def test_live_roles_on_a_whole_ablations_run(full_root):
+    """Every arm's stages: students named after teachers (`raw_teacher.opd`, `sft_teacher.fkl_warmup`) are
+    students, and the default pair is the workflow's."""
+    from s2dlab.dashboard import live
+    from tests.dashboard_runs import RUN as FULL
+
+    store = cb.Store(full_root)
+    run = store.open(FULL)
+    setup = live.live_setup(store, FULL)
+    roles = {s: run.stage(s).role for s in run.stages()}
+    assert setup["teachers"] == [s for s in run.stages() if roles[s] == "teacher"]
+    assert setup["students"] == [s for s in run.stages() if roles[s] == "student"]
+    assert {"raw_teacher.opd", "sft_teacher.fkl_warmup", "no_warmup.opd"} <= set(setup["students"])
+    assert not {"raw_teacher.opd", "sft_teacher.fkl_warmup"} & set(setup["teachers"])
+    assert (setup["student"], setup["teacher"]) == ("student_grpo", "teacher_grpo")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# errors where the eye is: a damaged file disables only what reads it; numbers get sentences
+
+
+def damaged_copy(tmp_path, relpath: str) -> cb.Store:
+    """A copy of the fixture run with `relpath` cut to half its bytes (a truncated write)."""
+    shutil.copytree(DATA / RUN, tmp_path / "r", ignore=shutil.ignore_patterns("*.safetensors", "lens"))
+    path = tmp_path / "r" / relpath
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return cb.Store(tmp_path)
+
+
+def test_a_truncated_snapshot_disables_only_its_views(tmp_path):
+    from s2dlab.dashboard import build_demo
+
+    last = f"opd/rollouts/step_{open_run(DATA / RUN).rollout_steps('opd')[-1]:06d}.parquet"
+    store = damaged_copy(tmp_path, last)
+    demo = build_demo(tmp_path)
+    fns = {f.api_name: f.fn for f in demo.fns.values() if f.api_name}
+    by_id = lambda out: {getattr(k, "elem_id", None): v for k, v in out.items()}  # noqa: E731
+    opened = by_id(fns["open_run"]("r"))
+    assert opened["stage-dd"]["value"] == "opd" and "opd" in opened["stage-dd"]["choices"]
+    assert opened["status"] == ""  # the run opens: the pickers keep every stage
+    token = by_id(fns["token_view"]("r", "opd", None, None, None, None, "implicit reward"))
+    assert token["token-status"].startswith("⚠ Cannot read this snapshot") and last in token["token-status"]
+    # another stage's snapshot, the Stages tab and the Live tab still work
+    other = by_id(fns["token_view"]("r", "fkl_warmup", None, None, None, None, "implicit reward"))
+    assert other["token-status"] == "" and "s2d-tok" in other["student-heatmap"]
+    assert len(cb.stages_view(store, "r")["arms"]) > 1
+    assert by_id(fns["live_setup"]("r"))["live-status"] == ""
+
+
+def test_a_truncated_c2_file_empties_only_the_c2_histogram(tmp_path):
+    pair = next(p for p in SUMMARY["c2"]["pairs"] if p["stage"] == "opd")
+    store = damaged_copy(tmp_path, pair["after_file"])
+    view = cb.stages_view(store, "r")
+    assert set(view["problems"]) == {"c2"} and pair["after_file"] in view["problems"]["c2"]
+    assert len(view["arms"]) > 1 and len(view["claims"]) and view["c1_figure"].data and view["curves"].data
+    assert not view["c2_figure"].data  # the empty figure that says why
+
+
+@pytest.mark.parametrize("sample, said", [(7, "Sample #7 of problem .* is in no stage's latest snapshot"),
+                                          (-1, "The student sample -1 is out of range"),
+                                          (2.5, "The student sample 2.5 is not a whole number"),
+                                          (None, "The student sample is empty")])
+def test_compare_sample_numbers_get_a_sentence(store, sample, said):
+    pid = cb.compare_problems(store, RUN)[0][1]
+    with pytest.raises(cb.AppError, match=said):
+        cb.compare_view(store, RUN, pid, None, sample)
+    assert "s2d-tok" in cb.compare_view(store, RUN, pid, None, 1.0)  # 1.0 is a whole number

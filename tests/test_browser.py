@@ -41,12 +41,13 @@ def shot(page, name: str, selector: str | None = None) -> None:
     target.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"))
 
 
-def status(page) -> str:
-    """The message of the status line (its markdown, without the progress timer Gradio draws over it while a
-    request is in flight), once no request is in flight."""
-    page.wait_for_function("() => { const t = document.querySelector('#status [data-testid=status-tracker]'); "
+def status(page, line: str = "#status") -> str:
+    """The message of a status line (`#status` above the tabs, or a panel's own: `#branch-status`,
+    `#lens-status`, ...), its markdown without the progress timer Gradio draws over it while a request is in
+    flight, once no request is in flight."""
+    page.wait_for_function(f"() => {{ const t = document.querySelector('{line} [data-testid=status-tracker]'); "
                            "return !t || t.classList.contains('hide') }", timeout=60_000)
-    return page.locator("#status [data-testid=markdown]").inner_text().strip()
+    return page.locator(f"{line} [data-testid=markdown]").inner_text().strip()
 
 
 def grid_rows(page, table: str) -> int:
@@ -231,7 +232,7 @@ def test_clicking_a_token_samples_counterfactual_branches(browser, app_url):
     page.wait_for_function("() => document.querySelector('#branch-note')?.innerText.includes('Sampled from')",
                            timeout=30_000)
     assert grid_rows(page, "#branch-table") == page.locator("#branch-cands input:checked").count()
-    assert "student's token" in page.locator("#branch-table").inner_text() and status(page) == ""
+    assert "student's token" in page.locator("#branch-table").inner_text() and status(page, "#branch-status") == ""
     page.locator("#branch-info").scroll_into_view_if_needed()
     shot(page, "branches")
     page.close()
@@ -306,7 +307,7 @@ def test_token_lens_tab(browser, app_url):
     page.wait_for_function("(k) => (document.querySelector('#lens-table .s2d-lens > div')?.innerText || '')"
                            ".startsWith(k + ' ')", arg=key, timeout=30_000)
     assert page.locator("#lens-rollout input").input_value().startswith(key + " ")
-    assert status(page) == ""
+    assert status(page, "#lens-status") == ""
     page.close()
 
 
@@ -318,7 +319,7 @@ def test_estimator_panel(browser, app_url):
     from s2dlab.estimators import estimator_names
 
     assert grid_rows(page, "#est-bias") == len(estimator_names())
-    assert "re-scored by" in page.locator("#est-note").inner_text() and status(page) == ""
+    assert "re-scored by" in page.locator("#est-note").inner_text() and status(page, "#est-status") == ""
     shot(page, "estimators")
     page.close()
 
@@ -327,9 +328,9 @@ def test_bad_input_gets_a_sentence(browser, app_url):
     page = open_app(browser, app_url)
     page.locator("#branch-pos input").fill("999")
     page.locator("#branch-pos input").press("Enter")
-    page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('past the end')",
+    page.wait_for_function("() => document.querySelector('#branch-status')?.innerText.includes('past the end')",
                            timeout=30_000)
-    assert "Traceback" not in status(page)
+    assert "Traceback" not in status(page, "#branch-status")
     page.close()
 
 
@@ -399,9 +400,9 @@ def test_byte_level_heatmap_text_is_the_decoded_completion(browser, byte_run):
 
         # this run has no token lens: the tab says which command computes it
         page.get_by_role("tab", name="Token lens").click()
-        page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('s2dlab lens')",
+        page.wait_for_function("() => document.querySelector('#lens-status')?.innerText.includes('s2dlab lens')",
                                timeout=30_000)
-        assert "no token lens yet" in status(page)
+        assert "no token lens yet" in status(page, "#lens-status")
         page.close()
     finally:
         demo.close()

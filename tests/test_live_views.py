@@ -130,3 +130,18 @@ def test_a_stages_first_snapshot_branches_with_the_model_it_started_from(store):
                                       [str(int(row["token_ids"][1]))], n_samples=2, max_new_tokens=4)
     assert "Sampled from **base_student**" in note
     assert table["p student"].iloc[0] == pytest.approx(math.exp(float(row["student_logprob"][1])), abs=1e-3)
+
+
+@pytest.mark.parametrize("position, said", [(-3, "Position -3 is before the start of this rollout: positions run 0.."),
+                                            (2.5, "Position 2.5 is not a whole number"),
+                                            ("x", "Position 'x' is not a number")])
+def test_branch_positions_get_a_sentence(store, final_opd, position, said):
+    step, row = final_opd
+    with pytest.raises(cb.AppError, match=said):
+        live.branch_candidates(store, RUN, "opd", step, row["prompt_id"], int(row["sample_idx"]), position)
+    with pytest.raises(cb.AppError, match="N=2.5 is not a whole number"):
+        live.branch_view(store, RUN, "opd", step, row["prompt_id"], int(row["sample_idx"]), 1,
+                         [str(int(row["token_ids"][1]))], 2.5, 8)
+    with pytest.raises(cb.AppError, match="The branch seed -1 is out of range"):
+        live.branch_view(store, RUN, "opd", step, row["prompt_id"], int(row["sample_idx"]), 1,
+                         [str(int(row["token_ids"][1]))], 2, 8, seed=-1)

@@ -7,8 +7,8 @@ Two layers. The views: `s2dlab.dashboard.app` (`build_demo`, `main`) puts togeth
 `s2dlab.dashboard.tabs`, one module per tab, each building its components and wiring its events, with the plumbing
 they share in `s2dlab.dashboard.ui`. The data layer (plain Python, no gradio, testable by calling it):
 `s2dlab.dashboard.data` (read-only views, and the names callers import), `store`, `rows`, `summary_view`, `models`
-and `live` (the views that run models). The rest of s2dlab never imports this package. Without Gradio, importing it raises
-`DashboardNotInstalledError`, whose one-line message says what to install.
+and `live` (the views that run models). The rest of s2dlab never imports this package. Without Gradio, importing it
+raises `DashboardNotInstalledError`, whose one-line message says what to install.
 """
 
 from s2dlab.errors import S2DLabError

@@ -43,6 +43,7 @@ from s2dlab.dashboard.tabs.live import LiveTab  # noqa: E402
 from s2dlab.dashboard.tabs.rollouts import RolloutsTab  # noqa: E402
 from s2dlab.dashboard.tabs.stages import StagesTab  # noqa: E402
 from s2dlab.dashboard.tabs.token import TokenTab  # noqa: E402
+from s2dlab.dashboard.ui import QUEUE_SIZE, READ_WORKERS  # noqa: E402
 
 log = logging.getLogger("s2dlab.app")
 
@@ -71,8 +72,8 @@ def build_demo(runs_root: str | os.PathLike) -> gr.Blocks:
                 rollouts = RolloutsTab(ctx, token)
             with gr.Tab("Stages", id="stages"):
                 stages = StagesTab(ctx, token)
-            with gr.Tab("Token lens", id="lens") as lens_tab:
-                lens = LensTab(ctx, lens_tab)
+            with gr.Tab("Token lens", id="lens"):
+                lens = LensTab(ctx)
             with gr.Tab("Estimators", id="estimators"):
                 estimators = EstimatorsTab(ctx)
             with gr.Tab("Compare", id="compare"):
@@ -82,6 +83,9 @@ def build_demo(runs_root: str | os.PathLike) -> gr.Blocks:
         for tab in (token, rollouts, stages, lens, estimators, compare, live):
             tab.wire()
         header.wire(demo)
+    # one queue for the whole app: READ_WORKERS at a time per reading handler, the model handlers one at a time
+    # in their own group (`ui.MODEL_QUEUE`), at most QUEUE_SIZE requests waiting
+    demo.queue(default_concurrency_limit=READ_WORKERS, max_size=QUEUE_SIZE)
     return demo
 
 

@@ -27,7 +27,7 @@ from s2dlab.dashboard.live import live_score, live_view, live_warning
 from s2dlab.dashboard.models import LARGE_MODEL_BYTES, model_bytes, model_location, model_stages
 from s2dlab.dashboard.rows import (badge_text, is_student, missing, pick, problem_choices, prompt_text,
                                    rollout_header_html, sample_choices)
-from s2dlab.dashboard.store import AppError, Store
+from s2dlab.dashboard.store import AppError, Store, whole_number
 from s2dlab.dashboard.summary_view import (TOP_TOKEN_COLUMNS, c1_view, c2_files, c2_view, curves_view, drill_down,
                                            nearest_snapshot, stages_view, top_tokens, verdict_markdown)
 from s2dlab.runs import RunStoreError
@@ -229,33 +229,56 @@ def export_file(folder: str | os.PathLike, title: str, parts: list[str], *name_p
 
 
 def compare_problems(store: Store, run_id: str) -> list[tuple[str, str]]:
-    """Problems present in the latest snapshot of any stage (union, first seen first)."""
+    """Problems present in the latest snapshot of any stage (union, first seen first); a damaged snapshot is
+    skipped (the comparison says which)."""
     seen: dict[str, str] = {}
     for stage in store.snapshot_stages(run_id):
-        df = store.snapshot(run_id, stage)
+        try:
+            df = store.snapshot(run_id, stage)
+        except AppError:
+            continue
         for label, pid in problem_choices(df[is_student(df)] if len(df[is_student(df)]) else df):
             seen.setdefault(pid, label.split(" [")[0])
     return [(label, pid) for pid, label in seen.items()]
 
 
 def compare_view(store: Store, run_id: str, prompt_id: str | None, stages: list[str] | None = None,
-                 sample_idx: int = 0) -> str:
-    """The same problem in the latest snapshot of each stage, one heatmap per stage on a shared colour range."""
+                 sample_idx=0) -> str:
+    """The same problem in the latest snapshot of each stage, one heatmap per stage on a shared colour range: the
+    student's sample `sample_idx` (a whole number; AppError when no stage has it). A stage whose snapshot lacks that
+    sample, or cannot be read, gets a line saying so."""
     if not prompt_id:
         raise AppError("Pick a problem to compare.")
+    sample_idx = whole_number(sample_idx, "the student sample", 0)
     run = store.open(run_id)
     chosen = [s for s in store.snapshot_stages(run_id) if not stages or s in stages]
-    found = []
+    found, notes, held = [], [], set()
     for stage in chosen:
-        df = store.snapshot(run_id, stage)
+        try:
+            df = store.snapshot(run_id, stage)
+        except AppError as e:
+            notes.append(f"{stage}: left out, {e}")
+            continue
+        rows = df[is_student(df) & (df["prompt_id"].astype(str) == str(prompt_id))]
+        samples = sorted(int(i) for i in rows["sample_idx"]) if "sample_idx" in rows else []
+        held.update(samples)
+        if not samples:
+            continue
+        if sample_idx not in samples:
+            notes.append(f"{stage}: no sample #{sample_idx} of this problem (it has #{samples[0]}–#{samples[-1]})")
+            continue
         row = pick(df, prompt_id, "student", sample_idx)
-        if row is not None:
-            found.append((stage, int(df["step"].iloc[0]) if "step" in df else run.rollout_steps(stage)[-1], row,
-                          store.vocab(run, df)))
+        found.append((stage, int(df["step"].iloc[0]) if "step" in df else run.rollout_steps(stage)[-1], row,
+                      store.vocab(run, df)))
+    if not found and held:
+        raise AppError(f"Sample #{sample_idx} of problem {prompt_id} is in no stage's latest snapshot: they hold "
+                       f"samples #{min(held)}–#{max(held)}.")
+    head = "".join(f"<div class='s2d-head'>{html.escape(n)}</div>" for n in notes)
     if not found:
-        return f"<div class='s2d-head'>Problem {html.escape(str(prompt_id))} is in no stage's latest snapshot.</div>"
+        return head + (f"<div class='s2d-head'>Problem {html.escape(str(prompt_id))} is in no stage's latest "
+                       "snapshot.</div>")
     vmax = viz.heatmap_vmax([f[2] for f in found], "implicit_reward")
-    parts = []
+    parts = [head]
     for stage, step, row, vocab in found:
         parts.append(f"<h4 style='margin:14px 0 2px 0'>{html.escape(stage)} · step {step}</h4>")
         parts.append(rollout_header_html(row, "student"))

@@ -27,9 +27,9 @@ import pandas as pd
 
 from s2dlab import viz
 from s2dlab.dashboard import models
-from s2dlab.dashboard.models import location_key, model_location, stage_model
+from s2dlab.dashboard.models import location_key, model_location, one_at_a_time, stage_model
 from s2dlab.dashboard.rows import is_student, missing, pick, rollout_header_html
-from s2dlab.dashboard.store import LRU, AppError, Store, file_key
+from s2dlab.dashboard.store import LRU, AppError, Store, file_key, whole_number
 from s2dlab.runs import Run
 
 ESTIMATES = LRU(8)
@@ -88,14 +88,34 @@ def _student_row(store: Store, run_id: str, stage: str, step, prompt_id, sample_
 
 
 def _position(row, position) -> int:
+    """`position` as a token index of `row`, or AppError with a sentence: none yet, not a whole number, before the
+    start, past the end."""
     n = len(row["token_ids"])
+    if position is None or (isinstance(position, str) and not position.strip()):
+        raise AppError("Click a token of the student rollout (or type its position) first.")
     try:
-        t = int(float(position))
-    except (TypeError, ValueError) as e:
-        raise AppError("Click a token of the student rollout (or type its position) first.") from e
-    if not 0 <= t < n:
+        x = float(position)
+    except (TypeError, ValueError):
+        raise AppError(f"Position {position!r} is not a number: type a token's position, 0..{n - 1}.") from None
+    if not x.is_integer():
+        raise AppError(f"Position {x:g} is not a whole number: type a token's position, 0..{n - 1}.")
+    t = int(x)
+    if t < 0:
+        raise AppError(f"Position {t} is before the start of this rollout: positions run 0..{n - 1} ({n} tokens).")
+    if t >= n:
         raise AppError(f"Position {t} is past the end of this rollout: it has {n} tokens, positions 0..{n - 1}.")
     return t
+
+
+def _count(value, what: str, high: int) -> int:
+    """A whole number in 1..high (N continuations, max new tokens), else AppError naming `what` and the bound."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise AppError(f"{what}={value!r} is not a whole number: pick 1..{high}.") from None
+    if not x.is_integer():
+        raise AppError(f"{what}={x:g} is not a whole number: pick 1..{high}.")
+    return int(x)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -130,6 +150,7 @@ def branch_candidates(store: Store, run_id: str, stage: str, step, prompt_id, sa
     return choices, default, note
 
 
+@one_at_a_time
 def branch_view(store: Store, run_id: str, stage: str, step, prompt_id, sample_idx, position, candidates,
                 n_samples=16, max_new_tokens=None, seed=0, allow_large: bool = False):
     """(table, figure, note): `branch_values` at `position` for the chosen candidate token ids, N continuations each
@@ -140,27 +161,25 @@ def branch_view(store: Store, run_id: str, stage: str, step, prompt_id, sample_i
 
     row = _student_row(store, run_id, stage, step, prompt_id, sample_idx)
     t = _position(row, position)
-    try:
-        n = int(n_samples)
-    except (TypeError, ValueError) as e:
-        raise AppError(f"N={n_samples!r} is not a whole number of continuations.") from e
+    n = _count(n_samples, "N", MAX_BRANCH_SAMPLES)
     if not 1 <= n <= MAX_BRANCH_SAMPLES:
         raise AppError(f"N={n} continuations per branch is outside 1..{MAX_BRANCH_SAMPLES} (MAX_BRANCH_SAMPLES).")
     run = store.open(run_id)
     grade, cfg = _grade_fn(run)
-    max_new = int(max_new_tokens or cfg.generation.max_new_tokens)
+    max_new = _count(max_new_tokens or cfg.generation.max_new_tokens, "max new tokens", MAX_BRANCH_TOKENS)
     if not 1 <= max_new <= MAX_BRANCH_TOKENS:
         raise AppError(f"max new tokens={max_new} is outside 1..{MAX_BRANCH_TOKENS} (MAX_BRANCH_TOKENS).")
     ids = [int(c) for c in (candidates or [])]
     if not ids:
         raise AppError("Tick at least one branch (the student's token or a teacher alternative).")
+    seed = whole_number(0 if seed in (None, "") else seed, "the branch seed", 0, 2 ** 31 - 1)
     teacher_stage, student_stage, exact = snapshot_models(store, run_id, stage, step)
     models.guard_size(store, run, (student_stage, teacher_stage), allow_large)
     tok = models.run_tokenizer(store, run)
     student, teacher = stage_model(store, run, student_stage), stage_model(store, run, teacher_stage)
     rollout = with_prompt_ids([row.to_dict()], tok, *prompt_settings(run))[0]
     result = branch_values(student, tok, rollout, t, grade, candidates=ids, n_samples=n, max_new_tokens=max_new,
-                           teacher=teacher, seed=int(seed or 0))
+                           teacher=teacher, seed=seed)
     table = pd.DataFrame([{
         "token": repr(b["token"]), "token id": b["token_id"],
         "branch": "student's token" if b["is_student_token"] else (
@@ -177,6 +196,7 @@ def branch_view(store: Store, run_id: str, stage: str, step, prompt_id, sample_i
     return table, branches_figure(result), note
 
 
+@one_at_a_time
 def probe_branch_view(store: Store, run_id: str, stage: str, step, positions_per_rollout: int = 2,
                       n_samples: int = 8, max_new_tokens=None, seed: int = 0, allow_large: bool = False,
                       progress: bool = True) -> tuple[pd.DataFrame, str]:
@@ -185,6 +205,7 @@ def probe_branch_view(store: Store, run_id: str, stage: str, step, positions_per
     from s2dlab.branches import probe_branch_values
     from s2dlab.lens import prompt_settings, with_prompt_ids
 
+    seed = whole_number(0 if seed in (None, "") else seed, "the seed", 0, 2 ** 31 - 1)
     df = store.snapshot(run_id, stage, step)
     rows = df[is_student(df)].to_dict("records")
     if not rows:
@@ -199,7 +220,7 @@ def probe_branch_view(store: Store, run_id: str, stage: str, step, positions_per
     res = probe_branch_values(student, tok, rollouts, grade, positions_per_rollout=int(positions_per_rollout),
                               n_samples=int(n_samples), max_new_tokens=int(max_new_tokens or cfg.generation
                                                                             .max_new_tokens),
-                              teacher=teacher, seed=int(seed or 0), progress=progress)
+                              teacher=teacher, seed=seed, progress=progress)
     s = res["summary"]
     table = pd.DataFrame([{k: _round(v) if isinstance(v, float) else v for k, v in s.items()}], columns=PROBE_COLUMNS)
     note = (f"{s['n_positions']} positions of {len(rows)} student rollouts, {s['n_samples']} continuations per side: "
@@ -246,6 +267,7 @@ def estimator_rollouts(store: Store, run_id: str, stage: str, step) -> list[tupl
     return out
 
 
+@one_at_a_time
 def estimators_view(store: Store, run_id: str, stage: str, step, rollout: str | None = None,
                     allow_large: bool = False):
     """(bias table, tail-mass table, gradient line, per-token table, figure, note) for one snapshot, the per-token
@@ -298,6 +320,7 @@ def live_warning(store: Store, run_id: str, student_stage: str | None, teacher_s
     return models.large_warning(store, store.open(run_id), (student_stage, teacher_stage))
 
 
+@one_at_a_time
 def live_score(run: Run, student_stage: str, teacher_stage: str, problem: str, *, answer: str | None = None,
                max_new_tokens: int | None = None, temperature: float = 1.0, seed: int = 0,
                store: Store | None = None) -> dict:
@@ -346,9 +369,47 @@ def live_score(run: Run, student_stage: str, teacher_stage: str, problem: str, *
     return rows[0]
 
 
+def live_setup(store: Store, run_id: str) -> dict:
+    """What the Live tab offers for a run: `students` and `teachers` (the stages with a model, by their recorded
+    role), the default pair `student` / `teacher` (the workflow's final student and its RL teacher,
+    `models.default_pair`), `examples` (label, index) of `problems` from the run's eval set (the problems its probe
+    snapshots sample: `s2dlab.data.probe_records`) with the first as `problem` / `answer`, and a `note`."""
+    run = store.open(run_id)
+    students, teachers = models.role_choices(store, run)
+    student, teacher = models.default_pair(store, run, students, teachers)
+    problems = eval_problems(store, run_id)
+    note = "" if students and teachers else ("This run has no checkpoints (no `model/` folders, no linked models), "
+                                             "so live scoring is off for it.")
+    warn = live_warning(store, run_id, student, teacher)
+    return {"students": students, "teachers": teachers, "student": student, "teacher": teacher,
+            "problems": problems, "examples": [(f"{p['prompt']}  (gold {p['answer']})", i)
+                                               for i, p in enumerate(problems)],
+            "problem": problems[0]["prompt"] if problems else "", "answer": problems[0]["answer"] if problems else "",
+            "note": "\n\n".join(x for x in (note, warn) if x)}
+
+
+def eval_problems(store: Store, run_id: str, limit: int = 32) -> list[dict]:
+    """`{"prompt", "answer"}` of the run's eval problems its probe snapshots hold (every probe samples the first
+    problems of the first eval set), first seen first, at most `limit`."""
+    seen: dict[str, dict] = {}
+    for stage in store.snapshot_stages(run_id):
+        try:
+            df = store.snapshot(run_id, stage)
+        except AppError:  # a damaged snapshot: the others still name problems
+            continue
+        for _, row in df[is_student(df)].iterrows():
+            prompt = str(row.get("prompt") or "").strip()
+            if prompt and prompt not in seen:
+                seen[prompt] = {"prompt": prompt, "answer": "" if missing(row.get("answer")) else str(row["answer"])}
+        if len(seen) >= limit:
+            break
+    return list(seen.values())[:limit]
+
+
 def live_view(store: Store, run_id: str, student_stage: str, teacher_stage: str, problem: str,
               answer: str | None = None, allow_large: bool = False, seed: int = 0):
-    """(html, figure, note) for the Live tab; refuses large models on a CPU unless `allow_large`."""
+    """(html, figure, note) for the Live tab, the sample drawn with `seed` (named in the header); refuses large
+    models on a CPU unless `allow_large`."""
     run = store.open(run_id)
     warning = live_warning(store, run_id, student_stage, teacher_stage)
     if warning and not allow_large:
@@ -356,7 +417,7 @@ def live_view(store: Store, run_id: str, student_stage: str, teacher_stage: str,
     row = live_score(run, student_stage, teacher_stage, problem, answer=(answer or "").strip() or None, seed=seed,
                      store=store)
     vocab = store.vocab(run, pd.DataFrame([row]))
-    page = rollout_header_html(pd.Series(row), f"{student_stage} (scored by {teacher_stage})")
+    page = rollout_header_html(pd.Series(row), f"{student_stage} (scored by {teacher_stage}, seed {seed})")
     page += viz.rollout_heatmap_html(row, id_to_text=vocab, max_height=420)
     return page, viz.per_token_figure(row), warning or "Sampled and scored."
 

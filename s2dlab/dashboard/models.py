@@ -6,20 +6,41 @@ folder, else the checkpoint it links (`model_source`: a folder, a `.gguf` file o
 linked `s2dlab stage base` record them; loaded where it lives, since the user named it). Models are loaded once
 and cached while their files are unchanged (float32 on a CPU: weights stored in float16 or bfloat16 compute slowly
 there). Nothing here imports torch or transformers at import time.
+
+One at a time. Loading a model while another loads or runs breaks in ways that outlast the request
+(transformers builds a model on the meta device and then copies the weights in: two loads in two threads gave
+"Cannot copy out of meta tensor", and two first imports of transformers raced, "cannot import name
+'LogitsProcessor'"). So everything that loads or runs a model holds `MODEL_LOCK` (`one_at_a_time`), and the app
+puts those handlers in one Gradio queue of its own (`s2dlab.dashboard.ui.MODEL_QUEUE`), where a waiting participant
+sees their place instead of an error.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 from pathlib import Path
 
 from s2dlab.dashboard.store import LRU, TOKENIZERS, AppError, Store, file_key
-from s2dlab.runs import Run
+from s2dlab.runs import Run, RunStoreError
 
 # Above this many bytes of weights a model is "large" for live scoring on a CPU (a 0.5B model in float32).
 LARGE_MODEL_BYTES = 2 * 1024 ** 3
 
 MODELS = LRU(4)
 RUN_TOKENIZERS = LRU(4)
+MODEL_LOCK = threading.RLock()  # held while a model is loaded or run (re-entrant: a view calls another)
+
+
+def one_at_a_time(fn):
+    """`fn` run while holding `MODEL_LOCK`: no two model loads or runs overlap, whatever calls them."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with MODEL_LOCK:
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def cuda() -> bool:
@@ -97,6 +118,7 @@ def guard_size(store: Store, run: Run, stages, allow_large: bool) -> None:
 # loading
 
 
+@one_at_a_time
 def load_live_model(location: Path | str):
     """The model at `location`, cached by its files (float32 on a CPU)."""
     from transformers.utils import logging as hf_logging
@@ -141,3 +163,68 @@ def run_tokenizer(store: Store, run: Run):
     folder = store.tokenizer_dir(run)
     key = file_key(folder / "tokenizer.json") if folder else ("run", str(run.path))
     return RUN_TOKENIZERS.get(key, lambda: load_tokenizer_for(run))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# roles: which stages hold a teacher, which a student (their records say; names say nothing)
+
+# The arm whose student is the workflow's final student (`s2dlab.pipeline.ARMS`): the four-stage workflow.
+WORKFLOW_ARM = "bridge_1h_stage3"
+
+
+def role_choices(store: Store, run: Run) -> tuple[list[str], list[str]]:
+    """(students, teachers): the stages with a model, by the role their record gives, in workflow order. A stage
+    whose record names no role (a run written before roles were recorded) is offered as both."""
+    students, teachers = [], []
+    for stage in run.stages():
+        if model_location(store, run, stage) is None:
+            continue
+        record = store.record(run, stage)
+        role = record.role if record is not None else None
+        if role != "teacher":
+            students.append(stage)
+        if role != "student":
+            teachers.append(stage)
+    return students, teachers
+
+
+def workflow_chain(run: Run) -> list[str]:
+    """The workflow's final student stage (the stage of the arm `WORKFLOW_ARM`) and the stages it starts from,
+    latest first (`student_grpo`, `opd`, `fkl_warmup`, `base_student` on the default plan): from each stage's
+    record, else from the plan of the run's config for a stage not written yet."""
+    from s2dlab.config import config_from_dict
+    from s2dlab.pipeline import ARMS, plan
+
+    final = next(a.final for a in ARMS if a.name == WORKFLOW_ARM)
+    planned: dict[str, str | None] = {}
+    try:
+        steps, _ = plan(config_from_dict(run.info.get("config") or {}))
+        planned = {s.name: s.kwargs.get("init") or s.kwargs.get("policy_from") for s in steps}
+    except Exception:  # a run.json of another version: the records alone
+        pass
+    chain, stage = [], final
+    while stage and stage not in chain:
+        chain.append(stage)
+        try:
+            record = run.stage(stage) if (run.path / stage).is_dir() else None
+        except (RunStoreError, ValueError):  # a record being written: the plan says where the stage starts
+            record = None
+        stage = (record.init if record is not None and record.init else None) or planned.get(stage)
+    return chain
+
+
+def default_pair(store: Store, run: Run, students: list[str], teachers: list[str]) -> tuple[str | None, str | None]:
+    """The workflow's (student, teacher) among the offered stages: the latest finished student along
+    `workflow_chain` (else the latest with a model there, else the last student), and the teacher that taught
+    that chain (the RL teacher; else the chosen student's own teacher or counterpart, else the last teacher)."""
+    chain = workflow_chain(run)
+    records = {s: store.record(run, s) for s in chain if (run.path / s).is_dir()}
+    along = [s for s in chain if s in students]
+    student = next((s for s in along if records.get(s) is not None and records[s].done), None)
+    student = student or (along[0] if along else (students[-1] if students else None))
+    taught = [r.teacher for r in records.values() if r is not None and r.teacher]
+    own = store.record(run, student) if student else None
+    if own is not None:
+        taught += [own.teacher, own.counterpart]
+    teacher = next((t for t in taught if t in teachers), None) or (teachers[-1] if teachers else None)
+    return student, teacher

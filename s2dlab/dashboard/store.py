@@ -31,6 +31,25 @@ class AppError(S2DLabError):
     """A problem to show in the UI as a plain sentence (no traceback)."""
 
 
+def whole_number(value, what: str, low: int | None = 0, high: int | None = None) -> int:
+    """`value` (a number box's value: None, a float, a string) as an int in [low, high], else AppError with a
+    sentence naming the value and what to type instead."""
+    span = (f" from {low} to {high}" if low is not None and high is not None else
+            f" of at least {low}" if low is not None else f" of at most {high}" if high is not None else "")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise AppError(f"{what.capitalize()} is empty: type a whole number{span}.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise AppError(f"{what.capitalize()} {value!r} is not a number: type a whole number{span}.") from None
+    if not number.is_integer():
+        raise AppError(f"{what.capitalize()} {value:g} is not a whole number: type a whole number{span}.")
+    n = int(number)
+    if (low is not None and n < low) or (high is not None and n > high):
+        raise AppError(f"{what.capitalize()} {n} is out of range: type a whole number{span}.")
+    return n
+
+
 # --------------------------------------------------------------------------------------------------------------
 # caches
 
@@ -258,7 +277,7 @@ class Store:
         steps = run.rollout_steps(stage)
         if not steps:
             raise AppError(f"Stage {stage!r} of {run_id!r} has no rollout snapshots yet.")
-        step = steps[-1] if step in (None, "") else int(step)
+        step = steps[-1] if step in (None, "") else whole_number(step, "the snapshot step", 0)
         if step not in steps:
             raise AppError(f"Stage {stage!r} has no snapshot at step {step} (it has {steps}).")
         path = self.inside(run.rollout_path(stage, step))

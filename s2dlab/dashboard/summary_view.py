@@ -122,20 +122,31 @@ def c1_view(store: Store, run_id: str):
 # the whole tab
 
 
+def _part(problems: dict, section: str, make, message: str):
+    """`make()`, or, when a file it reads is damaged, an empty figure saying `message` with the sentence naming
+    the file kept in `problems[section]`: one damaged file empties only the part that reads it."""
+    try:
+        return make()
+    except AppError as e:
+        problems[section] = str(e)
+        return empty_figure(message)
+
+
 def stages_view(store: Store, run_id: str) -> dict:
     """Everything the Stages tab shows, rendered from the run's summary (`s2dlab.summary.read_summary`) and the
     rows it was measured on: `arms`, `claims` (DataFrames), `arms_figure`, `c1_figure`, `c1_table`, `c2_figure`,
     `c2_table`, `c2_choices`, `c2_stage`, `quadrants`, `curves`, `metrics` / `metrics_default` / `curve_stages` /
     `curve_stages_default` (the curve pickers), `verdict` (an aggregate's per-seed verdicts), `c1_verdict` and
-    `c2_verdict` (the summary's own words) and `note`.
+    `c2_verdict` (the summary's own words), `note`, and `problems`: {"c1" | "c2" | "curves": the sentence naming
+    the damaged file that part could not read}.
 
     A folder of seeds shows its aggregate (arms, predictions, per-seed verdicts); the per-run figures then say to
-    pick one seed's run."""
+    pick one seed's run. An unreadable summary raises AppError."""
     summary = store.summary(run_id)
     out = {"arms": viz.arms_frame(summary), "claims": viz.claims_frame(summary),
            "arms_figure": viz.arms_figure(summary), "verdict": verdict_markdown(summary),
            "c1_verdict": verdict_markdown(summary, "c1"), "c2_verdict": verdict_markdown(summary, "c2"),
-           "c1_table": viz.c1_frame(summary), "c2_table": viz.c2_frame(summary)}
+           "c1_table": viz.c1_frame(summary), "c2_table": viz.c2_frame(summary), "problems": {}}
     if store.is_aggregate(run_id):
         msg = "pick one seed's run for C1, C2, the quadrants and the curves"
         out.update(c1_verdict="", c2_verdict="", c1_figure=empty_figure(msg), c2_figure=empty_figure(msg),
@@ -147,9 +158,13 @@ def stages_view(store: Store, run_id: str) -> dict:
     metrics, default, stages, default_stages = curve_choices(summary)
     choices = c2_choices(summary)
     c2_stage = "opd" if "opd" in choices else (choices[0] if choices else None)
-    out.update(c1_figure=c1_view(store, run_id), c2_figure=c2_view(store, run_id, c2_stage), c2_choices=choices,
-               c2_stage=c2_stage, quadrants=viz.quadrants_figure(summary.get("stages")),
-               curves=curves_view(store, run_id, default, default_stages), metrics=metrics, metrics_default=default,
+    problems = out["problems"]
+    out.update(c1_figure=_part(problems, "c1", lambda: c1_view(store, run_id), "C1's rollouts cannot be read"),
+               c2_figure=_part(problems, "c2", lambda: c2_view(store, run_id, c2_stage),
+                               "C2's rollouts cannot be read"),
+               c2_choices=choices, c2_stage=c2_stage, quadrants=viz.quadrants_figure(summary.get("stages")),
+               curves=_part(problems, "curves", lambda: curves_view(store, run_id, default, default_stages),
+                            "the metrics cannot be read"), metrics=metrics, metrics_default=default,
                curve_stages=stages, curve_stages_default=default_stages,
                note=f"From {summary_mod.SUMMARY_FILE} of {run_id} (seed {summary.get('seed')}); click a point of a "
                     "curve to open that stage's snapshot nearest that step.")

@@ -20,6 +20,13 @@ from s2dlab.errors import S2DLabError
 
 log = logging.getLogger("s2dlab.app")
 
+# Every handler that loads or runs a model joins one queue, MODEL_QUEUE, which runs MODEL_WORKERS of them at a time
+# (the data layer holds a lock around each as well, `s2dlab.dashboard.models.MODEL_LOCK`); a participant whose
+# request waits sees its place in that queue in the panel's status line. The handlers that only read files run
+# READ_WORKERS at a time each. QUEUE_SIZE bounds the requests waiting in all (a full queue answers "queue full").
+MODEL_QUEUE, MODEL_WORKERS = "models", 1
+READ_WORKERS, QUEUE_SIZE = 4, 256
+
 
 def message(err: Exception) -> str:
     """The status-line sentence of an error: its own words for an expected problem, its type for anything else."""
@@ -78,6 +85,18 @@ def empty_multi():
     return gr.update(choices=[], value=[])
 
 
+def status_line(elem_id: str) -> gr.Markdown:
+    """A panel's own status line: its errors appear here, beside what caused them, and nowhere else."""
+    return gr.Markdown(elem_id=elem_id, elem_classes=["s2d-status"])
+
+
+def clear_on_input(status: gr.Markdown, *components) -> None:
+    """Empty `status` as soon as one of `components` changes (in the page: no request), so a message about an
+    input's old value never stays beside its new one."""
+    for comp in components:
+        comp.input(fn=None, inputs=None, outputs=[status], js="() => ''", queue=False, api_visibility="private")
+
+
 @dataclass
 class Context:
     """What every tab is built with: the store, the export folder, the shared pickers and the status line, and
@@ -111,8 +130,11 @@ class Context:
         return event
 
 
-def handler(fn, inputs, outputs, status, empties=None, clear: bool = True, **kw) -> dict:
+def handler(fn, inputs, outputs, status, empties=None, clear: bool = True, models: bool = False, **kw) -> dict:
     """The keyword arguments of one event listener (or one `.then` step): `fn` guarded (`guard`), its named outputs
-    plus the status line. `empties`: what the outputs show when `fn` fails."""
+    plus the status line. `empties`: what the outputs show when `fn` fails. `models`: `fn` loads or runs a model,
+    so it waits in the one model queue, its place shown in the status line."""
+    if models:
+        kw.update(concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_WORKERS, show_progress_on=[status])
     return dict(fn=guard(fn, dict(empties or {}), clear, status), inputs=list(inputs), outputs=[*outputs, status],
                 **kw)

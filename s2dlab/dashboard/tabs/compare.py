@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from s2dlab.dashboard import data
-from s2dlab.dashboard.ui import Context, dd, empty_dd, handler
+from s2dlab.dashboard.ui import Context, dd, empty_dd, handler, status_line
 
 
 class CompareTab:
@@ -14,10 +14,11 @@ class CompareTab:
         with gr.Row():
             self.problem = gr.Dropdown(label="problem", choices=[], scale=3)
             self.stages = gr.CheckboxGroup(label="stages", choices=[], scale=3)
-            self.sample = gr.Number(label="student sample", value=0, precision=0, minimum=0, scale=1)
-        self.html = gr.HTML(js_on_load=None, padding=True)
+            self.sample = gr.Number(label="student sample", value=0, scale=1, elem_id="compare-sample")
+        self.status = status_line("compare-status")
+        self.html = gr.HTML(js_on_load=None, padding=True, elem_id="compare-html")
         empties = {self.problem: empty_dd, self.stages: empty_dd, self.html: ""}
-        ctx.on_run.append(handler(self.refresh, [ctx.run_dd], list(empties), ctx.status, empties, clear=False))
+        ctx.on_run.append(handler(self.refresh, [ctx.run_dd], list(empties), self.status, empties))
 
     def refresh(self, run_id) -> dict:
         store = self.ctx.store
@@ -29,9 +30,9 @@ class CompareTab:
                 self.html: page}
 
     def render(self, run_id, pid, stages, sample) -> dict:
-        return {self.html: data.compare_view(self.ctx.store, run_id, pid, stages, int(sample or 0))}
+        return {self.html: data.compare_view(self.ctx.store, run_id, pid, stages, sample)}
 
     def wire(self):
         for comp in (self.problem, self.stages, self.sample):
             comp.input(**handler(self.render, [self.ctx.run_dd, self.problem, self.stages, self.sample], [self.html],
-                                 self.ctx.status, {self.html: ""}))
+                                 self.status, {self.html: ""}))

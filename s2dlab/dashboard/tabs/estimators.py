@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from s2dlab.dashboard import live
-from s2dlab.dashboard.ui import Context, dd, empty_dd, handler
+from s2dlab.dashboard.ui import Context, dd, empty_dd, handler, status_line
 
 
 class EstimatorsTab:
@@ -21,6 +21,7 @@ class EstimatorsTab:
             self.rollout = gr.Dropdown(label="rollout (per-token view)", choices=[], scale=3, elem_id="est-rollout")
             self.allow = gr.Checkbox(label="run large models on the CPU anyway", value=False, scale=1)
             self.button = gr.Button("Estimate on this snapshot", variant="primary", scale=1, elem_id="est-btn")
+        self.status = status_line("est-status")
         self.note = gr.Markdown(elem_id="est-note")
         self.bias = gr.Dataframe(interactive=False, label="bias and spread per estimator (every token)",
                                  elem_id="est-bias", wrap=True)
@@ -32,7 +33,7 @@ class EstimatorsTab:
         self.empties = {self.bias: None, self.tail: None, self.grad: "", self.tokens: None, self.plot: None,
                         self.note: ""}
         ctx.on_snapshot.append(handler(self.refresh, [ctx.run_dd, ctx.stage_dd, ctx.step_dd], [self.rollout],
-                                       ctx.status, {self.rollout: empty_dd}, clear=False))
+                                       self.status, {self.rollout: empty_dd}))
 
     def refresh(self, run_id, stage, step) -> dict:
         if not stage:
@@ -48,6 +49,6 @@ class EstimatorsTab:
 
     def wire(self):
         ctx = self.ctx
-        for event in (self.button.click, self.rollout.input):
+        for event, name in ((self.button.click, "estimators"), (self.rollout.input, None)):
             event(**handler(self.estimate, [ctx.run_dd, ctx.stage_dd, ctx.step_dd, self.rollout, self.allow],
-                            list(self.empties), ctx.status, self.empties))
+                            list(self.empties), self.status, self.empties, models=True, api_name=name))

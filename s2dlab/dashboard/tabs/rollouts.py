@@ -9,7 +9,7 @@ import pandas as pd
 from s2dlab.dashboard import data
 from s2dlab.dashboard.store import AppError
 from s2dlab.dashboard.tabs.token import TokenTab
-from s2dlab.dashboard.ui import Context, handler
+from s2dlab.dashboard.ui import Context, handler, status_line
 
 
 def empty_table() -> pd.DataFrame:
@@ -23,10 +23,11 @@ class RolloutsTab:
             self.correct = gr.Radio(["all", "correct", "incorrect"], value="all", label="correct")
             self.policy = gr.Radio(["all", "student", "teacher"], value="all", label="sampled by")
         gr.Markdown("Sort from a column header (its ⋮ menu); click a row to open it in the token view.")
+        self.status = status_line("rollouts-status")
         self.table = gr.Dataframe(value=empty_table(), interactive=False, elem_id="rollout-table", wrap=True,
                                   max_height=600)
-        ctx.on_snapshot.append(handler(self.refresh, self.inputs, [self.table], ctx.status,
-                                       {self.table: empty_table}, clear=False))
+        ctx.on_snapshot.append(handler(self.refresh, self.inputs, [self.table], self.status,
+                                       {self.table: empty_table}))
 
     @property
     def inputs(self):
@@ -44,11 +45,12 @@ class RolloutsTab:
         pid, policy, idx = target
         shown = self.token.show(run_id, stage, step, pid, idx if policy != "teacher" else None,
                                 idx if policy == "teacher" else None, color)
-        return {self.ctx.tabs: gr.Tabs(selected="token"), **shown}
+        return {self.ctx.tabs: gr.Tabs(selected="token"), **shown, self.token.status: ""}
 
     def wire(self):
         ctx = self.ctx
         for comp in (self.correct, self.policy):
-            comp.input(**handler(self.refresh, self.inputs, [self.table], ctx.status, {self.table: empty_table}))
+            comp.input(**handler(self.refresh, self.inputs, [self.table], self.status, {self.table: empty_table}))
         self.table.select(**handler(self.on_select, [ctx.run_dd, ctx.stage_dd, ctx.step_dd, self.token.color],
-                                    [ctx.tabs, *self.token.outputs], ctx.status, self.token.empties))
+                                    [ctx.tabs, *self.token.outputs, self.token.status], self.status,
+                                    self.token.empties))

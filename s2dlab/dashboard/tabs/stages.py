@@ -5,13 +5,15 @@ rollout in the token view."""
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 import pandas as pd
 
 from s2dlab.dashboard import data, live, summary_view
 from s2dlab.dashboard.store import AppError
 from s2dlab.dashboard.tabs.token import TokenTab
-from s2dlab.dashboard.ui import Context, dd, empty_dd, empty_multi, handler, multi
+from s2dlab.dashboard.ui import Context, dd, empty_dd, empty_multi, handler, multi, status_line
 
 # A click on a point of the stage curves (plotly, which Gradio's Plot renders without click events) sends the point's
 # (stage, step) to Python (`pick_point`): the listener is re-attached whenever Plotly draws the figure anew.
@@ -41,6 +43,7 @@ def empty_top() -> pd.DataFrame:
 class StagesTab:
     def __init__(self, ctx: Context, token: TokenTab):
         self.ctx, self.token = ctx, token
+        self.status = status_line("stages-status")
         self.note = gr.Markdown(elem_id="stages-note")
         self.verdict = gr.Markdown(elem_id="verdicts")
         gr.Markdown("### The arms (the rows of the paper's Table 2)")
@@ -53,6 +56,7 @@ class StagesTab:
                                    column_widths=["130px", "430px", "330px", "200px"])
         gr.Markdown("### C1: is the teacher reward-shaped?")
         self.c1_verdict = gr.Markdown(elem_id="c1-verdict")
+        self.c1_status = status_line("c1-status")
         self.c1_plot = gr.Plot(label="C1", elem_id="c1-plot")
         self.c1_table = gr.Dataframe(interactive=False, label="C1 per teacher (fixed rollouts)", wrap=False)
         gr.Markdown("### C2: is the teacher close to the student? (click a row for its histogram)")
@@ -60,6 +64,7 @@ class StagesTab:
         self.c2_table = gr.Dataframe(interactive=False, label="C2 per distillation stage", wrap=False,
                                      elem_id="c2-table")
         self.c2_stage = gr.Dropdown(label="C2: distillation stage", choices=[], elem_id="c2-dd")
+        self.c2_status = status_line("c2-status")
         self.c2_plot = gr.Plot(label="C2", elem_id="c2-plot")
         gr.Markdown("### Where the dense signal sits")
         self.quad_plot = gr.Plot(label="token quadrants", elem_id="quad-plot")
@@ -67,6 +72,7 @@ class StagesTab:
         with gr.Row():
             self.metrics = gr.Dropdown(label="curves", choices=[], multiselect=True, scale=3)
             self.curve_stages = gr.Dropdown(label="stages", choices=[], multiselect=True, scale=3)
+        self.curves_status = status_line("curves-status")
         self.curves = gr.Plot(label="curves across stages", elem_id="stage-curves")
         self.curve_bridge = gr.HTML("", js_on_load=CURVE_CLICK_JS, elem_id="curve-bridge")
         self.drill_note = gr.Markdown(elem_id="drill-note")
@@ -75,14 +81,16 @@ class StagesTab:
                         self.c1_verdict: "", self.c1_plot: None, self.c1_table: None, self.c2_verdict: "",
                         self.c2_stage: empty_dd, self.c2_plot: None, self.c2_table: None, self.quad_plot: None,
                         self.metrics: empty_multi, self.curve_stages: empty_multi, self.curves: None,
-                        self.drill_note: "", self.drill: None}
-        ctx.on_run.append(handler(self.refresh, [ctx.run_dd], list(self.empties), ctx.status, self.empties,
-                                  clear=False))
+                        self.drill_note: "", self.drill: None, self.c1_status: "", self.c2_status: "",
+                        self.curves_status: ""}
+        ctx.on_run.append(handler(self.refresh, [ctx.run_dd], list(self.empties), self.status, self.empties))
 
     # ---- handlers
 
     def refresh(self, run_id) -> dict:
+        """The whole tab; a part whose file is damaged says so in its own section (`stages_view`'s problems)."""
         v = summary_view.stages_view(self.ctx.store, run_id)
+        said = {k: f"⚠ {html.escape(m, quote=False)}" for k, m in v["problems"].items()}
         return {self.note: v["note"], self.verdict: v["verdict"], self.arms: v["arms"], self.claims: v["claims"],
                 self.arms_plot: v["arms_figure"], self.c1_verdict: v["c1_verdict"], self.c1_plot: v["c1_figure"],
                 self.c1_table: v["c1_table"], self.c2_verdict: v["c2_verdict"],
@@ -90,7 +98,8 @@ class StagesTab:
                 self.c2_table: v["c2_table"], self.quad_plot: v["quadrants"],
                 self.metrics: multi(v["metrics"], v["metrics_default"]),
                 self.curve_stages: multi(v["curve_stages"], v["curve_stages_default"]), self.curves: v["curves"],
-                self.drill_note: "", self.drill: empty_top()}
+                self.drill_note: "", self.drill: empty_top(), self.c1_status: said.get("c1", ""),
+                self.c2_status: said.get("c2", ""), self.curves_status: said.get("curves", "")}
 
     def on_c2_stage(self, run_id, stage):
         return {self.c2_plot: summary_view.c2_view(self.ctx.store, run_id, stage)}
@@ -129,22 +138,23 @@ class StagesTab:
             choices, default, info = live.branch_candidates(self.ctx.store, run_id, stage, step, pid, sample, position)
             out.update({token.branch_pos: position, token.branch_cands: gr.update(choices=choices, value=default),
                         token.branch_info: info})
-        return {self.ctx.tabs: gr.Tabs(selected="token"), **out}
+        return {self.ctx.tabs: gr.Tabs(selected="token"), **out, token.status: ""}
 
     # ---- wiring
 
     def wire(self):
         ctx = self.ctx
-        self.c2_stage.input(**handler(self.on_c2_stage, [ctx.run_dd, self.c2_stage], [self.c2_plot], ctx.status,
+        self.c2_stage.input(**handler(self.on_c2_stage, [ctx.run_dd, self.c2_stage], [self.c2_plot], self.c2_status,
                                       {self.c2_plot: None}))
-        self.c2_table.select(**handler(self.on_c2_row, [ctx.run_dd], [self.c2_stage, self.c2_plot], ctx.status,
+        self.c2_table.select(**handler(self.on_c2_row, [ctx.run_dd], [self.c2_stage, self.c2_plot], self.c2_status,
                                        {self.c2_plot: None}))
         for comp in (self.metrics, self.curve_stages):
             comp.input(**handler(self.on_curves, [ctx.run_dd, self.metrics, self.curve_stages], [self.curves],
-                                 ctx.status, {self.curves: None}))
+                                 self.curves_status, {self.curves: None}))
         drill = self.curve_bridge.pick_point(**handler(
-            self.on_drill, [ctx.run_dd], [ctx.stage_dd, ctx.step_dd, self.drill_note, self.drill], ctx.status,
-            {self.drill_note: "", self.drill: None}))
+            self.on_drill, [ctx.run_dd], [ctx.stage_dd, ctx.step_dd, self.drill_note, self.drill],
+            self.curves_status, {self.drill_note: "", self.drill: None}))
         ctx.then_snapshot(drill)
         self.drill.select(**handler(self.on_top_token, [ctx.run_dd, ctx.stage_dd, ctx.step_dd, self.token.color],
-                                    [ctx.tabs, *self.token.outputs], ctx.status, self.token.empties))
+                                    [ctx.tabs, *self.token.outputs, self.token.status], self.curves_status,
+                                    self.token.empties))

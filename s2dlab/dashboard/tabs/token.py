@@ -11,7 +11,7 @@ import pandas as pd
 
 from s2dlab.dashboard import data, live
 from s2dlab.dashboard.store import AppError
-from s2dlab.dashboard.ui import Context, dd, empty_dd, empty_multi, handler
+from s2dlab.dashboard.ui import Context, clear_on_input, dd, empty_dd, empty_multi, handler, status_line
 
 # A click on a token of the student heatmap sends its position (data-i) to Python (`pick_token`); the span stays
 # outlined. Heatmaps hold no script of their own: this listener belongs to the app.
@@ -46,6 +46,7 @@ class TokenTab:
             self.sample = gr.Dropdown(label="student sample", choices=[], scale=1, elem_id="sample-dd")
             self.teacher = gr.Dropdown(label="teacher sample", choices=[], scale=1)
             self.color = gr.Radio(list(data.COLOR_BY), value="implicit reward", label="colour by", scale=2)
+        self.status = status_line("token-status")
         with gr.Row():
             self.note = gr.Markdown()
             self.export = gr.DownloadButton("⤓ export this view (HTML)", value=None, size="sm", scale=0,
@@ -60,12 +61,12 @@ class TokenTab:
                         "the student finish N times and grade every finish: each branch's success rate with its 95% "
                         "Wilson interval, beside its implicit reward there (`s2dlab.branches`).")
             with gr.Row():
-                self.branch_pos = gr.Number(label="position", precision=0, value=None, elem_id="branch-pos", scale=1)
+                self.branch_pos = gr.Number(label="position", value=None, elem_id="branch-pos", scale=1)
                 self.branch_n = gr.Slider(1, MAX_BRANCH_SAMPLES, value=16, step=1,
                                           label=f"N continuations per branch (≤ {MAX_BRANCH_SAMPLES})", scale=2)
                 self.branch_len = gr.Slider(1, MAX_BRANCH_TOKENS, value=48, step=1,
                                             label=f"max new tokens (≤ {MAX_BRANCH_TOKENS})", scale=2)
-                self.branch_seed = gr.Number(label="seed", value=0, precision=0, scale=1)
+                self.branch_seed = gr.Number(label="seed", value=0, scale=1, elem_id="branch-seed")
             self.branch_info = gr.Markdown(elem_id="branch-info")
             self.branch_cands = gr.CheckboxGroup(label="branches", choices=[], elem_id="branch-cands")
             with gr.Row():
@@ -73,6 +74,7 @@ class TokenTab:
                 self.branch_btn = gr.Button("Sample branches", variant="primary", elem_id="branch-btn")
                 self.probe_btn = gr.Button(f"Probe-set AUROC ({PROBE_POSITIONS} positions of every student rollout, "
                                            f"{PROBE_SAMPLES} continuations each)", elem_id="probe-btn")
+            self.branch_status = status_line("branch-status")
             self.branch_note = gr.Markdown(elem_id="branch-note")
             self.branch_table = gr.Dataframe(value=pd.DataFrame(columns=live.BRANCH_COLUMNS), interactive=False,
                                              elem_id="branch-table", wrap=True)
@@ -84,9 +86,9 @@ class TokenTab:
         self.empties = {self.problem: empty_dd, self.sample: empty_dd, self.teacher: empty_dd, self.student_html: "",
                         self.teacher_html: "", self.chart: None, self.note: "", self.export: None,
                         self.branch_pos: None, self.branch_cands: empty_multi, self.branch_info: ""}
-        self.outputs = list(self.empties)
+        self.outputs = [*self.empties, self.branch_status]
         ctx.on_snapshot.append(handler(self.refresh, [ctx.run_dd, ctx.stage_dd, ctx.step_dd, self.color],
-                                       self.outputs, ctx.status, self.empties, clear=False))
+                                       self.outputs, self.status, self.empties))
 
     # ---- handlers
 
@@ -110,12 +112,13 @@ class TokenTab:
         return {self.problem: dd(problems, prompt_id), self.sample: dd(samples, sample),
                 self.teacher: dd(teachers, teacher), self.student_html: s_html, self.teacher_html: t_html,
                 self.chart: fig, self.note: note, self.export: path, self.branch_pos: None,
-                self.branch_cands: empty_multi(), self.branch_info: "Click a token of the student rollout."}
+                self.branch_cands: empty_multi(), self.branch_info: "Click a token of the student rollout.",
+                self.branch_status: ""}
 
     def refresh(self, run_id, stage, step, color):
         """A new snapshot: its first problem; nothing to show (and nothing to say) while no stage is chosen."""
         if not stage:
-            return {c: v() if callable(v) else v for c, v in self.empties.items()}
+            return {**{c: v() if callable(v) else v for c, v in self.empties.items()}, self.branch_status: ""}
         return self.show(run_id, stage, step, color=color)
 
     def candidates(self, run_id, stage, step, pid, sample, position) -> dict:
@@ -151,21 +154,25 @@ class TokenTab:
     def wire(self):
         ctx = self.ctx
         snapshot = [ctx.run_dd, ctx.stage_dd, ctx.step_dd]
+        clear_on_input(self.branch_status, self.branch_pos, self.branch_n, self.branch_len, self.branch_seed,
+                       self.branch_cands, self.branch_allow)
         for comp in (self.problem, self.sample, self.teacher, self.color):
             comp.input(**handler(self.show, [*snapshot, self.problem, self.sample, self.teacher, self.color],
-                                 self.outputs, ctx.status, self.empties))
+                                 self.outputs, self.status, self.empties,
+                                 api_name="token_view" if comp is self.problem else None))
         rollout = [*snapshot, self.problem, self.sample]
         self.student_html.pick_token(**handler(
-            self.on_pick_token, rollout, [self.branch_pos, self.branch_cands, self.branch_info], ctx.status,
+            self.on_pick_token, rollout, [self.branch_pos, self.branch_cands, self.branch_info], self.branch_status,
             {self.branch_pos: None, self.branch_cands: empty_multi, self.branch_info: ""}))
         self.branch_pos.submit(**handler(self.on_position, [*rollout, self.branch_pos],
-                                         [self.branch_cands, self.branch_info], ctx.status,
-                                         {self.branch_cands: empty_multi, self.branch_info: ""}))
+                                         [self.branch_cands, self.branch_info], self.branch_status,
+                                         {self.branch_cands: empty_multi, self.branch_info: ""},
+                                         api_name="branch_position"))
         self.branch_btn.click(**handler(
             self.on_branch, [*rollout, self.branch_pos, self.branch_cands, self.branch_n, self.branch_len,
                              self.branch_seed, self.branch_allow],
-            [self.branch_table, self.branch_plot, self.branch_note], ctx.status,
-            {self.branch_table: None, self.branch_plot: None, self.branch_note: ""}))
+            [self.branch_table, self.branch_plot, self.branch_note], self.branch_status,
+            {self.branch_table: None, self.branch_plot: None, self.branch_note: ""}, models=True, api_name="branches"))
         self.probe_btn.click(**handler(self.on_probe, [*snapshot, self.branch_len, self.branch_seed, self.branch_allow],
-                                       [self.probe_table, self.probe_note], ctx.status,
-                                       {self.probe_table: None, self.probe_note: ""}))
+                                       [self.probe_table, self.probe_note], self.branch_status,
+                                       {self.probe_table: None, self.probe_note: ""}, models=True, api_name="probe"))

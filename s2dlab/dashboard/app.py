@@ -51,8 +51,9 @@ INTRO = (
     "# s2dlab\n"
     "Colours show the **implicit reward** `log pT(y_t) − log pS(y_t)` of each token: "
     "<span style='color:#b2182b'>red</span> where the teacher likes the student's token less than the student "
-    "does, <span style='color:#2166ac'>blue</span> where it likes it more. Hover a token for its probabilities, "
-    "KLs, entropies and both models' top alternatives."
+    "does, <span style='color:#2166ac'>blue</span> where it likes it more (a scale diverging around 0). Coloured "
+    "by a KL, a token is <span style='color:#54278f'>purple</span>, darker the larger (a scale from 0). Hover a "
+    "token for its probabilities, KLs, entropies and both models' top alternatives."
 )
 
 

@@ -22,7 +22,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from s2dlab.viz.colors import auto_vmax, color_pair, finite, gradient_stops
+from s2dlab.viz.colors import LEGEND_CSS, Scale, auto_vmax, color_pair, finite, legend_html, scale_for
 
 IMPLICIT_REWARD_LABEL = "implicit reward  log pT(y_t) − log pS(y_t)"
 
@@ -36,14 +36,11 @@ class Span(NamedTuple):
     special: bool = False
 
 
-_CSS = """
+_CSS = LEGEND_CSS + """
 .s2d-heatmap{position:relative;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px;
  line-height:1.9;color:#111}
 .s2d-heatmap:hover{z-index:1000}
 .s2d-heatmap .s2d-title{font-weight:600;margin-bottom:4px}
-.s2d-heatmap .s2d-legend{display:flex;flex-wrap:wrap;align-items:center;gap:6px;font-size:11px;margin:2px 0 6px 0;
- color:#333}
-.s2d-heatmap .s2d-bar{display:inline-block;width:160px;height:10px;border:1px solid #999;border-radius:2px}
 .s2d-heatmap .s2d-tokens{white-space:pre-wrap;word-break:break-all;background:#fff;padding:4px;border:1px solid #e3e3e3;
  border-radius:4px}
 .s2d-heatmap .s2d-tok{position:relative;border-radius:2px;padding:1px 0;cursor:default}
@@ -186,14 +183,16 @@ def _inner(text: str) -> str:
 
 def token_heatmap_html(tokens: Sequence[str], values: Sequence[float | None], *, spans: Sequence[Span] | None = None,
                        vmax: float | None = None, title: str | None = None,
-                       per_token_info: Sequence[Mapping] | None = None, cmap: str = "RdBu", label: str = "value",
-                       max_height: int | None = None) -> str:
-    """A rollout's text coloured on a diverging scale centred at 0, with a colour-bar legend; returns HTML.
+                       per_token_info: Sequence[Mapping] | None = None, cmap: str | Scale | None = None,
+                       label: str = "value", max_height: int | None = None) -> str:
+    """A rollout's text coloured token by token, with a colour-bar legend that says which scale it is; returns HTML.
 
     tokens: each token's own text (named in the tooltip). values: one number per token (None/NaN: grey).
     spans: the display spans (`Span`s covering tokens 0..n-1 in order, e.g. `row_spans(row)`); default one span
         per token showing its text. A span of several tokens is coloured by the sum of their values.
     vmax: where colours saturate (default: the largest |span value|).
+    cmap: the colour scale (`s2dlab.viz.colors.scale_for`): a quantity (`"implicit_reward"`, the default: diverging
+        around 0; `"reverse_kl"`, `"forward_kl"`, an entropy: sequential from 0), a plotly scale's name or a `Scale`.
     per_token_info: optional, one dict per token with any of `student_prob`, `teacher_prob`, `implicit_reward`,
         `reverse_kl`, `forward_kl`, `student_entropy`, `teacher_entropy` and `teacher_top` / `student_top`
         (lists of `(token, prob)`), shown in a CSS tooltip on hover (no script: Gradio's `gr.HTML` runs none).
@@ -217,11 +216,12 @@ def token_heatmap_html(tokens: Sequence[str], values: Sequence[float | None], *,
     elif not (vmax > 0 and math.isfinite(vmax)):
         raise ValueError(f"vmax must be a positive number, got {vmax}")
     esc = _html.escape
+    scale = scale_for(cmap)
 
     out = []
     multi = 0
     for span, v in zip(spans, colour_vals):
-        bg, fg = color_pair(v, vmax, cmap)
+        bg, fg = color_pair(v, vmax, scale)
         cls = ["s2d-tok"]
         if span.stop - span.start > 1:
             cls.append("s2d-multi")
@@ -239,12 +239,9 @@ def token_heatmap_html(tokens: Sequence[str], values: Sequence[float | None], *,
         out.append(f'<span class="{" ".join(cls)}" style="background:{bg};color:{fg}" data-i="{pos}" '
                    f'data-v="{_fmt("{:+.3f}", v)}" data-tip="{esc(tip)}">{_inner(span.text)}</span>')
 
-    stops = ", ".join(gradient_stops(cmap))
     counts = f"{n} tokens" if multi == 0 else (f"{n} tokens in {len(spans)} spans; a span of several tokens (one "
                                                f"character split across tokens) is coloured by their sum")
-    legend = (f'<div class="s2d-legend"><span>{esc(label)}</span><span>−{vmax:.3g}</span>'
-              f'<span class="s2d-bar" style="background:linear-gradient(to right, {stops})"></span>'
-              f'<span>+{vmax:.3g}</span><span>(0 = neutral; {counts})</span></div>')
+    legend = legend_html(label, vmax, scale, counts)
     head = f'<div class="s2d-title">{esc(title)}</div>' if title else ""
     box_style = f' style="max-height:{int(max_height)}px;overflow:auto"' if max_height else ""
     return (f'<div class="s2d-heatmap" data-n="{n}" data-spans="{len(spans)}"><style>{_CSS}</style>{head}{legend}'
@@ -316,15 +313,16 @@ def vocab_from_rows(df) -> dict[int, str]:
 
 
 def rollout_heatmap_html(row: Mapping, *, value: str = "implicit_reward", vmax: float | None = None,
-                         title: str | None = None, id_to_text: Mapping[int, str] | None = None, cmap: str = "RdBu",
-                         max_height: int | None = None) -> str:
+                         title: str | None = None, id_to_text: Mapping[int, str] | None = None,
+                         cmap: str | Scale | None = None, max_height: int | None = None) -> str:
     """`token_heatmap_html` for a rollout row (a dict or a DataFrame row): its stored display spans, coloured by
-    `value` (default the implicit reward), the row's scores in the tooltip."""
+    `value` (default the implicit reward) on that quantity's scale (`scale_for(value)`, unless `cmap` names
+    another), the row's scores in the tooltip."""
     tokens = [str(t) for t in (_seq(row, "tokens") or [])]
     vals = _seq(row, value)
     if vals is None:
         vals = [None] * len(tokens)
     label = IMPLICIT_REWARD_LABEL if value == "implicit_reward" else value.replace("_", " ")
     return token_heatmap_html(tokens, vals, spans=row_spans(row), vmax=vmax, title=title,
-                              per_token_info=row_token_info(row, id_to_text), cmap=cmap, label=label,
-                              max_height=max_height)
+                              per_token_info=row_token_info(row, id_to_text), cmap=cmap or scale_for(value),
+                              label=label, max_height=max_height)

@@ -5,12 +5,12 @@
     html = viz.lens_html(read_lens("runs/demo", rollout=3))                 # implicit reward per pair
     html = viz.lens_html(read_lens("runs/demo", rollout=3), value="reverse_kl")
 
-Each cell is one token under one pair, coloured on the diverging scale of the heatmap (`s2dlab.viz.colors`, 0 the
-neutral centre; for the implicit reward `log pT(y_t) - log pS(y_t)` blue is positive, red negative), its number
-in the tooltip (the cell's `title`). Columns whose implicit reward changes sign between pairs (the lens's stored
-`sign_change`) are flagged: an outlined header cell marked ⇅. Every row ends with the pair's stored summed
-implicit reward and mean reverse KL. Like the heatmap, the HTML is self-contained (inline CSS, no script), so a
-saved file, a notebook and the dashboard show the same table; all text is escaped.
+Each cell is one token under one pair, coloured on the heatmap's scale for the quantity shown (`s2dlab.viz.colors`:
+the implicit reward `log pT(y_t) - log pS(y_t)` diverging around 0, blue positive, red negative; the KLs
+sequential from 0), its number in the tooltip (the cell's `title`). Columns whose implicit reward changes sign
+between pairs (the lens's stored `sign_change`) are flagged: an outlined header cell marked ⇅. Every row ends with
+the pair's stored summed implicit reward and mean reverse KL. Like the heatmap, the HTML is self-contained (inline
+CSS, no script), so a saved file, a notebook and the dashboard show the same table; all text is escaped.
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ from __future__ import annotations
 import html as _html
 from collections.abc import Mapping, Sequence
 
-from s2dlab.viz.colors import auto_vmax, color_pair, finite, gradient_stops
+from s2dlab.viz.colors import LEGEND_CSS, Scale, auto_vmax, color_pair, finite, legend_html, scale_for
 from s2dlab.viz.heatmap import visible_text
 
 LENS_VALUES = {"implicit_reward": "implicit reward  log pT(y_t) − log pS(y_t)",
                "reverse_kl": "reverse KL(pS‖pT)", "forward_kl": "forward KL(pT‖pS)"}
 
-_CSS = """
+_CSS = LEGEND_CSS + """
 .s2d-lens{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;color:#111}
-.s2d-lens .s2d-legend{display:flex;flex-wrap:wrap;align-items:center;gap:6px;font-size:11px;margin:2px 0 6px 0}
-.s2d-lens .s2d-bar{display:inline-block;width:160px;height:10px;border:1px solid #999;border-radius:2px}
 .s2d-lens .s2d-scroll{overflow-x:auto;border:1px solid #e3e3e3;border-radius:4px}
 .s2d-lens table{border-collapse:collapse}
 .s2d-lens th,.s2d-lens td{padding:2px 3px;text-align:center;white-space:pre;border:1px solid #f0f0f0}
@@ -59,9 +57,10 @@ def pair_label(row: Mapping) -> str:
 
 
 def lens_html(rows, value: str = "implicit_reward", *, vmax: float | None = None, title: str | None = None,
-              cmap: str = "RdBu") -> str:
+              cmap: str | Scale | None = None) -> str:
     """The lens rows of one rollout (`s2dlab.lens.read_lens(run, rollout)`: one per pair, same tokens) as an HTML
-    table coloured by `value` (`implicit_reward`, `reverse_kl` or `forward_kl`), sign changes flagged.
+    table coloured by `value` (`implicit_reward`, `reverse_kl` or `forward_kl`) on that quantity's scale
+    (`scale_for(value)`, unless `cmap` names another), sign changes flagged.
 
     `vmax`: where colours saturate (default: the largest |value| in the table). ValueError when the rows are not
     of one rollout (different tokens) or a row's values do not match its tokens.
@@ -83,6 +82,7 @@ def lens_html(rows, value: str = "implicit_reward", *, vmax: float | None = None
     if vmax is None:
         vmax = auto_vmax(v for vs in values for v in vs)
     esc = _html.escape
+    scale = scale_for(cmap or value)
     head = ['<th class="s2d-pair">pair (teacher ▸ student)</th>']
     for i, t in enumerate(tokens):
         cls = ' class="s2d-flip"' if flips[i] else ""
@@ -97,7 +97,7 @@ def lens_html(rows, value: str = "implicit_reward", *, vmax: float | None = None
         label = esc(pair_label(r))
         cells = [f'<th class="s2d-pair">{label}</th>']
         for i, v in enumerate(vals):
-            colour = color_pair(v, vmax, cmap)
+            colour = color_pair(v, vmax, scale)
             cls = classes.setdefault(colour, f"c{len(classes)}")
             flip = " s2d-flip" if flips[i] else ""
             shown = "n/a" if v is None else f"{v:+.3f}"
@@ -108,12 +108,9 @@ def lens_html(rows, value: str = "implicit_reward", *, vmax: float | None = None
                      f'<td class="s2d-sum">{"n/a" if mean_kl is None else f"{mean_kl:.3f}"}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     palette = "".join(f".s2d-lens td.{c}{{background:{bg};color:{fg}}}" for (bg, fg), c in classes.items())
-    stops = ", ".join(gradient_stops(cmap))
     n_flip = sum(flips)
-    legend = (f'<div class="s2d-legend"><span>{esc(LENS_VALUES[value])}</span><span>−{vmax:.3g}</span>'
-              f'<span class="s2d-bar" style="background:linear-gradient(to right, {stops})"></span>'
-              f"<span>+{vmax:.3g}</span><span>({n} tokens x {len(rows)} pairs; {n_flip} token"
-              f"{'' if n_flip == 1 else 's'} ⇅ change sign of implicit reward between pairs)</span></div>")
+    legend = legend_html(LENS_VALUES[value], vmax, scale, f"{n} tokens x {len(rows)} pairs; {n_flip} token"
+                         f"{'' if n_flip == 1 else 's'} ⇅ change sign of implicit reward between pairs")
     top = f"<div style='font-weight:600;margin-bottom:4px'>{esc(title)}</div>" if title else ""
     return (f'<div class="s2d-lens" data-pairs="{len(rows)}" data-n="{n}" data-flips="{n_flip}"><style>{_CSS}'
             f"{palette}</style>{top}{legend}<div class='s2d-scroll'><table><thead><tr>{''.join(head)}</tr></thead>"

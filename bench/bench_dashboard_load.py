@@ -50,11 +50,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(runs: Path, timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
-    """`s2dlab app RUNS` on a free port of 127.0.0.1, once it answers."""
+def start_app(runs: Path, timeout: float = 120.0, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """`s2dlab app RUNS` on a free port of 127.0.0.1 (in the environment `env`), once it answers."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "s2dlab", "app", str(runs), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -633,7 +633,7 @@ def test_a_truncated_snapshot_disables_only_its_views(tmp_path):
     fns = {f.api_name: f.fn for f in demo.fns.values() if f.api_name}
     by_id = lambda out: {getattr(k, "elem_id", None): v for k, v in out.items()}  # noqa: E731
     opened = by_id(fns["open_run"]("r"))
-    assert opened["stage-dd"]["value"] == "opd" and "opd" in opened["stage-dd"]["choices"]
+    assert opened["stage-dd"]["value"] == "opd" and ("opd", "opd") in opened["stage-dd"]["choices"]
     assert opened["status"] == ""  # the run opens: the pickers keep every stage
     token = by_id(fns["token_view"]("r", "opd", None, None, None, None, "implicit reward"))
     assert token["token-status"].startswith("⚠ Cannot read this snapshot") and last in token["token-status"]
@@ -662,3 +662,131 @@ def test_compare_sample_numbers_get_a_sentence(store, sample, said):
     with pytest.raises(cb.AppError, match=said):
         cb.compare_view(store, RUN, pid, None, sample)
     assert "s2d-tok" in cb.compare_view(store, RUN, pid, None, 1.0)  # 1.0 is a whole number
+
+
+# --------------------------------------------------------------------------------------------------------------
+# a run followed live
+
+
+def in_progress_copy(tmp_path) -> "Path":
+    """The fixture run as it was while OPD trained: no later stage, OPD running with its first snapshots."""
+    keep = {"run.json", "tokenizer", "base_teacher", "base_student", "teacher_grpo", "fkl_warmup", "opd"}
+    run_dir = tmp_path / "live"
+    run_dir.mkdir()
+    for p in (DATA / RUN).iterdir():
+        if p.name in keep:
+            (shutil.copytree if p.is_dir() else shutil.copy)(p, run_dir / p.name)
+    run = open_run(run_dir)
+    steps = run.rollout_steps("opd")
+    run.rollout_path("opd", steps[-1]).unlink()  # its last snapshot is still to come
+    run.update_stage("opd", status="running")
+    return run_dir
+
+
+def test_following_a_run_keeps_the_selection_and_shows_what_landed(tmp_path):
+    from s2dlab.dashboard import build_demo
+
+    run_dir = in_progress_copy(tmp_path)
+    run = open_run(run_dir)
+    demo = build_demo(tmp_path, poll_seconds=1)
+    fns = {f.api_name: f.fn for f in demo.fns.values() if f.api_name}
+    by_id = lambda out: {getattr(k, "elem_id", None) or k: v for k, v in out.items()}  # noqa: E731
+    opened = fns["open_run"]("live")
+    seen = next(v for k, v in opened.items() if isinstance(v, dict) and "stages" in v)
+    first = by_id(opened)
+    assert ("opd · running", "opd") in first["stage-dd"]["choices"] and "opd** is running" in first["follow"]
+    early = run.rollout_steps("opd")
+    assert first["step-dd"]["value"] == early[-1]
+    # nothing new: nothing is sent
+    tick = fns["follow"]
+    assert tick("live", "fkl_warmup", 0, seen, ["probe/mean_reverse_kl"], ["opd"], "opd", "opd", "teacher_grpo") == {}
+    # OPD writes its last snapshot and more metric lines, then finishes; stage 3 starts
+    last = max(open_run(DATA / RUN).rollout_steps("opd"))
+    rows = open_run(DATA / RUN).rollouts("opd", last).to_dict("records")
+    run.write_rollouts("opd", last, rows)
+    for record in open_run(DATA / RUN).metrics("opd")[-2:]:
+        run.append_metrics("opd", {**record, "step": record.get("step", 0) + 100})
+    run.update_stage("opd", status="done")
+    run.update_stage("student_grpo", status="running", role="student", init="opd")
+    run.write_rollouts("student_grpo", 0, rows)
+    got = by_id(tick("live", "fkl_warmup", 0, seen, ["probe/mean_reverse_kl"], ["opd"], "opd", "opd", "teacher_grpo"))
+    # the user's choice (fkl_warmup, step 0) is kept; the new stage is offered, marked running
+    assert got["stage-dd"]["value"] == "fkl_warmup" and got["step-dd"]["value"] == 0
+    assert ("student_grpo · running", "student_grpo") in got["stage-dd"]["choices"]
+    assert ("opd", "opd") in got["stage-dd"]["choices"] and "student_grpo** is running" in got["follow"]
+    # the curves: the chosen metric over the chosen stage, with its new points
+    curves = got["stage-curves"]
+    xs = [x for t in curves.data for x in (t.x or [])]
+    assert max(xs) >= 100 and got["curves-status"] == ""
+    # a later look at the chosen stage: its new snapshot is offered, the chosen step kept
+    seen = next(v for k, v in got.items() if isinstance(v, dict) and "stages" in v)
+    run.write_rollouts("opd", last + 1, rows)
+    again = by_id(tick("live", "opd", early[0], seen, ["probe/mean_reverse_kl"], ["opd"], "opd", "opd", "teacher_grpo"))
+    assert again["step-dd"]["value"] == early[0] and last + 1 in again["step-dd"]["choices"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# readable on a laptop: tables, numbers, the empty state, the export
+
+
+@pytest.mark.parametrize("text, shown", [("43.8 [31.5, 56.0]", "44 [32, 56]"),
+                                         ("-3.1 [-27.6, +21.3]", "-3 [-28, +21]"),
+                                         ("0.528 [0.312, 0.850]", "0.53 [0.31, 0.85]"),
+                                         ("-0.014 [-0.063, +0.017]", "-0.014 [-0.063, +0.017]"),
+                                         ("-0.000 [-0.115, +0.107]", "0.00 [-0.12, +0.11]"),
+                                         ("within noise", "within noise"), (3.25, 3.25)])
+def test_numbers_are_as_precise_as_their_interval(text, shown):
+    from s2dlab.dashboard.ui import round_interval
+
+    assert round_interval(text) == shown
+
+
+def test_table_columns_hold_their_longest_word():
+    from s2dlab.dashboard.ui import CELL_PAD_PX, CHAR_PX, WRAP_CHARS, column_widths
+
+    df = pd.DataFrame({"correct": [True], "paper row": ["- stage 2b (teacher-sample SFT only) and more words here"],
+                       "arm": ["bridge_raw_teacher"]})
+    widths = [float(w.removesuffix("px")) for w in column_widths(df)]
+    assert widths[0] >= len("correct") * CHAR_PX and widths[2] >= len("bridge_raw_teacher") * CHAR_PX
+    assert widths[1] == int(WRAP_CHARS * CHAR_PX + CELL_PAD_PX)  # a long text wraps on lines of WRAP_CHARS
+
+
+def test_empty_runs_folder_says_how_to_make_a_run(tmp_path):
+    from s2dlab.dashboard import build_demo
+
+    demo = build_demo(tmp_path)
+    fns = {f.api_name: f.fn for f in demo.fns.values() if f.api_name}
+    said = next(v for k, v in fns["runs"](None).items() if getattr(k, "elem_id", None) == "status")
+    assert "\n" not in said and "`s2dlab demo" in said and "`s2dlab run" in said
+    # the tables show their column names before any run, never "1 2 3"
+    arms = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "arms-table")
+    assert arms.value["headers"][0] == "arm"
+
+
+def test_export_carries_the_problem_both_rollouts_and_the_chart(store, tmp_path):
+    import re as _re
+
+    from s2dlab.dashboard import export
+
+    df = store.snapshot(RUN, "opd")
+    pid = str(df["prompt_id"].iloc[0])
+    s_html, t_html, *_ = cb.token_view(store, RUN, "opd", None, pid, 0)
+    path = Path(export.token_view_export(store, tmp_path, RUN, "opd", None, pid, 0, None, s_html, t_html))
+    text = path.read_text(encoding="utf-8")
+    student = df[(df["prompt_id"] == pid) & (df["policy"] == "student") & (df["sample_idx"] == 0)].iloc[0]
+    assert html.escape(student["prompt"]) in text and s_html in text and t_html in text
+    bars = _re.findall(r"<rect [^>]*><title>#(\d+) ", text)
+    assert len(bars) == 2 * len(student["tokens"])  # reverse KL and implicit reward at every position
+    assert "<script" not in text.lower() and "http://" not in text and "https://" not in text
+
+
+def test_the_export_folder_lives_as_long_as_the_app(tmp_path):
+    from s2dlab.dashboard import build_demo
+
+    demo = build_demo(DATA)
+    fns = {f.api_name: f.fn for f in demo.fns.values() if f.api_name}
+    out = fns["token_view"](RUN, "opd", None, None, None, None, "implicit reward")
+    path = Path(next(v for k, v in out.items() if getattr(k, "elem_id", None) == "export-token"))
+    assert path.is_file() and path.parent.name.startswith("s2dlab-export-")
+    demo.close()
+    assert not path.parent.exists()

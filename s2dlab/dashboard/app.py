@@ -27,13 +27,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import tempfile
+import signal
+import sys
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
+from s2dlab.dashboard.export import ExportFolder  # noqa: E402
 from s2dlab.dashboard.store import Store  # noqa: E402
 from s2dlab.dashboard.tabs.compare import CompareTab  # noqa: E402
 from s2dlab.dashboard.tabs.estimators import EstimatorsTab  # noqa: E402
@@ -57,14 +59,24 @@ INTRO = (
 )
 
 
-def build_demo(runs_root: str | os.PathLike) -> gr.Blocks:
-    """The app over the runs under `runs_root` (which it only reads; exports go to a temporary folder)."""
-    store = Store(runs_root)
-    exports = Path(tempfile.mkdtemp(prefix="s2dlab-export-"))
+# Status lines stand out; tables wrap between whole words (their column widths hold the longest word).
+CSS = """
+.s2d-status p{margin:2px 0;color:#b2182b;font-weight:600}
+.s2d-table th span, .s2d-table td span{word-break:normal;overflow-wrap:normal;hyphens:none}
+"""
 
-    with gr.Blocks(title="s2dlab") as demo:
+
+def build_demo(runs_root: str | os.PathLike, poll_seconds: float = 3.0) -> gr.Blocks:
+    """The app over the runs under `runs_root` (which it only reads; exports go to a temporary folder that is
+    removed when the app closes). Every `poll_seconds` (0: never) it looks for what a run in progress wrote."""
+    store = Store(runs_root)
+    exports = ExportFolder()
+
+    # delete_cache: Gradio's own copies of the exports are removed with the app too
+    with gr.Blocks(title="s2dlab", delete_cache=(3600, 3600)) as demo:
+        gr.HTML(f"<style>{CSS}</style>", elem_id="s2d-style", padding=False)
         gr.Markdown(INTRO)
-        header = Header(store, exports)
+        header = Header(store, exports, poll_seconds)
         ctx = header.ctx
         with gr.Tabs(selected="token") as ctx.tabs:
             with gr.Tab("Token view", id="token"):
@@ -87,6 +99,15 @@ def build_demo(runs_root: str | os.PathLike) -> gr.Blocks:
     # one queue for the whole app: READ_WORKERS at a time per reading handler, the model handlers one at a time
     # in their own group (`ui.MODEL_QUEUE`), at most QUEUE_SIZE requests waiting
     demo.queue(default_concurrency_limit=READ_WORKERS, max_size=QUEUE_SIZE)
+    close = demo.close
+
+    def close_and_remove_exports(*args, **kwargs):
+        try:
+            return close(*args, **kwargs)
+        finally:
+            exports.remove()
+
+    demo.close = close_and_remove_exports  # the exports live as long as the app
     return demo
 
 
@@ -109,4 +130,6 @@ def main(argv: list[str] | None = None) -> None:
     if not root.is_dir():
         log.warning("%s does not exist yet; the app will say so until runs appear there", root)
     demo = build_demo(root)
+    # `kill` (SIGTERM) stops the app like Ctrl+C does: the exit handlers run and remove the exports folder
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=args.open, show_error=False)

@@ -5,8 +5,9 @@ The data layer (nothing in it imports gradio, so each view is testable by callin
 
     store.py         Store: the runs under one folder, their snapshots and summaries, cached; AppError
     rows.py          rollout rows: the pickers' choices, which row a choice means, the header above a heatmap
-    data.py          (this file) token view, rollouts table, token lens, compare, export
+    data.py          (this file) token view, rollouts table, token lens, compare
     summary_view.py  the Stages tab: summary.json rendered, C1/C2 figures on their rows, curves, drill-down
+    export.py        one self-contained HTML file per view, in a folder that lives as long as the app
     models.py        where a stage's model is (its stage record), its size, the cached loader
     live.py          the views that run models: counterfactual branches, estimators, live scoring
 
@@ -17,12 +18,11 @@ Readers render, they never recompute: the Stages tab shows the run's `summary.js
 from __future__ import annotations
 
 import html
-import os
-from pathlib import Path
 
 import pandas as pd
 
 from s2dlab import viz
+from s2dlab.dashboard.export import export_file, safe_name, token_view_export
 from s2dlab.dashboard.live import live_score, live_view, live_warning
 from s2dlab.dashboard.models import LARGE_MODEL_BYTES, model_bytes, model_location, model_stages
 from s2dlab.dashboard.rows import (badge_text, is_student, missing, pick, problem_choices, prompt_text,
@@ -36,7 +36,7 @@ __all__ = [
     "ALL_PAIRS", "AppError", "COLOR_BY", "LARGE_MODEL_BYTES", "LENS_VALUES", "Store", "TABLE_COLUMNS",
     "TOP_TOKEN_COLUMNS", "badge_text", "c1_view", "c2_files", "c2_view", "compare_problems", "compare_view",
     "curves_view", "drill_down", "export_file", "lens_choices", "lens_index", "lens_view", "live_score", "live_view",
-    "live_warning", "model_bytes", "model_location", "model_stages", "nearest_snapshot", "problem_choices",
+    "live_warning", "safe_name", "token_view_export", "model_bytes", "model_location", "model_stages", "nearest_snapshot", "problem_choices",
     "rollout_header_html", "rollout_table", "row_target", "sample_choices", "stages_view", "token_view",
     "top_tokens", "verdict_markdown",
 ]
@@ -203,25 +203,6 @@ def lens_view(store: Store, run_id: str, rollout_key: str | None, value: str = "
     info = next(r for r in index["rollouts"] if r["key"] == rollout_key)
     title = f"{rollout_key} · {badge_text(info.get('correct'))}"
     return viz.lens_html(rows, value=LENS_VALUES.get(value, "implicit_reward"), title=title)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# export: one self-contained HTML file per view
-
-
-def safe_name(*parts) -> str:
-    """A file name from `parts`: letters, digits and `._-` only, at most 120 characters."""
-    name = "-".join(str(p) for p in parts if p not in (None, ""))
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:120] or "view"
-
-
-def export_file(folder: str | os.PathLike, title: str, parts: list[str], *name_parts) -> str:
-    """Write `viz.standalone_html(title, parts)` to `folder/<name>.html` (atomically) and return its path."""
-    from s2dlab.runs import atomic_write_bytes
-
-    path = Path(folder) / f"{safe_name(*name_parts)}.html"
-    atomic_write_bytes(path, viz.standalone_html(title, parts).encode("utf-8"))
-    return str(path)
 
 
 # --------------------------------------------------------------------------------------------------------------

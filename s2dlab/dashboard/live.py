@@ -41,6 +41,7 @@ PROBE_COLUMNS = ["n_positions", "n_scored", "n_drop", "n_rise", "n_flat", "auroc
                  "max_new_tokens", "seed"]
 ESTIMATOR_COLUMNS = ["estimator", "n", "mean_exact", "mean_estimate", "bias", "sd", "se_bias", "rmse",
                      "relative_bias", "frac_negative"]
+TAIL_COLUMNS = ["k", "student tail mass", "teacher tail mass"]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -184,10 +185,11 @@ def branch_view(store: Store, run_id: str, stage: str, step, prompt_id, sample_i
         "token": repr(b["token"]), "token id": b["token_id"],
         "branch": "student's token" if b["is_student_token"] else (
             f"teacher #{b['teacher_rank'] + 1}" if b["teacher_rank"] is not None else "alternative"),
-        "implicit reward": _round(b["implicit_reward"]), "p student": _exp(b["student_logprob"]),
+        "implicit reward": _round(b["implicit_reward"], 3), "p student": _exp(b["student_logprob"]),
         "p teacher": _exp(b["teacher_logprob"]), "n": b["n"], "successes": b["successes"],
-        "success rate": _round(b["success_rate"]), "Wilson low": _round(b["wilson_low"]),
-        "Wilson high": _round(b["wilson_high"]), "finished": _round(b["finished_rate"]),
+        # a rate of n <= 64 draws has a Wilson interval wider than 0.1: two decimals say all it supports
+        "success rate": _round(b["success_rate"], 2), "Wilson low": _round(b["wilson_low"], 2),
+        "Wilson high": _round(b["wilson_high"], 2), "finished": _round(b["finished_rate"], 2),
         "mean new tokens": _round(b["mean_continuation_tokens"], 1)} for b in result["branches"]],
         columns=BRANCH_COLUMNS)
     note = (f"Sampled from **{student_stage}**, implicit rewards from **{teacher_stage}**"
@@ -279,9 +281,8 @@ def estimators_view(store: Store, run_id: str, stage: str, step, rollout: str | 
         raise AppError("Pick a stage and snapshot step first.")
     est = _estimates(store, run_id, stage, step, allow_large)
     s = est["summary"]
-    bias = pd.DataFrame([{"estimator": name, **{k: _round(v) if isinstance(v, float) else v
-                                               for k, v in s["estimators"][name].items()}}
-                         for name in estimator_names()], columns=ESTIMATOR_COLUMNS)
+    bias = pd.DataFrame([_bias_row(name, s["estimators"][name]) for name in estimator_names()],
+                        columns=ESTIMATOR_COLUMNS)
     tail = pd.DataFrame([{"k": k, "student tail mass": _round(s["tail_mass"][f"top{k}"]["student"], 6),
                           "teacher tail mass": _round(s["tail_mass"][f"top{k}"]["teacher"], 6)} for k in TOPK])
     g = s["gradient"]
@@ -433,7 +434,18 @@ def _round(v, digits: int = 4):
 
 
 def _exp(lp):
-    return None if lp is None else round(math.exp(float(lp)), 4)
+    return None if lp is None else round(math.exp(float(lp)), 3)
+
+
+def _bias_row(name: str, est: dict) -> dict:
+    """One estimator's row, each mean and the bias to two significant digits of its 95% interval's width
+    (4 standard errors of the bias), the spreads and shares to as many decimals and at least three."""
+    se = est.get("se_bias")
+    width = 4 * se if isinstance(se, float) and math.isfinite(se) and se > 0 else None
+    digits = 4 if width is None else max(0, 1 - math.floor(math.log10(width)))
+    means = ("mean_exact", "mean_estimate", "bias", "se_bias")
+    return {"estimator": name, **{k: (_round(v, digits if k in means else max(3, digits)) if isinstance(v, float)
+                                      else v) for k, v in est.items()}}
 
 
 def _fmt(v) -> str:

@@ -74,6 +74,22 @@ def curve_choices(summary: Mapping) -> tuple[list[str], list[str], list[str], li
     return metrics, default, with_metrics, default_stages
 
 
+def logged_curves(store: Store, run_id: str) -> tuple[list[str], list[str]]:
+    """(curve names, stages) of what the run's stages have logged so far, read from their metrics files (a run in
+    progress logs before its summary names it)."""
+    run = store.open(run_id)
+    names, stages = set(), []
+    try:
+        for stage in run.stages():
+            records = run.metrics(stage)
+            if records:
+                stages.append(stage)
+                names.update(k for r in records for k in r)
+    except RunStoreError as e:
+        raise AppError(f"Cannot read metrics: {e}") from e
+    return curve_names(names), stage_order(stages)
+
+
 def curves_view(store: Store, run_id: str, metrics=None, stages=None):
     """The stage curves of a run (`viz.stage_curves_figure`), each point carrying (stage, step) for drill-down."""
     run = store.open(run_id)

@@ -18,7 +18,7 @@ class CompareTab:
         self.status = status_line("compare-status")
         self.html = gr.HTML(js_on_load=None, padding=True, elem_id="compare-html")
         empties = {self.problem: empty_dd, self.stages: empty_dd, self.html: ""}
-        ctx.on_run.append(handler(self.refresh, [ctx.run_dd], list(empties), self.status, empties))
+        ctx.on_run.append(handler(self.refresh, [ctx.run_dd], list(empties), self.status, empties, needs_run=True))
 
     def refresh(self, run_id) -> dict:
         store = self.ctx.store

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from s2dlab.dashboard import live
-from s2dlab.dashboard.ui import Context, dd, empty_dd, handler, status_line
+from s2dlab.dashboard.ui import Context, dd, empty_dd, handler, new_table, status_line, table
 
 
 class EstimatorsTab:
@@ -23,13 +23,12 @@ class EstimatorsTab:
             self.button = gr.Button("Estimate on this snapshot", variant="primary", scale=1, elem_id="est-btn")
         self.status = status_line("est-status")
         self.note = gr.Markdown(elem_id="est-note")
-        self.bias = gr.Dataframe(interactive=False, label="bias and spread per estimator (every token)",
-                                 elem_id="est-bias", wrap=True)
+        self.bias = new_table(live.ESTIMATOR_COLUMNS, "est-bias", label="bias and spread per estimator (every token)")
         with gr.Row():
-            self.tail = gr.Dataframe(interactive=False, label="mean tail mass outside the student's top k")
+            self.tail = new_table(live.TAIL_COLUMNS, "est-tail", label="mean tail mass outside the student's top k")
             self.grad = gr.Markdown()
         self.plot = gr.Plot(elem_id="est-plot")
-        self.tokens = gr.Dataframe(interactive=False, label="per token", elem_id="est-tokens", max_height=400)
+        self.tokens = new_table(["position", "token"], "est-tokens", label="per token", max_height=400)
         self.empties = {self.bias: None, self.tail: None, self.grad: "", self.tokens: None, self.plot: None,
                         self.note: ""}
         ctx.on_snapshot.append(handler(self.refresh, [ctx.run_dd, ctx.stage_dd, ctx.step_dd], [self.rollout],
@@ -44,8 +43,8 @@ class EstimatorsTab:
     def estimate(self, run_id, stage, step, rollout, allow) -> dict:
         bias, tail, grad, tokens, fig, note = live.estimators_view(self.ctx.store, run_id, stage,
                                                                    self.ctx.step(run_id, stage, step), rollout, allow)
-        return {self.bias: bias, self.tail: tail, self.grad: grad, self.tokens: tokens, self.plot: fig,
-                self.note: note}
+        return {self.bias: table(bias), self.tail: table(tail), self.grad: grad, self.tokens: table(tokens),
+                self.plot: fig, self.note: note}
 
     def wire(self):
         ctx = self.ctx

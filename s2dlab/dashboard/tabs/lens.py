@@ -22,7 +22,7 @@ class LensTab:
             self.export = gr.DownloadButton("⤓ export (HTML)", value=None, size="sm", scale=0, elem_id="export-lens")
         self.table = gr.HTML(elem_id="lens-table", js_on_load=None, padding=True)
         empties = {self.rollout: empty_dd, self.pairs: empty_dd, self.note: "", self.table: "", self.export: None}
-        ctx.on_run.append(handler(self.refresh, [ctx.run_dd], list(empties), self.status, empties))
+        ctx.on_run.append(handler(self.refresh, [ctx.run_dd], list(empties), self.status, empties, needs_run=True))
 
     def render(self, run_id, key, value, pairs) -> dict:
         page = data.lens_view(self.ctx.store, run_id, key, value, pairs)

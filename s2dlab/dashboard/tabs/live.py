@@ -37,7 +37,8 @@ class LiveTab:
         self.plot = gr.Plot(elem_id="live-plot")
         empties = {self.student: empty_dd, self.teacher: empty_dd, self.example: empty_dd, self.note: ""}
         ctx.on_run.append(handler(self.refresh, [ctx.run_dd], [*empties, self.problem, self.answer], self.status,
-                                  empties, api_name="live_setup"))
+                                  empties, needs_run=True, api_name="live_setup"))
+        ctx.followers.append((self.follow, [self.student, self.teacher], [self.student, self.teacher]))
 
     def refresh(self, run_id) -> dict:
         setup = live.live_setup(self.ctx.store, run_id)
@@ -45,6 +46,14 @@ class LiveTab:
                 self.teacher: dd(setup["teachers"], setup["teacher"]),
                 self.example: dd(setup["examples"], 0 if setup["examples"] else None),
                 self.problem: setup["problem"], self.answer: setup["answer"], self.note: setup["note"]}
+
+    def follow(self, run_id, change, student, teacher) -> dict:
+        """A run in progress changed: stages that appeared or finished join the choices (the chosen pair kept)."""
+        if not (change["new"] or change["stages"]):
+            return {}
+        setup = live.live_setup(self.ctx.store, run_id)
+        return {self.student: dd(setup["students"], student if student in setup["students"] else setup["student"]),
+                self.teacher: dd(setup["teachers"], teacher if teacher in setup["teachers"] else setup["teacher"])}
 
     def on_example(self, run_id, index) -> dict:
         problems = live.eval_problems(self.ctx.store, run_id)

@@ -9,7 +9,7 @@ import pandas as pd
 from s2dlab.dashboard import data
 from s2dlab.dashboard.store import AppError
 from s2dlab.dashboard.tabs.token import TokenTab
-from s2dlab.dashboard.ui import Context, handler, status_line
+from s2dlab.dashboard.ui import Context, handler, new_table, status_line, table
 
 
 def empty_table() -> pd.DataFrame:
@@ -24,8 +24,7 @@ class RolloutsTab:
             self.policy = gr.Radio(["all", "student", "teacher"], value="all", label="sampled by")
         gr.Markdown("Sort from a column header (its ⋮ menu); click a row to open it in the token view.")
         self.status = status_line("rollouts-status")
-        self.table = gr.Dataframe(value=empty_table(), interactive=False, elem_id="rollout-table", wrap=True,
-                                  max_height=600)
+        self.table = new_table(data.TABLE_COLUMNS, "rollout-table", max_height=520)
         ctx.on_snapshot.append(handler(self.refresh, self.inputs, [self.table], self.status,
                                        {self.table: empty_table}))
 
@@ -36,7 +35,7 @@ class RolloutsTab:
     def refresh(self, run_id, stage, step, correct, policy):
         if not stage:
             return {self.table: empty_table()}
-        return {self.table: data.rollout_table(self.ctx.store, run_id, stage, step, correct, policy)}
+        return {self.table: table(data.rollout_table(self.ctx.store, run_id, stage, step, correct, policy))}
 
     def on_select(self, run_id, stage, step, color, evt: gr.SelectData):
         target = data.row_target(evt.row_value)

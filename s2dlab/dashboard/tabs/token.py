@@ -7,11 +7,11 @@ Other tabs open a rollout here through `TokenTab.show` (its outputs: `TokenTab.o
 from __future__ import annotations
 
 import gradio as gr
-import pandas as pd
 
 from s2dlab.dashboard import data, live
 from s2dlab.dashboard.store import AppError
-from s2dlab.dashboard.ui import Context, clear_on_input, dd, empty_dd, empty_multi, handler, status_line
+from s2dlab.dashboard.ui import (Context, clear_on_input, dd, empty_dd, empty_multi, handler, new_table, status_line,
+                               table)
 
 # A click on a token of the student heatmap sends its position (data-i) to Python (`pick_token`); the span stays
 # outlined. Heatmaps hold no script of their own: this listener belongs to the app.
@@ -76,12 +76,10 @@ class TokenTab:
                                            f"{PROBE_SAMPLES} continuations each)", elem_id="probe-btn")
             self.branch_status = status_line("branch-status")
             self.branch_note = gr.Markdown(elem_id="branch-note")
-            self.branch_table = gr.Dataframe(value=pd.DataFrame(columns=live.BRANCH_COLUMNS), interactive=False,
-                                             elem_id="branch-table", wrap=True)
+            self.branch_table = new_table(live.BRANCH_COLUMNS, "branch-table")
             self.branch_plot = gr.Plot(elem_id="branch-plot")
             self.probe_note = gr.Markdown(elem_id="probe-note")
-            self.probe_table = gr.Dataframe(value=pd.DataFrame(columns=live.PROBE_COLUMNS), interactive=False,
-                                            elem_id="probe-table")
+            self.probe_table = new_table(live.PROBE_COLUMNS, "probe-table")
         # what `show` fills, and what it shows when that fails
         self.empties = {self.problem: empty_dd, self.sample: empty_dd, self.teacher: empty_dd, self.student_html: "",
                         self.teacher_html: "", self.chart: None, self.note: "", self.export: None,
@@ -105,10 +103,8 @@ class TokenTab:
         sample = sample if sample in [s for _, s in samples] else (samples[0][1] if samples else None)
         teacher = teacher if teacher in [s for _, s in teachers] else (teachers[0][1] if teachers else None)
         s_html, t_html, fig, note = data.token_view(store, run_id, stage, step, prompt_id, sample, teacher, color)
-        step_shown = step if step not in (None, "") else store.steps(run_id, stage)[-1]
-        path = data.export_file(self.ctx.exports, f"s2dlab · {run_id} · {stage} step {step_shown} · problem "
-                                f"{prompt_id}", [s_html, t_html], run_id, stage, step_shown, prompt_id, sample,
-                                "token-view")
+        path = data.token_view_export(store, self.ctx.exports, run_id, stage, step, prompt_id, sample, teacher,
+                                      s_html, t_html)
         return {self.problem: dd(problems, prompt_id), self.sample: dd(samples, sample),
                 self.teacher: dd(teachers, teacher), self.student_html: s_html, self.teacher_html: t_html,
                 self.chart: fig, self.note: note, self.export: path, self.branch_pos: None,
@@ -138,16 +134,16 @@ class TokenTab:
         return out
 
     def on_branch(self, run_id, stage, step, pid, sample, position, cands, n, length, seed, allow):
-        table, fig, note = live.branch_view(self.ctx.store, run_id, stage, self.ctx.step(run_id, stage, step), pid,
+        rows, fig, note = live.branch_view(self.ctx.store, run_id, stage, self.ctx.step(run_id, stage, step), pid,
                                             sample, position, cands, n, length, seed, allow)
-        return {self.branch_table: table, self.branch_plot: fig, self.branch_note: note}
+        return {self.branch_table: table(rows), self.branch_plot: fig, self.branch_note: note}
 
     def on_probe(self, run_id, stage, step, length, seed, allow, progress=gr.Progress(track_tqdm=True)):
         progress(0, desc="branching every student rollout of the snapshot")
-        table, note = live.probe_branch_view(self.ctx.store, run_id, stage, self.ctx.step(run_id, stage, step),
+        rows, note = live.probe_branch_view(self.ctx.store, run_id, stage, self.ctx.step(run_id, stage, step),
                                              positions_per_rollout=PROBE_POSITIONS, n_samples=PROBE_SAMPLES,
                                              max_new_tokens=length, seed=seed, allow_large=allow)
-        return {self.probe_table: table, self.probe_note: note}
+        return {self.probe_table: table(rows), self.probe_note: note}
 
     # ---- wiring
 

@@ -178,7 +178,7 @@ def test_arms_select_only_the_stages_they_need():
 
 
 def test_an_unknown_arm_is_one_line(capsys):
-    with pytest.raises(ConfigError, match="unknown arm 'brige'.*arms are bridge_1h_stage3"):
+    with pytest.raises(ConfigError, match="unknown arm 'brige'.*arms are bridge, bridge_raw_teacher"):
         select_arms("bridge,brige")
     assert cli_main(["run", "--arms", "bridge,brige", "--out", "unused"]) == 2
     err = capsys.readouterr().err.strip()

@@ -10,6 +10,7 @@
     s2dlab app [RUNS_ROOT] [--port N] [--host 127.0.0.1] [--share]
     s2dlab demo [--out runs/demo] [--port N]
     s2dlab check --teacher T --student S --data FILE|SET [--n N] [--samples K] [--out DIR]
+    s2dlab map --out DIR [--seeds N] [--teachers T,...] [--students S,...] [--html FILE] [key=value ...]
 
 Config problems (unknown key, wrong type, bad value) print one line and exit with status 2, no traceback.
 """
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-app", action="store_true", help="only run the workflow; do not start the dashboard")
     _add_serve_args(p)
     _add_check_parser(sub)
+    _add_map_parser(sub)
     return parser
 
 
@@ -437,6 +439,78 @@ def cmd_check(args) -> int:
 
 
 COMMANDS["check"] = cmd_check
+
+
+
+# --- s2dlab map ----------------------------------------------------------------------------------------------------
+
+
+def _add_map_parser(sub) -> None:
+    from s2dlab.cmap import DEFAULT_STUDENTS, DEFAULT_TEACHERS
+
+    p = sub.add_parser("map", help="the C1 x C2 map: the bridge against cold GRPO for every teacher x student pair",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=MAP_DESCRIPTION)
+    _add_config_args(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="folder of the map's run folders and map.json "
+                                                                "(rerunning it resumes)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds seed..seed+N-1 (intervals over problems "
+                                                                     "and seeds)")
+    p.add_argument("--teachers", default=",".join(DEFAULT_TEACHERS), metavar="T,...",
+                   help="raw, rl@N (the RL teacher after N GRPO steps), sft, or save_pretrained folders "
+                        f"(default {','.join(DEFAULT_TEACHERS)})")
+    p.add_argument("--students", default=",".join(DEFAULT_STUDENTS), metavar="S,...",
+                   help=f"close, middle, far (base.student), or save_pretrained folders "
+                        f"(default {','.join(DEFAULT_STUDENTS)})")
+    p.add_argument("--html", metavar="FILE", help="also write the map's figure as a self-contained HTML file")
+
+
+MAP_DESCRIPTION = """\
+For every teacher x student pair of a grid, train the bridge (forward-KL warmup, then OPD from that teacher) and
+compare it with cold GRPO on the same student at the same student steps, sequences and labels; beside the gain
+(bridge - cold GRPO, paired over eval problems and seeds) record C1 (the AUROC difference of the teacher's summed
+implicit reward against the raw teacher's) and C2 (the per-token reverse KL from the student before the bridge),
+each with its 95% interval, in DIR/map.json. Teachers and cold GRPO are trained once and shared by the cells;
+every piece is an ordinary run folder (s2dlab score / s2dlab app open it), and a rerun skips what is finished.
+The map's budgets (s2dlab.cmap.MAP_DEFAULTS, --print-config) keep one seed of the default grid under 20 minutes
+on a 2-core CPU.
+"""
+
+
+def cmd_map(args) -> int:
+    from s2dlab.cmap import map_config, map_table, parse_students, parse_teachers, run_map
+
+    teachers, students = parse_teachers(args.teachers), parse_students(args.students)
+    cfg = map_config(teachers, args.preset, args.config, args.overrides)
+    if args.print_config:
+        print(to_yaml(cfg), end="")
+        return 0
+    if args.html:  # a path that cannot be written answers now, not after the training
+        Path(args.html).parent.mkdir(parents=True, exist_ok=True)
+    result = run_map(cfg, args.out, teachers, students, seeds=args.seeds, command=_map_command(args))
+    print("\n" + map_table(result))
+    if args.html:
+        from s2dlab.viz.map import map_figure
+
+        map_figure(result).write_html(args.html, include_plotlyjs=True, full_html=True)
+        print(f"figure written to {args.html}")
+    print(f"\nwritten to {Path(args.out) / 'map.json'}; every cell is a run folder: s2dlab app {args.out}")
+    return 0
+
+
+def _map_command(args) -> str:
+    """The command that makes (or resumes) this map, as map.json records it."""
+    import shlex
+
+    parts = ["s2dlab", "map", "--out", args.out, "--seeds", str(args.seeds), "--teachers", args.teachers,
+             "--students", args.students]
+    if args.preset != "tiny":
+        parts += ["--preset", args.preset]
+    if args.config:
+        parts += ["--config", args.config]
+    return shlex.join(parts + list(args.overrides))
+
+
+COMMANDS["map"] = cmd_map
 
 
 if __name__ == "__main__":

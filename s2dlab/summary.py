@@ -88,7 +88,7 @@ def budget(run: Run, stage: str) -> dict:
 # --- the summary of one run --------------------------------------------------------------------------------------------
 
 def _eval_entry(cfg: Config, ev: dict | None) -> dict:
-    if not ev:
+    if not ev or cfg.eval.sets[0] not in ev["sets"]:  # not evaluated, or on other sets (a stage copied in by hand)
         return {}
     first = ev["sets"][cfg.eval.sets[0]]
     k = first.get("k", cfg.eval.n_samples)
@@ -102,7 +102,7 @@ def _eval_entry(cfg: Config, ev: dict | None) -> dict:
 def per_problem(cfg: Config, run: Run, stage: str) -> dict | None:
     """`{problem id: avg@k}` of a stage on the first eval set (what intervals and paired comparisons use)."""
     ev = run.eval(stage)
-    if not ev:
+    if not ev or cfg.eval.sets[0] not in ev["sets"]:
         return None
     first = ev["sets"][cfg.eval.sets[0]]
     k = first.get("k", cfg.eval.n_samples)

@@ -142,11 +142,53 @@ def measure_levels(out: Path, teacher_run: Path, levels: list[str], seed: int, n
         summary = read_summary(check_out)
         rows.append({"level": level, "layout": STUDENT_LAYOUTS[level], "student": str(student), "check": str(check_out),
                      "c2": summary["c2"]["start"].get("base_teacher"), "accuracy": check["accuracy"],
+                     "c1_auroc": {k: summary["c1"]["teachers"]["base_teacher"].get(k)
+                                  for k in ("auroc", "ci", "length_auroc")},
                      "shipped_eval_avg@4": json.loads((student / "eval.json").read_text())["accuracy"]})
     close = next((r["c2"]["mean"] for r in rows if r["level"] == "close"), None)
     for r in rows:
         r["c2_over_close"] = r["c2"]["mean"] / close if close else None
     return rows
+
+
+def example(cell: Path, opd_stage: str) -> dict | None:
+    """One probe problem before and after OPD in `cell`: the student's first rollout at the first and the last
+    snapshot, and at the first line break (where the layouts part) the teacher's log-probabilities of its own
+    favourites and of the characters the student wrote there, and the student's, before and after OPD."""
+    import torch
+
+    from s2dlab.generation import format_prompt
+    from s2dlab.models import build_char_tokenizer, load_model
+    from s2dlab.runs import read_rollout_file
+
+    run = open_run(cell)
+    steps = run.rollout_steps(opd_stage)
+    if not steps:
+        return None
+    rows = [read_rollout_file(run.rollout_path(opd_stage, k), ["policy", "prompt_id", "prompt", "completion"])
+            .query("policy == 'student'").iloc[0].to_dict() for k in (steps[0], steps[-1])]
+    first, last = rows
+    cut = first["completion"].index("\n") + 1
+    prefix = first["completion"][:cut]
+    tok = build_char_tokenizer()
+    teacher = load_model(run.model_dir(TEACHER)).eval()
+    ids = tok(format_prompt(tok, first["prompt"]) + prefix, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logp = torch.log_softmax(teacher(ids).logits[0, -1, :len(tok)].float(), -1)
+    top = logp.topk(3)
+    favourite = int(top.indices[0])
+    student_logp = {}
+    for when, stage_name in (("before", "base_student"), ("after", opd_stage)):
+        with torch.no_grad():
+            s_logp = torch.log_softmax(load_model(run.model_dir(stage_name)).eval()(ids).logits[0, -1, :len(tok)].float(), -1)
+        student_logp[when] = {c: float(s_logp[tok.convert_tokens_to_ids(c)])
+                              for c in dict.fromkeys([tok.convert_ids_to_tokens(favourite), "+", "-"])}
+    wrote = {r["completion"][cut] for r in rows if len(r["completion"]) > cut and r["completion"][:cut] == prefix}
+    return {"cell": cell.name, "stage": opd_stage, "problem": first["prompt"], "steps": [steps[0], steps[-1]],
+            "before": first["completion"], "after": last["completion"], "prefix": prefix,
+            "teacher_top": [[tok.convert_ids_to_tokens(int(i)), float(v)] for v, i in zip(top.values, top.indices)],
+            "teacher_logp_of_student_choice": {c: float(logp[tok.convert_tokens_to_ids(c)]) for c in sorted(wrote)},
+            "student_logp": student_logp}
 
 
 def figure(cells: list[dict]):
@@ -226,7 +268,8 @@ def main(argv=None) -> int:
                 print(f"{cell.name}: accuracy {cells[-1]['accuracy']}, early {cells[-1]['early']}", flush=True)
     result = {"command": "python scripts/c2_mechanism.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "seed": args.seed, "overrides": common, "teacher": TEACHER, "early_steps": EARLY,
-              "wall_seconds": round(time.time() - t0), "levels": levels, "cells": cells}
+              "wall_seconds": round(time.time() - t0), "levels": levels, "cells": cells,
+              "example": example(out / cell_name(students[-1], False, losses[0]), "no_warmup.opd")}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.json}")

@@ -9,6 +9,7 @@ teachers, `raw_teacher.opd` and `sft_teacher.fkl_warmup` among them.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -17,18 +18,33 @@ _LOCK = threading.Lock()
 RUN = "ablations"
 
 
+def build(root: Path) -> Path:
+    """`s2dlab run --ablations` with `SMALL` into `root/ablations`, then `s2dlab lens` on it; returns `root`."""
+    from s2dlab.cli import main
+    from s2dlab.config import load_config
+    from s2dlab.pipeline import run_pipeline
+    from tests.test_stages import SMALL
+
+    run_pipeline(load_config("tiny", overrides=SMALL), root / RUN, ablations=True, progress=False)
+    assert main(["lens", str(root / RUN)]) == 0
+    return root
+
+
 def full_run_root(tmp_path_factory) -> Path:
     """A runs folder holding one run, `ablations`: `s2dlab run --ablations` on the tiny preset with `SMALL`, and
-    `s2dlab lens` on it. Built on first use, then shared by every test of the process."""
+    `s2dlab lens` on it. Built on first use, then shared by every test of the process; $S2DLAB_TEST_FULL_RUNS
+    names a folder already built by `build` (`python -m tests.dashboard_runs DIR`) to use instead (read-only)."""
     with _LOCK:
+        if "root" not in _BUILT and os.environ.get("S2DLAB_TEST_FULL_RUNS"):
+            _BUILT["root"] = Path(os.environ["S2DLAB_TEST_FULL_RUNS"])
         if "root" not in _BUILT:
-            from s2dlab.cli import main
-            from s2dlab.config import load_config
-            from s2dlab.pipeline import run_pipeline
-            from tests.test_stages import SMALL
-
-            root = tmp_path_factory.mktemp("dashboard_runs")
-            run_pipeline(load_config("tiny", overrides=SMALL), root / RUN, ablations=True, progress=False)
-            assert main(["lens", str(root / RUN)]) == 0
-            _BUILT["root"] = root
+            _BUILT["root"] = build(tmp_path_factory.mktemp("dashboard_runs"))
         return _BUILT["root"]
+
+
+if __name__ == "__main__":
+    import sys
+    import time
+
+    start = time.time()
+    print(build(Path(sys.argv[1])), f"{time.time() - start:.0f} s")

@@ -699,7 +699,8 @@ def test_following_a_run_keeps_the_selection_and_shows_what_landed(tmp_path):
     assert first["step-dd"]["value"] == early[-1]
     # nothing new: nothing is sent
     tick = fns["follow"]
-    assert tick("live", "fkl_warmup", 0, seen, ["probe/mean_reverse_kl"], ["opd"], "opd", "opd", "teacher_grpo") == {}
+    idle = by_id(tick("live", "fkl_warmup", 0, seen, ["probe/mean_reverse_kl"], ["opd"], "opd", "opd", "teacher_grpo"))
+    assert idle == {"status": {"__type__": "update"}}  # only "leave the status line as it is"
     # OPD writes its last snapshot and more metric lines, then finishes; stage 3 starts
     last = max(open_run(DATA / RUN).rollout_steps("opd"))
     rows = open_run(DATA / RUN).rollouts("opd", last).to_dict("records")

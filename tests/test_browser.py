@@ -5,7 +5,11 @@
 
 Each view is opened on the committed fixture run and answers the click it is built around: a token of the student
 rollout (counterfactual branches), a point of a stage curve (its snapshot and largest tokens), a rollout of the
-token lens, the estimator button, the export button; bad input shows a sentence in the status line.
+token lens, the estimator button, the export button; bad input shows a sentence in the status line of its panel.
+Then the room's journeys on a whole `s2dlab run --ablations` (every model kept, tests/dashboard_runs.py), at a
+laptop's 1366 x 768: two participants sharing the model queue, roles and seeds in the Live tab, errors beside
+their cause and damaged files, the colour scale of each quantity, the tables and folded Stages tab, the export,
+and a run followed while it is written.
 
 Never downloads a browser. Without /usr/bin/chromium (`apt-get install chromium`; another path with
 S2DLAB_CHROMIUM=...) or the playwright package the tests skip, unless S2DLAB_REQUIRE_BROWSER is set (as `.ci/run`
@@ -102,8 +106,20 @@ def app_url():
     demo.close()
 
 
-def open_app(browser, url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+LAPTOP = {"width": 1366, "height": 768}
+
+
+def open_section(page, section: str) -> None:
+    """Unfold a section of the Stages tab (`#c1-section`, ...) when it is folded."""
+    button = page.locator(f"{section} > button.label-wrap").first
+    if "open" not in (button.get_attribute("class") or "").split():
+        button.click()
+    page.wait_for_function(f"() => document.querySelector('{section} > button.label-wrap')?.classList"
+                           ".contains('open')", timeout=10_000)
+
+
+def open_app(browser, url, viewport=None):
+    page = browser.new_page(viewport=viewport or LAPTOP, accept_downloads=True)
     page.goto(url)
     # the fixture run opens on its latest OPD snapshot: coloured token spans
     page.wait_for_selector("#student-heatmap .s2d-tok", timeout=90_000)
@@ -128,7 +144,6 @@ def test_token_view_hover_and_rollout_selection(browser, app_url):
     tip = tok.evaluate("el => getComputedStyle(el, '::after').content")
     value = tok.get_attribute("data-v")
     assert "p student" in tip and "reverse KL" in tip and "teacher top" in tip and f"implicit reward {value}" in tip
-    shot(page, "token_view")
 
     # Rollouts tab: the last row opens in the token view
     page.get_by_role("tab", name="Rollouts").click()
@@ -148,7 +163,7 @@ def test_token_view_hover_and_rollout_selection(browser, app_url):
 
 
 def test_sorted_rollout_table_opens_the_clicked_row(browser, app_url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport=LAPTOP)
     page.goto(app_url)
     page.wait_for_selector("#student-heatmap .s2d-tok", timeout=60_000)
     page.get_by_role("tab", name="Rollouts").click()
@@ -262,11 +277,11 @@ def test_stages_tab_renders_the_summary_and_a_curve_click_opens_its_snapshot(bro
     page.get_by_role("tab", name="Stages").click()
     assert grid_rows(page, "#arms-table") == len(summary["arms"]) + 1  # and the base student
     assert grid_rows(page, "#claims-table") == len(summary["claims"])
+    for section in ("#c1-section", "#c2-section", "#quad-section", "#curves-section"):
+        open_section(page, section)
     assert page.locator("#c1-verdict").inner_text().strip().splitlines()[0] == summary["c1"]["verdict"].splitlines()[0]
     for plot in ("#arms-plot", "#c1-plot", "#c2-plot", "#quad-plot"):
         page.wait_for_selector(f"{plot} .js-plotly-plot .main-svg", state="attached", timeout=30_000)
-    for name in ("arms", "c1", "c2", "quad"):
-        shot(page, f"stages_{name}", f"#{name}-plot")
     points = page.locator("#stage-curves .js-plotly-plot .scatterlayer .trace .point")
     points.first.wait_for(state="attached", timeout=30_000)
     # the opd curve's last point
@@ -298,7 +313,6 @@ def test_token_lens_tab(browser, app_url):
     page.wait_for_selector("#lens-table .s2d-lens tbody tr", timeout=60_000)
     first = page.locator("#lens-table .s2d-lens").get_attribute("data-n")
     assert page.locator("#lens-table thead th[data-i]").count() == int(first)
-    shot(page, "token_lens")
     # pick another rollout: the table follows
     page.locator("#lens-rollout").click()
     option = page.get_by_role("option").nth(1)
@@ -320,7 +334,6 @@ def test_estimator_panel(browser, app_url):
 
     assert grid_rows(page, "#est-bias") == len(estimator_names())
     assert "re-scored by" in page.locator("#est-note").inner_text() and status(page, "#est-status") == ""
-    shot(page, "estimators")
     page.close()
 
 
@@ -370,7 +383,7 @@ def test_byte_level_heatmap_text_is_the_decoded_completion(browser, byte_run):
     root, tok, rows = byte_run
     demo, url = serve(root)
     try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport=LAPTOP)
         page.goto(url)
         page.wait_for_selector("#student-heatmap .s2d-tok", timeout=60_000)
         box = page.locator("#student-heatmap .s2d-tokens")
@@ -406,3 +419,275 @@ def test_byte_level_heatmap_text_is_the_decoded_completion(browser, byte_run):
         page.close()
     finally:
         demo.close()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# a room on a whole `s2dlab run --ablations` (every model kept), at a laptop's 1366 x 768
+
+
+@pytest.fixture(scope="module")
+def full_root(tmp_path_factory):
+    from tests.dashboard_runs import full_run_root
+
+    return full_run_root(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def full_url(full_root, browser):
+    demo, url = serve(full_root)
+    yield url
+    demo.close()
+
+
+def open_full(browser, url):
+    page = open_app(browser, url, LAPTOP)
+    page.wait_for_function("() => document.querySelector('#run-dd input')?.value === 'ablations'")
+    return page
+
+
+def pick_student_token(page, position: int = 1) -> None:
+    page.locator("#student-heatmap .s2d-tok").nth(position).click()
+    page.wait_for_function(f"() => document.querySelector('#branch-info')?.innerText.includes('Position {position} ')",
+                           timeout=30_000)
+
+
+def test_two_participants_share_the_model_queue(browser, full_url):
+    """One participant's long branch request runs while another's waits in the model queue, its place shown in
+    its own branch panel; both then finish, no error anywhere (concurrent model loads broke before)."""
+    first, second = open_full(browser, full_url), open_full(browser, full_url)
+    for page in (first, second):
+        pick_student_token(page)
+    # a long request: every candidate, 64 continuations of up to 256 tokens
+    first.locator("#branch-cands input[type=checkbox]:not(:checked)").evaluate_all("els => els.forEach(e => e.click())")
+    for slider, value in (("#branch-n", "64"), ("#branch-len", "256")):
+        box = first.locator(f"{slider} input[type=number]").first
+        box.fill(value)
+        box.press("Enter")
+    first.locator("#branch-btn").click()
+    first.wait_for_function("() => !document.querySelector('#branch-status [data-testid=status-tracker]')"
+                            "?.classList.contains('hide')", timeout=30_000)
+    second.locator("#branch-btn").click()
+    second.wait_for_function("() => /queue: *\\d+ *\\/ *\\d+/.test(document.querySelector('#branch-status')"
+                             "?.innerText || '')", timeout=30_000)
+    shot(second, "queue", "#branch-status")
+    for page in (first, second):
+        page.wait_for_function("() => document.querySelector('#branch-note')?.innerText.includes('Sampled from')",
+                               timeout=300_000)
+        assert status(page, "#branch-status") == "" and status(page) == ""
+        assert grid_rows(page, "#branch-table") >= 2
+    first.close()
+    second.close()
+
+
+def test_live_offers_checkpoints_by_role_and_draws_a_new_sample_each_click(browser, full_root, full_url):
+    from s2dlab.runs import open_run
+    from tests.dashboard_runs import RUN as FULL
+
+    run = open_run(full_root / FULL)
+    teachers = [s for s in run.stages() if run.stage(s).role == "teacher"]
+    page = open_full(browser, full_url)
+    page.get_by_role("tab", name="Live").click()
+    page.wait_for_function("() => document.querySelector('#live-teacher input')?.value === 'teacher_grpo'",
+                           timeout=30_000)
+    assert page.locator("#live-student input").input_value() == "student_grpo"
+    page.locator("#live-teacher input").click()
+    offered = [o.replace("✓", "").strip() for o in page.get_by_role("option").all_inner_texts()]
+    assert offered == teachers and "raw_teacher.opd" not in offered
+    page.keyboard.press("Escape")
+    problem = page.locator("#live-problem textarea").input_value()
+    assert problem and problem in [r for s in run.stages() if run.rollout_steps(s)
+                                   for r in run.rollouts(s)["prompt"]]
+    seeds = []
+    for _ in range(2):
+        page.locator("#live-btn").click()
+        page.wait_for_function("(n) => document.querySelectorAll('#live-html .s2d-tok').length && "
+                               "document.querySelector('#live-seed input')?.value !== '' && "
+                               "!(window.__seeds || []).includes(document.querySelector('#live-seed input').value)",
+                               arg=len(seeds), timeout=120_000)
+        seed = page.locator("#live-seed input").input_value()
+        page.evaluate("(s) => { window.__seeds = [...(window.__seeds || []), s] }", seed)
+        assert f"seed {seed})" in page.locator("#live-html .s2d-head").first.inner_text()
+        seeds.append(seed)
+    assert seeds[0] != seeds[1] and status(page, "#live-status") == ""
+    shot(page, "live")
+    page.close()
+
+
+def test_errors_show_beside_their_cause_and_clear_with_a_new_input(browser, full_url):
+    page = open_full(browser, full_url)
+    for value, said in (("-3", "before the start"), ("2.5", "not a whole number")):
+        page.locator("#branch-pos input").fill(value)
+        page.locator("#branch-pos input").press("Enter")
+        page.wait_for_function(f"() => document.querySelector('#branch-status')?.innerText.includes('{said}')",
+                               timeout=30_000)
+    # beside the panel that caused it, not at the top of the page
+    where = page.locator("#branch-status").bounding_box()
+    button = page.locator("#branch-btn").bounding_box()
+    assert abs(where["y"] - button["y"]) < 200 and status(page) == ""
+    page.locator("#branch-pos input").fill("1")  # a new input clears the old sentence at once
+    page.wait_for_function("() => !document.querySelector('#branch-status')?.innerText.trim()", timeout=10_000)
+    # a sample index beyond the table, in the Compare tab's own status line
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare-sample input").fill("7")
+    page.locator("#compare-sample input").press("Enter")
+    page.wait_for_function("() => document.querySelector('#compare-status')?.innerText.includes("
+                           "'is in no stage')", timeout=30_000)
+    page.close()
+
+
+def test_a_damaged_snapshot_disables_only_its_view_and_names_the_file(browser, full_root, tmp_path):
+    from tests.dashboard_runs import RUN as FULL
+
+    root = tmp_path / "runs"
+    shutil.copytree(full_root / FULL, root / FULL, ignore=shutil.ignore_patterns("*.safetensors"))
+    from s2dlab.runs import open_run
+
+    run = open_run(root / FULL)
+    last = run.rollout_path("opd", run.rollout_steps("opd")[-1])
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    demo, url = serve(root)
+    try:
+        page = browser.new_page(viewport=LAPTOP)
+        page.goto(url)
+        page.wait_for_function("() => document.querySelector('#token-status')?.innerText.includes('Cannot read')",
+                               timeout=90_000)
+        assert last.name in page.locator("#token-status").inner_text()
+        assert page.locator("#stage-dd input").input_value() == "opd" and status(page) == ""
+        page.get_by_role("tab", name="Stages").click()
+        assert grid_rows(page, "#arms-table") > 5 and status(page, "#stages-status") == ""
+        page.close()
+    finally:
+        demo.close()
+
+
+def test_each_quantity_is_coloured_on_its_own_scale(browser, full_url):
+    page = open_full(browser, full_url)
+    legend = "#student-heatmap .s2d-legend"
+    assert page.locator(legend).get_attribute("data-scale") == "diverging"
+    assert "diverging around 0" in page.locator(legend).inner_text()
+    page.get_by_label("reverse KL").first.check()
+    page.wait_for_function(f"() => document.querySelector('{legend}')?.dataset.scale === 'sequential'",
+                           timeout=30_000)
+    assert "sequential from 0" in page.locator(legend).inner_text()
+    # one hue: every token is a shade of purple (blue and red above green), none of the red-blue scale's blues
+    colours = page.eval_on_selector_all("#student-heatmap .s2d-tok", "els => els.map(e => "
+                                        "getComputedStyle(e).backgroundColor.match(/\\d+/g).map(Number))")
+    assert colours and all(b >= g and r >= g - 2 for r, g, b in colours)
+    shot(page, "token_view_kl", "#student-heatmap")
+    page.get_by_role("tab", name="Token lens").click()
+    page.wait_for_selector("#lens-table .s2d-lens", timeout=60_000)
+    page.get_by_label("reverse KL").last.check()
+    page.wait_for_function("() => document.querySelector('#lens-table .s2d-legend')?.dataset.scale === "
+                           "'sequential'", timeout=30_000)
+    page.close()
+
+
+def test_readable_at_1366_by_768(browser, full_url, tmp_path):
+    page = open_full(browser, full_url)
+    shot(page, "token_view")
+    # the export: the problem, both rollouts and the chart, one file
+    with page.expect_download() as download:
+        page.locator("#export-token").click()
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    text = path.read_text(encoding="utf-8")
+    problem = page.locator("#problem-dd input").input_value().split(": ", 1)[1].split(" [")[0].rstrip("…")
+    assert problem in text and text.count('class="s2d-heatmap"') == 2 and text.count("<svg") == 1
+    assert text.count("<rect ") == 2 * int(page.locator("#student-heatmap .s2d-heatmap").get_attribute("data-n"))
+    page.get_by_role("tab", name="Rollouts").click()
+    grid_rows(page, "#rollout-table")
+    shot(page, "rollouts")
+    page.get_by_role("tab", name="Stages").click()
+    assert grid_rows(page, "#arms-table") > 5
+    # every header and cell holds its words: nothing overflows a cell, no word is split
+    overflow = page.eval_on_selector_all("#arms-table th .header, #claims-table th .header, #arms-table td span, "
+                                         "#claims-table td span", "els => els.filter(e => e.scrollWidth > "
+                                         "e.clientWidth + 1).map(e => e.innerText)")
+    assert overflow == []
+    sections = page.locator(".gr-accordion[id$='-section']")
+    assert sections.count() == 6
+    shot(page, "stages")
+    for name in ("c1", "c2", "quad"):
+        open_section(page, f"#{name}-section")
+        page.wait_for_selector(f"#{name}-plot .js-plotly-plot .main-svg", state="attached", timeout=30_000)
+        shot(page, f"stages_{name}", f"#{name}-section")
+    shot(page, "stages_arms", "#arms-section")
+    page.get_by_role("tab", name="Token lens").click()
+    page.wait_for_selector("#lens-table .s2d-lens tbody tr", timeout=60_000)
+    shot(page, "token_lens")
+    page.get_by_role("tab", name="Estimators").click()
+    page.locator("#est-btn").click()
+    page.wait_for_selector("#est-plot .js-plotly-plot .main-svg", state="attached", timeout=120_000)
+    shot(page, "estimators")
+    page.get_by_role("tab", name="Compare").click()
+    page.wait_for_selector("#compare-html .s2d-tok", timeout=60_000)
+    shot(page, "compare")
+    page.close()
+
+
+def test_an_empty_runs_folder_says_how_to_make_a_run(browser, tmp_path):
+    demo, url = serve(tmp_path)
+    try:
+        page = browser.new_page(viewport=LAPTOP)
+        page.goto(url)
+        page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('s2dlab demo')",
+                               timeout=60_000)
+        said = status(page)
+        assert "s2dlab run" in said and "\n" not in said
+        page.get_by_role("tab", name="Stages").click()
+        headers = page.locator("#arms-table th").all_inner_texts()
+        assert headers and headers[0].strip().startswith("arm")  # named columns, not "1 2 3"
+        page.close()
+    finally:
+        demo.close()
+
+
+def test_a_run_in_progress_is_followed(browser, tmp_path):
+    """A run being written: new snapshots and a new stage appear within a few seconds, the running stage marked,
+    the user's chosen stage kept."""
+    from s2dlab.runs import open_run
+
+    source = open_run(DATA / "fixture_run")
+    keep = {"run.json", "tokenizer", "base_teacher", "base_student", "teacher_grpo", "fkl_warmup", "opd"}
+    root = tmp_path / "runs"
+    (root / "live").mkdir(parents=True)
+    for p in source.path.iterdir():
+        if p.name in keep:
+            (shutil.copytree if p.is_dir() else shutil.copy)(p, root / "live" / p.name)
+    run = open_run(root / "live")
+    last = run.rollout_steps("opd")[-1]
+    run.rollout_path("opd", last).unlink()
+    run.update_stage("opd", status="running")
+    demo = build_live_demo(root)
+    try:
+        page = browser.new_page(viewport=LAPTOP)
+        page.goto(demo[1])
+        page.wait_for_selector("#student-heatmap .s2d-tok", timeout=90_000)
+        assert "opd is running" in page.locator("#follow").inner_text()
+        pick(page, "#stage-dd", "fkl_warmup")
+        page.wait_for_function("() => document.querySelector('#stage-dd input')?.value === 'fkl_warmup'")
+        rows = source.rollouts("opd", last).to_dict("records")
+        run.write_rollouts("opd", last, rows)
+        run.update_stage("opd", status="done")
+        run.update_stage("student_grpo", status="running", role="student", init="opd")
+        run.write_rollouts("student_grpo", 0, rows)
+        page.wait_for_function("() => document.querySelector('#follow')?.innerText.includes('student_grpo is "
+                               "running')", timeout=30_000)
+        assert page.locator("#stage-dd input").input_value() == "fkl_warmup"  # the user's choice kept
+        page.locator("#stage-dd input").click()
+        offered = [o.replace("✓", "").strip() for o in page.get_by_role("option").all_inner_texts()]
+        assert "student_grpo · running" in offered and "opd" in offered
+        shot(page, "follow")
+        page.close()
+    finally:
+        demo[0].close()
+
+
+def build_live_demo(root):
+    """The app on `root`, looking for new files every second."""
+    from s2dlab.dashboard import build_demo
+
+    demo = build_demo(root, poll_seconds=1)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    return demo, f"http://127.0.0.1:{port}/"

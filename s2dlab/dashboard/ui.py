@@ -61,7 +61,10 @@ def guard(fn, empties, clear: bool = True, status=None):
                 return {**{c: _fill(v) for c, v in empties.items()}, status: message(err)}
             return (*[_fill(e) for e in empties], message(err))
         if isinstance(out, dict):
-            return {**out, status: ""} if clear and status is not None else out
+            if clear and status is not None:
+                return {**out, status: ""}
+            # an empty dict would read as one output value: say "nothing changes" with the status line instead
+            return out or {status: gr.skip()}
         return (*out, "" if clear else gr.update())
 
     return wrapper
@@ -225,8 +228,8 @@ def handler(fn, inputs, outputs, status, empties=None, clear: bool = True, model
 def _needs_run(fn, empties: dict, status):
     @functools.wraps(fn)
     def wrapper(*args):
-        if not args or not args[0]:
-            return {**{c: _fill(v) for c, v in empties.items()}, status: ""}
+        if not args or not args[0]:  # the status line keeps what the run picker's own handler said there
+            return {**{c: _fill(v) for c, v in empties.items()}, status: gr.skip()}
         return fn(*args)
 
     return wrapper

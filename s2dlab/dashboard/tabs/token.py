@@ -63,9 +63,11 @@ class TokenTab:
             with gr.Row():
                 self.branch_pos = gr.Number(label="position", value=None, elem_id="branch-pos", scale=1)
                 self.branch_n = gr.Slider(1, MAX_BRANCH_SAMPLES, value=16, step=1,
-                                          label=f"N continuations per branch (≤ {MAX_BRANCH_SAMPLES})", scale=2)
+                                          label=f"N continuations per branch (≤ {MAX_BRANCH_SAMPLES})", scale=2,
+                                          elem_id="branch-n")
                 self.branch_len = gr.Slider(1, MAX_BRANCH_TOKENS, value=48, step=1,
-                                            label=f"max new tokens (≤ {MAX_BRANCH_TOKENS})", scale=2)
+                                            label=f"max new tokens (≤ {MAX_BRANCH_TOKENS})", scale=2,
+                                            elem_id="branch-len")
                 self.branch_seed = gr.Number(label="seed", value=0, scale=1, elem_id="branch-seed")
             self.branch_info = gr.Markdown(elem_id="branch-info")
             self.branch_cands = gr.CheckboxGroup(label="branches", choices=[], elem_id="branch-cands")

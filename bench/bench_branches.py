@@ -11,8 +11,8 @@ the implicit reward.
    base student) predicts that the student's own token lowers the Monte Carlo success rate, with a bootstrap 95%
    interval over positions.
 
-Models: `s2dlab/assets/tiny_base/{student,teacher}`, tokenizer `s2dlab.models.build_char_tokenizer()`, grader
-`s2dlab.rewards.grade(..., integer_only=True)`.
+Models: `s2dlab/assets/tiny_base/{student,teacher}`, tokenizer `s2dlab.core.models.build_char_tokenizer()`, grader
+`s2dlab.core.rewards.grade(..., integer_only=True)`.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from s2dlab.branches import branch_values, probe_branch_values  # noqa: E402
-from s2dlab.diagnostics import auroc  # noqa: E402
-from s2dlab.generation import sample  # noqa: E402
-from s2dlab.models import build_char_tokenizer, count_parameters, load_model  # noqa: E402
-from s2dlab.rewards import grade  # noqa: E402
-from s2dlab.scoring import score_rollouts  # noqa: E402
-from s2dlab.tasks.arithmetic import make_problems  # noqa: E402
+from s2dlab.core.diagnostics import auroc  # noqa: E402
+from s2dlab.core.generation import sample  # noqa: E402
+from s2dlab.core.models import build_char_tokenizer, count_parameters, load_model  # noqa: E402
+from s2dlab.core.rewards import grade  # noqa: E402
+from s2dlab.core.scoring import score_rollouts  # noqa: E402
+from s2dlab.core.tasks.arithmetic import make_problems  # noqa: E402
+from s2dlab.instruments.branches import branch_values, probe_branch_values  # noqa: E402
 
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "s2dlab", "assets", "tiny_base")
 

@@ -75,8 +75,8 @@ def requests_for(runs: Path, run_id: str | None) -> tuple[str, dict[str, dict]]:
     snapshot whose models are saved (the token view, branches at position 1 of its first student rollout, the
     estimators), the lens's first rollout, and the Live tab's default pair on a problem of the run's eval set.
     Opening the run moves the pickers to its default snapshot; the requests name their snapshot themselves."""
-    from s2dlab.dashboard import data, live
-    from s2dlab.dashboard.store import AppError
+    from s2dlab.views.dashboard import data, live
+    from s2dlab.views.dashboard.store import AppError
 
     store = data.Store(runs)
     run_id = run_id or next(r for r in store.run_choices() if not store.is_aggregate(r))

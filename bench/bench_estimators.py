@@ -29,7 +29,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from s2dlab.estimators import (  # noqa: E402
+from s2dlab.instruments.estimators import (  # noqa: E402
     TOPK,
     estimate_rollouts,
     estimate_sequences,
@@ -46,9 +46,9 @@ def fmt(x, spec=".4f"):
 
 
 def part_tiny(args) -> None:
-    from s2dlab.generation import sample
-    from s2dlab.models import build_char_tokenizer, load_model
-    from s2dlab.tasks.arithmetic import make_problems
+    from s2dlab.core.generation import sample
+    from s2dlab.core.models import build_char_tokenizer, load_model
+    from s2dlab.core.tasks.arithmetic import make_problems
 
     tok = build_char_tokenizer()
     student = load_model(os.path.join(SHIPPED, "student"))

@@ -9,9 +9,9 @@ package) filled up with placeholder tokens to the head's size, so the vocabulary
 every mode samples from the same distribution. Three modes sample the same completions of one prompt:
 
 - plain:    `model.generate(...)`, no log-probs at all: the floor.
-- stacked:  what `s2dlab.generation.sample` did before: `output_scores=True`, then
+- stacked:  what `s2dlab.core.generation.sample` did before: `output_scores=True`, then
             `log_softmax(torch.stack(scores)).gather(tokens)`: every step's `[B, V]` scores are kept.
-- recorder: `s2dlab.generation.sample(...)` as it is now: a logits processor placed after the warpers keeps one
+- recorder: `s2dlab.core.generation.sample(...)` as it is now: a logits processor placed after the warpers keeps one
             step's scores and gathers the drawn token's log-prob a step later.
 
 Peak memory: each mode runs alone in a fresh subprocess; its figure is the growth of the process's maximum
@@ -41,8 +41,13 @@ import torch
 
 # Run from a checkout without installing the package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from s2dlab.generation import format_prompt, sample  # noqa: E402
-from s2dlab.testing import QWEN3_VOCAB_SIZE, RealFormatSpec, build_real_format_model, qwen3_tokenizer  # noqa: E402
+from s2dlab.core.generation import format_prompt, sample  # noqa: E402
+from s2dlab.testing import (  # noqa: E402
+    QWEN3_VOCAB_SIZE,
+    RealFormatSpec,
+    build_real_format_model,
+    qwen3_tokenizer,
+)
 
 MODES = ("plain", "stacked", "recorder")
 PROMPT = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many?"

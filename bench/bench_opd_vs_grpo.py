@@ -34,9 +34,9 @@ def make_trainer(kind: str, cfg, run, steps: int):
     from datasets import Dataset
     from trl import DistillationConfig, DistillationTrainer, GRPOTrainer
 
-    from s2dlab import data
-    from s2dlab.stages import lifecycle
-    from s2dlab.stages.grpo import grpo_config, rl_dataset
+    from s2dlab.core import data
+    from s2dlab.workflow.stages import lifecycle
+    from s2dlab.workflow.stages.grpo import grpo_config, rl_dataset
 
     tok = lifecycle.tokenizer_for(cfg, run)
     student = lifecycle.load_stage_model(cfg, run, "base_student", tok, "cpu")
@@ -76,9 +76,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from s2dlab.config import load_config
-    from s2dlab.runs import create_run
-    from s2dlab.stages import base, lifecycle
+    from s2dlab.core.config import load_config
+    from s2dlab.core.runs import create_run
+    from s2dlab.workflow.stages import base, lifecycle
 
     lifecycle.offline_defaults()
     cfg = load_config("tiny", overrides=["probe.num_prompts=0"])

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from s2dlab import viz  # noqa: E402
+from s2dlab.views import viz  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -68,7 +68,7 @@ def median_ms(fn, repeats: int) -> tuple[float, object]:
 
 
 def synthetic_lens(row: dict, pairs: int, seed: int = 1) -> list[dict]:
-    """Lens rows of one rollout under `pairs` checkpoint pairs (the columns `s2dlab.lens` writes)."""
+    """Lens rows of one rollout under `pairs` checkpoint pairs (the columns `s2dlab.instruments.lens` writes)."""
     rng = random.Random(seed)
     n = len(row["tokens"])
     rows = []
@@ -96,8 +96,8 @@ def server_side(n: int, repeats: int, pairs: int = 16) -> dict:
 
 
 def browser_side(results: list[dict], repeats: int) -> None:
-    from playwright.sync_api import sync_playwright
     import plotly.io as pio
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

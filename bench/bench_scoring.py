@@ -31,7 +31,7 @@ from transformers import Qwen3Config, Qwen3ForCausalLM
 
 # Run from a checkout without installing the package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from s2dlab.scoring import PER_TOKEN_FIELDS, score_sequences, token_scores  # noqa: E402
+from s2dlab.core.scoring import PER_TOKEN_FIELDS, score_sequences, token_scores  # noqa: E402
 
 GOAL_MEMORY_RATIO = 4.0  # chunked peak at most 1/4 of naive
 GOAL_SPEED_RATIO = 0.8  # chunked at least 0.8x as fast as naive

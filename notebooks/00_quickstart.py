@@ -28,7 +28,7 @@ RUN_DIR = None
 # baseline cold_grpo                    GRPO on the base student with the whole labeled pool      (notebook 04)
 # ```
 #
-# The arms these stages make are the rows of the paper's Table 2 (`s2dlab.pipeline.ARMS`; notebook 04 compares
+# The arms these stages make are the rows of the paper's Table 2 (`s2dlab.workflow.pipeline.ARMS`; notebook 04 compares
 # them): `bridge_1h_stage3` is the four-stage workflow, `bridge_1h` the same without stage 3, `cold_grpo` the
 # baseline.
 #
@@ -44,7 +44,7 @@ from IPython.display import HTML, display
 
 from s2dlab import tutorial
 
-# The settings of `s2dlab run` (s2dlab/config.py), plus these overrides. Every notebook of one run folder must
+# The settings of `s2dlab run` (s2dlab/core/config.py), plus these overrides. Every notebook of one run folder must
 # use the same list; to experiment, put e.g. "opd.loss=sampled_token" here and pick a new RUN_DIR (WORKSHOP.md).
 NOTEBOOK_OVERRIDES = {"tiny": [], "qwen3_paper": []}
 # Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop pass threads=1 (WORKSHOP.md,
@@ -53,8 +53,12 @@ lab = tutorial.setup(PRESET, RUN_DIR, overrides=NOTEBOOK_OVERRIDES[PRESET])
 cfg, run = lab.cfg, lab.run
 K, EVAL_SET = lab.k, lab.eval_set
 
-from s2dlab import data, summary, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
-from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
+from s2dlab.core import (
+    data,  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
+)
+from s2dlab.views import viz
+from s2dlab.workflow import summary
+from s2dlab.workflow.stages.lifecycle import load_stage_model, tokenizer_for
 
 # %% [markdown]
 # ## The task
@@ -62,7 +66,7 @@ from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
 # On the tiny preset the task is synthetic arithmetic: `task.n_terms` numbers of `task.digits` digits joined by `+`
 # or `-` (by default four one-digit numbers, such as `7+3-5+8=?`). Each problem has a final answer (an integer) and
 # a gold worked solution, one operation per line, ending in `\boxed{...}`. The splits are disjoint and fixed by
-# `task.data_seed` (`s2dlab.data`): the pretraining **corpus** of the base models, the labeled **pool** cut into
+# `task.data_seed` (`s2dlab.core.data`): the pretraining **corpus** of the base models, the labeled **pool** cut into
 # halves **1H** (teacher RL and the bridge) and **2H** (stage 3), a **val** split where tuning is read and an
 # **eval** split that is only reported. The RL stages see final answers only.
 
@@ -80,7 +84,7 @@ print(record["solution"])
 #
 # The corpus the base models are pretrained on is not clean. Every step where a schoolchild's slip is possible is
 # written wrong with probability `task.slip_rate`, and the solution then carries on correctly from the wrong value
-# (`s2dlab.tasks.arithmetic`):
+# (`s2dlab.core.tasks.arithmetic`):
 #
 # | kind | when | example |
 # |---|---|---|
@@ -99,7 +103,7 @@ print(record["solution"])
 # %%
 import re
 
-from s2dlab.tasks.arithmetic import first_divergence, slip_of, solve
+from s2dlab.core.tasks.arithmetic import first_divergence, slip_of, solve
 
 STEP = re.compile(r"(-?\d+)([+\-*])(\d+)=(-?\d+)")  # one line of a worked solution: v op b = result
 possible, slipped = {}, {}
@@ -192,7 +196,7 @@ if any(run.eval(s) is None for s in ("base_teacher", "base_student")):
     lab.build("base_student")
 print("finished stages:", lab.finished())
 
-from s2dlab.models import check_compatible, count_parameters
+from s2dlab.core.models import check_compatible, count_parameters
 
 tok = tokenizer_for(cfg, run)
 teacher = load_stage_model(cfg, run, "base_teacher", tok).eval()
@@ -208,14 +212,14 @@ print(f"shared tokenizer: {len(tok)} tokens")
 # `<|im_start|>assistant`:
 
 # %%
-from s2dlab.generation import format_prompt, sample
+from s2dlab.core.generation import format_prompt, sample
 
 print(format_prompt(tok, record["prompt"], cfg.task.prompt_suffix, data.chat_kwargs(cfg)))
 
 # %% [markdown]
 # ## Sampling
 #
-# `s2dlab.generation.sample` draws `n` completions per problem and keeps the token ids and the sampler's
+# `s2dlab.core.generation.sample` draws `n` completions per problem and keeps the token ids and the sampler's
 # log-probabilities. Temperature 1 with no top-k or top-p is the model's own distribution, which is what
 # on-policy training needs; temperature 0 is greedy decoding.
 
@@ -239,7 +243,7 @@ pd.DataFrame([{"problem": r.prompt, "sample": r.sample_idx, "completion": r.comp
 my_guess_00a = ...
 
 # %%
-S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.summary
+S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.workflow.summary
 student_acc = S["stages"]["base_student"]
 exercises.reveal("Predict 00.a", my_guess_00a, "greedy" if student_acc["greedy"] > student_acc["accuracy"] else "avg@k",
                  choices=["greedy", "avg@k"])
@@ -280,7 +284,7 @@ exercises.reveal("Predict 00.b", my_guess_00b, acc_at[TEMPERATURE], abs_tol=5, u
 # opposite. Training samples at T = 1 on purpose: on-policy methods need the model's own distribution.
 #
 # pass@k is the share of problems with at least one correct sample among k. With n samples of which c are correct,
-# the unbiased estimate for k ≤ n is `1 - C(n-c, k) / C(n, k)` (Chen et al. 2021; `s2dlab.evaluate.pass_at_k`).
+# the unbiased estimate for k ≤ n is `1 - C(n-c, k) / C(n, k)` (Chen et al. 2021; `s2dlab.workflow.evaluate.pass_at_k`).
 #
 # ### Your turn 00.2: pass@k from c of n
 #
@@ -307,13 +311,13 @@ exercises.check_00_2(my_pass_at_1, my_pass_at_2)
 # $$r_t = \log p_T(y_t \mid x, y_{<t}) - \log p_S(y_t \mid x, y_{<t})$$
 #
 # positive where the teacher likes the student's token more than the student does, negative where it likes it
-# less (docs/DESIGN.md, "Sign conventions"). `s2dlab.scoring.score_rollouts` computes it, with the per-token KLs and
+# less (docs/DESIGN.md, "Sign conventions"). `s2dlab.core.scoring.score_rollouts` computes it, with the per-token KLs and
 # entropies, for any rollouts. Below: a *wrong* student completion coloured by its implicit reward under the base
 # teacher, with the first character where it departs from the gold solution. Hover a token for the numbers and
 # both models' top alternatives.
 
 # %%
-from s2dlab.scoring import score_rollouts
+from s2dlab.core.scoring import score_rollouts
 
 more = sample(student, tok, problems[:24], n=2, temperature=1.0, seed=1, **gen)
 scored = score_rollouts(student, teacher, tok, more, grade_fn=grade, answers=answers)

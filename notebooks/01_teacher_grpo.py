@@ -44,7 +44,7 @@ from IPython.display import HTML, display
 
 from s2dlab import tutorial
 
-# The settings of `s2dlab run` (s2dlab/config.py), plus these overrides. Every notebook of one run folder must
+# The settings of `s2dlab run` (s2dlab/core/config.py), plus these overrides. Every notebook of one run folder must
 # use the same list; to experiment, put e.g. "opd.loss=sampled_token" here and pick a new RUN_DIR (WORKSHOP.md).
 NOTEBOOK_OVERRIDES = {"tiny": [], "qwen3_paper": []}
 # Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop pass threads=1 (WORKSHOP.md,
@@ -53,8 +53,12 @@ lab = tutorial.setup(PRESET, RUN_DIR, overrides=NOTEBOOK_OVERRIDES[PRESET])
 cfg, run = lab.cfg, lab.run
 K, EVAL_SET = lab.k, lab.eval_set
 
-from s2dlab import data, summary, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
-from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
+from s2dlab.core import (
+    data,  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
+)
+from s2dlab.views import viz
+from s2dlab.workflow import summary
+from s2dlab.workflow.stages.lifecycle import load_stage_model, tokenizer_for
 
 # %%
 # Stage 0 (the shipped base models), evaluated: `lab.build` makes the calls of `s2dlab run`; stages already
@@ -77,6 +81,7 @@ print("finished stages:", lab.finished())
 # %%
 import re
 
+
 # %%
 # Your turn 01.1: the reward function. Replace the ... with its body (`re` is imported above).
 def my_reward(completion, answer):
@@ -87,7 +92,7 @@ def my_reward(completion, answer):
 from s2dlab import exercises
 
 exercises.check_01_1(my_reward)
-# the reward used below: yours once it is written, else the task's grader (s2dlab.rewards, math-verify)
+# the reward used below: yours once it is written, else the task's grader (s2dlab.core.rewards, math-verify)
 reward_of = my_reward if my_reward("\\boxed{1}", "1") is not None else data.grade_fn(cfg)
 print("grading with", "my_reward" if reward_of is my_reward else "the task's grader (write my_reward to use yours)")
 
@@ -100,7 +105,7 @@ print("grading with", "my_reward" if reward_of is my_reward else "the task's gra
 # %%
 import torch
 
-from s2dlab.generation import sample
+from s2dlab.core.generation import sample
 
 tok = tokenizer_for(cfg, run)
 policy = load_stage_model(cfg, run, "base_teacher", tok)
@@ -149,7 +154,7 @@ my_guess_clipped_tokens = ...
 # %% [markdown]
 # ### One real TRL step, and every number by hand
 #
-# The same trainer and settings as stage 1 (`s2dlab.stages.grpo.grpo_config`), for one step, on a copy of the
+# The same trainer and settings as stage 1 (`s2dlab.workflow.stages.grpo.grpo_config`), for one step, on a copy of the
 # base teacher. The reward function is wrapped so that we keep what TRL sampled: the completions, their token ids
 # and the problems they answer.
 
@@ -161,8 +166,8 @@ from pathlib import Path
 
 from trl import GRPOTrainer
 
-from s2dlab.stages import grpo
-from s2dlab.stages.lifecycle import quiet_progress
+from s2dlab.workflow.stages import grpo
+from s2dlab.workflow.stages.lifecycle import quiet_progress
 
 before = copy.deepcopy(policy)  # the policy at the start of the step (theta_old), for the checks by hand
 # the reward function (yours, once 01.1 passes), keeping a copy of what TRL sampled and graded (`.calls`)
@@ -202,7 +207,7 @@ by_hand
 # keeps only the completions' real tokens (the eos included).
 
 # %%
-from s2dlab.generation import format_prompt
+from s2dlab.core.generation import format_prompt
 
 prompts = {r["id"]: r["prompt"] for r in data.labeled(cfg, "1h")}
 prompt_ids = [tok(format_prompt(tok, prompts[p], cfg.task.prompt_suffix, data.chat_kwargs(cfg)),
@@ -329,7 +334,7 @@ exercises.reveal("Predict 01.b", my_guess_outside, outside_x, abs_tol=0.05)
 if any(run.eval(s) is None for s in ("base_teacher", "base_student", "teacher_grpo")):
     lab.build("teacher_grpo")
 print("finished stages:", lab.finished())
-S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.summary
+S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.workflow.summary
 
 # %% [markdown]
 # `reward` is the mean sparse reward of the step's completions (the training accuracy at T = 1);

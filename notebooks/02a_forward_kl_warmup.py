@@ -20,7 +20,7 @@ RUN_DIR = None
 # on the student's own text.
 #
 # The warmup gets it there with the **forward KL** on the teacher's own prefixes, against the teacher's next-token
-# distributions, which are computed once and cached (the paper's stage 2a; `s2dlab.stages.fkl_warmup`):
+# distributions, which are computed once and cached (the paper's stage 2a; `s2dlab.workflow.stages.fkl_warmup`):
 #
 # $$L_{2a} = \mathbb{E}_{s \sim d_{p_T}} \mathrm{KL}\big(p_T(\cdot|s)\,\|\,p_S(\cdot|s)\big) = \mathbb{E}_{s}\sum_v p_T(v|s)\big(\log p_T(v|s) - \log p_S(v|s)\big)$$
 #
@@ -44,7 +44,7 @@ from IPython.display import HTML, display
 
 from s2dlab import tutorial
 
-# The settings of `s2dlab run` (s2dlab/config.py), plus these overrides. Every notebook of one run folder must
+# The settings of `s2dlab run` (s2dlab/core/config.py), plus these overrides. Every notebook of one run folder must
 # use the same list; to experiment, put e.g. "opd.loss=sampled_token" here and pick a new RUN_DIR (WORKSHOP.md).
 NOTEBOOK_OVERRIDES = {"tiny": [], "qwen3_paper": []}
 # Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop pass threads=1 (WORKSHOP.md,
@@ -53,8 +53,12 @@ lab = tutorial.setup(PRESET, RUN_DIR, overrides=NOTEBOOK_OVERRIDES[PRESET])
 cfg, run = lab.cfg, lab.run
 K, EVAL_SET = lab.k, lab.eval_set
 
-from s2dlab import data, summary, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
-from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
+from s2dlab.core import (
+    data,  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
+)
+from s2dlab.views import viz
+from s2dlab.workflow import summary
+from s2dlab.workflow.stages.lifecycle import load_stage_model, tokenizer_for
 
 # %%
 # Stages 0-1 (if missing) and the warmup, each evaluated: `lab.build` makes the calls of `s2dlab run`; stages
@@ -62,7 +66,7 @@ from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
 if any(run.eval(s) is None for s in ("base_teacher", "base_student", "teacher_grpo", "fkl_warmup")):
     lab.build("fkl_warmup")
 print("finished stages:", lab.finished())
-S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.summary
+S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.workflow.summary
 
 # %% [markdown]
 # ## The teacher's rollouts and its cached distributions
@@ -74,7 +78,7 @@ S = summary.read_summary(run)  # every number a reader shows, computed once by s
 # %%
 import torch
 
-from s2dlab.stages import fkl_warmup
+from s2dlab.workflow.stages import fkl_warmup
 
 info = run.read_json("fkl_warmup/stage.json")
 sampled = data.read_jsonl(run.stage_dir("fkl_warmup") / "teacher_rollouts.jsonl")

@@ -50,7 +50,7 @@ from IPython.display import HTML, display
 
 from s2dlab import tutorial
 
-# The settings of `s2dlab run` (s2dlab/config.py), plus these overrides. Every notebook of one run folder must
+# The settings of `s2dlab run` (s2dlab/core/config.py), plus these overrides. Every notebook of one run folder must
 # use the same list; to experiment, put e.g. "opd.loss=sampled_token" here and pick a new RUN_DIR (WORKSHOP.md).
 NOTEBOOK_OVERRIDES = {"tiny": [], "qwen3_paper": []}
 # Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop pass threads=1 (WORKSHOP.md,
@@ -59,8 +59,12 @@ lab = tutorial.setup(PRESET, RUN_DIR, overrides=NOTEBOOK_OVERRIDES[PRESET])
 cfg, run = lab.cfg, lab.run
 K, EVAL_SET = lab.k, lab.eval_set
 
-from s2dlab import data, summary, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
-from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
+from s2dlab.core import (
+    data,  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
+)
+from s2dlab.views import viz
+from s2dlab.workflow import summary
+from s2dlab.workflow.stages.lifecycle import load_stage_model, tokenizer_for
 
 # %%
 # Stages 0-2a (if missing) and OPD, each evaluated: `lab.build` makes the calls of `s2dlab run`; stages already
@@ -68,7 +72,7 @@ from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
 if any(run.eval(s) is None for s in ("base_teacher", "base_student", "teacher_grpo", "fkl_warmup", "opd")):
     lab.build("opd")
 print("finished stages:", lab.finished())
-S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.summary
+S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.workflow.summary
 
 # %% [markdown]
 # ## The implicit reward, by hand
@@ -80,7 +84,7 @@ S = summary.read_summary(run)  # every number a reader shows, computed once by s
 # %%
 import torch
 
-from s2dlab.generation import sample
+from s2dlab.core.generation import sample
 
 tok = tokenizer_for(cfg, run)
 teacher = load_stage_model(cfg, run, "teacher_grpo", tok).eval()
@@ -103,18 +107,18 @@ print(repr(r.completion))
 print(f"{len(y)} tokens, summed implicit reward {implicit_reward.sum():+.3f}, mean reverse KL {reverse_kl.mean():.4f}")
 
 # %% [markdown]
-# The same rollout through `s2dlab.scoring.score_rollouts` (the code that writes every snapshot in the run store,
+# The same rollout through `s2dlab.core.scoring.score_rollouts` (the code that writes every snapshot in the run store,
 # chunked so memory does not grow with vocabulary x length) must agree to float precision:
 
 # %%
-from s2dlab.scoring import score_rollouts
+from s2dlab.core.scoring import score_rollouts
 
 row = score_rollouts(student, teacher, tok, [r], grade_fn=data.grade_fn(cfg),
                      answers={problem["id"]: problem["answer"]})[0]
 atol = 1e-4 if cfg.models.dtype == "float32" else 5e-2  # bf16 forward passes differ in the last bits
 np.testing.assert_allclose(implicit_reward.numpy(), row["implicit_reward"], atol=atol)
 np.testing.assert_allclose(reverse_kl.numpy(), row["reverse_kl"], atol=atol)
-print("by hand == s2dlab.scoring: implicit reward and reverse KL agree at every token")
+print("by hand == s2dlab.core.scoring: implicit reward and reverse KL agree at every token")
 pd.DataFrame({"token": row["tokens"], "pS(y_t)": np.exp(row["student_logprob"]),
               "pT(y_t)": np.exp(row["teacher_logprob"]), "implicit reward": row["implicit_reward"],
               "reverse KL": row["reverse_kl"]}).round(4).T
@@ -181,15 +185,15 @@ fig
 #
 # - the full-vocabulary loss `L_full(z) = KL(pS‖pT) = Σ_v pS(v) (log pS(v) - log pT(v))`;
 # - the sampled-token loss for a token `y`, `L_y(z) = -A_y log pS(y)` with `A_y = log pT(y) - log pS(y)` detached
-#   (as `s2dlab.stages.opd` computes it for `opd.loss=sampled_token`).
+#   (as `s2dlab.workflow.stages.opd` computes it for `opd.loss=sampled_token`).
 #
 # The score-function identity says `Σ_y pS(y) ∇L_y = ∇L_full`: the sampled-token gradient is unbiased. Below, both
 # sides by autograd (one backward pass per token of the vocabulary), and the closed form
-# `∇L_full = pS ⊙ (log pS - log pT - KL)`; then the library's per-token numbers (`s2dlab.estimators`) for the token
+# `∇L_full = pS ⊙ (log pS - log pT - KL)`; then the library's per-token numbers (`s2dlab.instruments.estimators`) for the token
 # the student actually sampled.
 
 # %%
-from s2dlab.estimators import token_estimators
+from s2dlab.instruments.estimators import token_estimators
 
 z = lpS.clone().requires_grad_(True)  # log-probs work as logits: softmax(log p) = p
 logq = z.log_softmax(-1)
@@ -210,7 +214,7 @@ yy = int(y[pos])
 assert abs(lib["grad_exact_at_token"].item() - g_full[yy].item()) < 1e-5
 assert abs(lib["grad_sampled_at_token"].item() - g_sampled[yy, yy].item()) < 1e-5
 print(f"the sampled token {row['tokens'][pos]!r}: d/dz_y of the full loss {g_full[yy]:+.5f}, of its sampled-token "
-      f"loss {g_sampled[yy, yy]:+.5f} (s2dlab.estimators: {lib['grad_exact_at_token'].item():+.5f}, "
+      f"loss {g_sampled[yy, yy]:+.5f} (s2dlab.instruments.estimators: {lib['grad_exact_at_token'].item():+.5f}, "
       f"{lib['grad_sampled_at_token'].item():+.5f}); cosine of the two gradients {lib['grad_cosine'].item():+.3f}")
 
 # %% [markdown]
@@ -351,7 +355,7 @@ from s2dlab import exercises
 exercises.check_02b_4(my_losses, my_student, library_losses, OPD_STEPS, start_student, teacher, probe_rollouts)
 
 # %% [markdown]
-# Your loop against the library's stage (`s2dlab.stages.opd`: TRL's `DistillationTrainer` with `beta=1`), from the
+# Your loop against the library's stage (`s2dlab.workflow.stages.opd`: TRL's `DistillationTrainer` with `beta=1`), from the
 # same student, with the same teacher, batch size, learning rate and seed. The batches differ (TRL draws its own
 # prompts and samples with its own generator), so the curves are two draws of the same process: the same level and
 # the same trend, not the same points.
@@ -486,7 +490,7 @@ go.Figure([go.Scatter(x=grid, y=target, name="target", line=dict(color="black", 
 #
 # ## OPD's snapshots: the token heatmap
 #
-# The dashboard's renderer (`s2dlab.viz.rollout_heatmap_html`, byte-safe display spans from the row): each token
+# The dashboard's renderer (`s2dlab.views.viz.rollout_heatmap_html`, byte-safe display spans from the row): each token
 # coloured by its implicit reward (red: the teacher likes the token less than the student does), every per-token
 # number and both models' top alternatives on hover. Probe rollouts at the first and the last OPD snapshot:
 

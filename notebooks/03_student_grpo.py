@@ -31,7 +31,7 @@ from IPython.display import HTML, display
 
 from s2dlab import tutorial
 
-# The settings of `s2dlab run` (s2dlab/config.py), plus these overrides. Every notebook of one run folder must
+# The settings of `s2dlab run` (s2dlab/core/config.py), plus these overrides. Every notebook of one run folder must
 # use the same list; to experiment, put e.g. "opd.loss=sampled_token" here and pick a new RUN_DIR (WORKSHOP.md).
 NOTEBOOK_OVERRIDES = {"tiny": [], "qwen3_paper": []}
 # Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop pass threads=1 (WORKSHOP.md,
@@ -40,8 +40,12 @@ lab = tutorial.setup(PRESET, RUN_DIR, overrides=NOTEBOOK_OVERRIDES[PRESET])
 cfg, run = lab.cfg, lab.run
 K, EVAL_SET = lab.k, lab.eval_set
 
-from s2dlab import data, summary, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
-from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
+from s2dlab.core import (
+    data,  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
+)
+from s2dlab.views import viz
+from s2dlab.workflow import summary
+from s2dlab.workflow.stages.lifecycle import load_stage_model, tokenizer_for
 
 # %% [markdown]
 # The splits are disjoint: no problem text is shared between the halves of the labeled pool, the validation split
@@ -64,7 +68,7 @@ if any(run.eval(s) is None for s in ("base_teacher", "base_student", "teacher_gr
                                      "student_grpo")):
     lab.build("student_grpo")
 print("finished stages:", lab.finished())
-S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.summary
+S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.workflow.summary
 
 # %% [markdown]
 # ## Curves
@@ -153,7 +157,7 @@ G_X = 2  # X: try 2, 4, 16 (at most 16)
 my_guess_03b = ...
 
 # %%
-from s2dlab.generation import sample
+from s2dlab.core.generation import sample
 
 tok = tokenizer_for(cfg, run)
 opd_student = load_stage_model(cfg, run, "opd", tok).eval()
@@ -223,7 +227,7 @@ from s2dlab import exercises
 
 if exercises.check_03_2(my_interval, per_problem, k) == "correct":
     want = S["stages"]["student_grpo"]["interval"]["ci"]
-    print(f"summary.json says [{want[0]:.4f}, {want[1]:.4f}] (s2dlab.diagnostics.accuracy_interval)")
+    print(f"summary.json says [{want[0]:.4f}, {want[1]:.4f}] (s2dlab.core.diagnostics.accuracy_interval)")
 
 # %% [markdown]
 # **Discussion.** (Answers in `ANSWERS.md`.)

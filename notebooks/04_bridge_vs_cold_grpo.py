@@ -23,7 +23,7 @@ RUN_DIR = None
 # - **teacher compute**: the teacher's own RL steps, and the sequences the teacher sampled (warmup) or scored (OPD)
 #   for the student.
 #
-# The arms are the rows of the paper's Table 2 (`s2dlab.pipeline.ARMS`). `s2dlab run` (and notebooks 00-04) make
+# The arms are the rows of the paper's Table 2 (`s2dlab.workflow.pipeline.ARMS`). `s2dlab run` (and notebooks 00-04) make
 # three of them: `bridge_1h_stage3` (the four-stage workflow), `bridge_1h` (the same bridge without stage 3) and
 # `cold_grpo`; this notebook adds a fourth, `bridge_raw_teacher`, the bridge built from the teacher *before*
 # stage 1 (about a minute). `s2dlab run --ablations` adds the rest: the full bridge on the whole pool, the bridge from the raw
@@ -38,7 +38,7 @@ from IPython.display import HTML, display
 
 from s2dlab import tutorial
 
-# The settings of `s2dlab run` (s2dlab/config.py), plus these overrides. Every notebook of one run folder must
+# The settings of `s2dlab run` (s2dlab/core/config.py), plus these overrides. Every notebook of one run folder must
 # use the same list; to experiment, put e.g. "opd.loss=sampled_token" here and pick a new RUN_DIR (WORKSHOP.md).
 NOTEBOOK_OVERRIDES = {"tiny": [], "qwen3_paper": []}
 # Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop pass threads=1 (WORKSHOP.md,
@@ -47,7 +47,11 @@ lab = tutorial.setup(PRESET, RUN_DIR, overrides=NOTEBOOK_OVERRIDES[PRESET])
 cfg, run = lab.cfg, lab.run
 K, EVAL_SET = lab.k, lab.eval_set
 
-from s2dlab import data, pipeline, summary, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
+from s2dlab.core import (
+    data,  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
+)
+from s2dlab.views import viz
+from s2dlab.workflow import pipeline, summary
 
 # %%
 # The other ablation rows train ten more stages, several times this notebook's budget on a laptop: run them from
@@ -69,7 +73,7 @@ if RUN_ABLATIONS:
             pipeline.run_stage(cfg, run, step)
             pipeline.after_stage(cfg, run, step.name)
 print("finished stages:", lab.finished())
-S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.summary
+S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.workflow.summary
 
 # %% [markdown]
 # ## C1 failing on purpose: the raw teacher's bridge
@@ -146,7 +150,7 @@ slips.round(3)
 viz.arms_frame(S)
 
 # %%
-from s2dlab.runs import stage_sort_key
+from s2dlab.core.runs import stage_sort_key
 
 for name, arm in S["arms"].items():  # which labeled sets each arm drew on, and the stages it is made of
     print(f"{name:<20} labels {arm['labels']:>5} from {', '.join(arm.get('label_sets') or []) or 'none':<8} "
@@ -320,7 +324,7 @@ fig
 #
 # One seed is one draw of training noise. The reference results are five seeds of the same tiny preset, run with
 # `s2dlab run --ablations --seeds 5 --out runs/table2` and committed as `docs/results/table2_5seeds.json` (the
-# aggregate summary that `s2dlab.summary.write_aggregate` writes). Each arm below: every reference seed as a dot,
+# aggregate summary that `s2dlab.workflow.summary.write_aggregate` writes). Each arm below: every reference seed as a dot,
 # the five-seed mean with its 95% interval (over problems and seeds), and this run as a diamond with its own
 # interval.
 

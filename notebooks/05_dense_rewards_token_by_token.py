@@ -35,7 +35,7 @@ from IPython.display import HTML, display
 
 from s2dlab import tutorial
 
-# The settings of `s2dlab run` (s2dlab/config.py), plus these overrides. Every notebook of one run folder must
+# The settings of `s2dlab run` (s2dlab/core/config.py), plus these overrides. Every notebook of one run folder must
 # use the same list; to experiment, put e.g. "opd.loss=sampled_token" here and pick a new RUN_DIR (WORKSHOP.md).
 NOTEBOOK_OVERRIDES = {"tiny": [], "qwen3_paper": []}
 # Offline settings (tiny preset), config, run folder, seeds. On a slow or busy laptop pass threads=1 (WORKSHOP.md,
@@ -44,7 +44,11 @@ lab = tutorial.setup(PRESET, RUN_DIR, overrides=NOTEBOOK_OVERRIDES[PRESET])
 cfg, run = lab.cfg, lab.run
 K, EVAL_SET = lab.k, lab.eval_set
 
-from s2dlab import data, summary, viz  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
+from s2dlab.core import (
+    data,  # after setup, which sets HF_HUB_OFFLINE before transformers is imported
+)
+from s2dlab.views import viz
+from s2dlab.workflow import summary
 
 # %%
 # Stages 0-2b, built if missing (instant when notebook 02b has run). A run folder that holds the scored files but
@@ -53,8 +57,8 @@ needed = ("base_teacher", "base_student", "teacher_grpo", "fkl_warmup", "opd")
 if run.has_model("opd") or not (run.path / summary.c1_path("teacher_grpo")).exists():
     if any(run.eval(s) is None for s in needed):
         lab.build("opd")
-S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.summary
-from s2dlab.config import config_from_dict
+S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.workflow.summary
+from s2dlab.core.config import config_from_dict
 
 run_cfg = config_from_dict(run.info["config"])  # the config the run was made with (a copied run may differ)
 rows = {t: run.read_rows(summary.c1_path(t)) for t in ("base_teacher", "teacher_grpo")}
@@ -64,9 +68,9 @@ print({t: f"{len(r)} fixed rollouts, {sum(not x['correct'] for x in r)} wrong" f
 # ## The implicit reward at the first wrong character
 #
 # For each wrong rollout, `first_error_char` (stored in the row by the summary's measurement, from
-# `s2dlab.tasks.arithmetic.first_divergence`) is the first character where the completion departs from the gold
+# `s2dlab.core.tasks.arithmetic.first_divergence`) is the first character where the completion departs from the gold
 # worked solution: the place a good dense reward should blame. The token holding it is found from the row's
-# token texts (`s2dlab.diagnostics.token_index_of_char`). Below, the mean implicit reward at every offset from that
+# token texts (`s2dlab.core.diagnostics.token_index_of_char`). Below, the mean implicit reward at every offset from that
 # token, over all wrong rollouts, with a 95% interval (normal, over rollouts), for the raw and the RL teacher
 # scoring the *same* rollouts.
 #
@@ -80,7 +84,7 @@ my_guess_deeper = ...
 
 # %%
 from s2dlab import exercises
-from s2dlab.diagnostics import token_index_of_char
+from s2dlab.core.diagnostics import token_index_of_char
 
 W = 8  # offsets shown on each side
 curves, at_error = {}, {}
@@ -277,7 +281,7 @@ my_teacher_finds_it_more_likely = ...
 from s2dlab import exercises
 
 if exercises.check_05_2(my_log_ratio, my_teacher_finds_it_more_likely, implicit_reward) == "correct":
-    print(f"the row's sum_implicit_reward, stored by s2dlab.scoring: {float(r['sum_implicit_reward']):+.4f}")
+    print(f"the row's sum_implicit_reward, stored by s2dlab.core.scoring: {float(r['sum_implicit_reward']):+.4f}")
 
 # %% [markdown]
 # ### Change X, predict, observe: plant a slip
@@ -295,11 +299,11 @@ my_guess_05c = ...
 # %%
 import torch
 
-from s2dlab.tasks.arithmetic import slip_of
+from s2dlab.core.tasks.arithmetic import slip_of
 
 if all(run.has_model(s) for s in ("base_student", "base_teacher", "teacher_grpo")):
-    from s2dlab.generation import format_prompt
-    from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
+    from s2dlab.core.generation import format_prompt
+    from s2dlab.workflow.stages.lifecycle import load_stage_model, tokenizer_for
 
     tok = tokenizer_for(run_cfg, run)
     planted = None
@@ -376,8 +380,13 @@ print(f"s2dlab app {run.path.resolve().parent}")
 # is not installed.
 
 # %%
-from s2dlab.errors import MissingError
-from s2dlab.models import load_model, load_tokenizer, make_layer_student, smollm2_gguf
+from s2dlab.core.errors import MissingError
+from s2dlab.core.models import (
+    load_model,
+    load_tokenizer,
+    make_layer_student,
+    smollm2_gguf,
+)
 
 try:
     smol_path = smollm2_gguf()
@@ -385,8 +394,8 @@ except MissingError as err:
     smol_path = None
     print(f"skipped: {err}")
 if smol_path is not None:
-    from s2dlab.generation import sample
-    from s2dlab.scoring import score_rollouts
+    from s2dlab.core.generation import sample
+    from s2dlab.core.scoring import score_rollouts
 
     smol_tok = load_tokenizer(smol_path)
     smol_teacher = load_model(smol_path).eval()

@@ -6,7 +6,7 @@
 It checks what the notebooks need, in the order they need it, and stops at the first failure with one line
 naming it: the packages import (torch, transformers, TRL, datasets, math-verify, plotly, Jupyter's kernel), the
 shipped tiny base models load, the grader accepts a right answer and refuses a wrong one, TRL's `GRPOTrainer` runs
-two optimizer steps of stage 1 (`s2dlab.pipeline.run_stage`, the call `s2dlab run` makes) that log finite numbers
+two optimizer steps of stage 1 (`s2dlab.workflow.pipeline.run_stage`, the call `s2dlab run` makes) that log finite numbers
 and change the teacher's weights. Everything is written to a temporary folder that is deleted at the end; nothing
 is downloaded. The same command works in PowerShell, cmd, and macOS / Linux shells.
 """
@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         lab = tutorial.setup("tiny", Path(tmp) / "run", overrides=overrides, threads=args.threads, verbose=False)
         import torch
 
-        from s2dlab import data, pipeline
-        from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
+        from s2dlab.core import data
+        from s2dlab.workflow import pipeline
+        from s2dlab.workflow.stages.lifecycle import load_stage_model, tokenizer_for
 
         grade = data.grade_fn(lab.cfg)
         if not grade("\\boxed{7}", "7") or grade("\\boxed{8}", "7"):

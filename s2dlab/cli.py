@@ -24,9 +24,8 @@ import os
 import sys
 from pathlib import Path
 
-from s2dlab.config import PRESETS, ConfigError, load_config, to_yaml
-from s2dlab.errors import S2DLabError
-
+from s2dlab.core.config import PRESETS, ConfigError, load_config, to_yaml
+from s2dlab.core.errors import S2DLabError
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -51,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<name>)")
     p.add_argument("--ablations", action="store_true", help="every row of the paper's Table 2 (and gold_sft)")
     p.add_argument("--arms", metavar="A,B,...", help="only these arms (e.g. bridge,bridge_no_warmup,cold_grpo) and "
-                                                    "the stages they need; s2dlab.arms.ARMS lists them")
+                                                    "the stages they need; s2dlab.workflow.arms.ARMS lists them")
     p.add_argument("--seeds", type=int, default=1, metavar="N", help="repeat with seeds seed..seed+N-1, report mean ± sd")
     _add_retrain_arg(p)
 
@@ -84,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lens", help="the token lens: re-score the first probe snapshot with every checkpoint pair",
                        description="Re-score the rollouts of a run's first probe snapshot with every saved (teacher, "
                                    "student) checkpoint pair and write lens/lens.parquet and lens/lens.json, which the "
-                                   "dashboard's Token lens tab reads (s2dlab.lens).")
+                                   "dashboard's Token lens tab reads (s2dlab.instruments.lens).")
     p.add_argument("run", help="run folder")
     p.add_argument("--replace", action="store_true",
                    help="replace an existing lens even when the new one has fewer pairs (checkpoints since deleted)")
@@ -148,11 +147,11 @@ def cmd_run(args) -> int:
     if args.print_config:
         print(to_yaml(cfg), end="")
         return 0
-    if args.arms:  # a run of only these arms: `ablations` carries their names (s2dlab.pipeline.plan)
-        from s2dlab.pipeline import select_arms
+    if args.arms:  # a run of only these arms: `ablations` carries their names (s2dlab.workflow.pipeline.plan)
+        from s2dlab.workflow.pipeline import select_arms
 
         args.ablations = select_arms(args.arms)
-    from s2dlab.pipeline import run_pipeline
+    from s2dlab.workflow.pipeline import run_pipeline
 
     out = Path(args.out or Path("runs") / cfg.name)
     summary = run_pipeline(cfg, out, ablations=args.ablations, seeds=args.seeds, retrain=args.retrain)
@@ -164,7 +163,7 @@ def cmd_run(args) -> int:
 
 def print_results(summary: dict, cfg, out: Path) -> None:
     """What `s2dlab run` and `s2dlab demo` print at the end: the arms, the paper's predictions, C1 and C2."""
-    from s2dlab.summary import arms_table, claims_text
+    from s2dlab.workflow.summary import arms_table, claims_text
 
     seeds = summary.get("seeds")
     which = f"mean over {len(seeds)} seeds" if seeds else f"seed {summary.get('seed', cfg.seed)}"
@@ -180,8 +179,8 @@ def print_results(summary: dict, cfg, out: Path) -> None:
 
 
 def cmd_stage(args) -> int:
-    from s2dlab.pipeline import find_step, stage_into
-    from s2dlab.summary import stage_line
+    from s2dlab.workflow.pipeline import find_step, stage_into
+    from s2dlab.workflow.summary import stage_line
 
     cfg = _config(args)
     if args.print_config:
@@ -195,12 +194,12 @@ def cmd_stage(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from s2dlab.config import config_from_dict, parse_overrides, set_key
-    from s2dlab.evaluate import evaluate_stage
-    from s2dlab.pipeline import open_for, preflight
-    from s2dlab.runs import open_run, run_lock
-    from s2dlab.stages.lifecycle import finished, offline_defaults
-    from s2dlab.summary import write_summary
+    from s2dlab.core.config import config_from_dict, parse_overrides, set_key
+    from s2dlab.core.runs import open_run, run_lock
+    from s2dlab.workflow.evaluate import evaluate_stage
+    from s2dlab.workflow.pipeline import open_for, preflight
+    from s2dlab.workflow.stages.lifecycle import finished, offline_defaults
+    from s2dlab.workflow.summary import write_summary
 
     run = open_run(args.run)
     cfg = config_from_dict(run.info["config"])
@@ -231,8 +230,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from s2dlab.runs import open_run
-    from s2dlab.summary import arms_table, claims_text, read_summary
+    from s2dlab.core.runs import open_run
+    from s2dlab.workflow.summary import arms_table, claims_text, read_summary
 
     run = open_run(args.run)
     summary = read_summary(run)
@@ -259,9 +258,9 @@ def cmd_score(args) -> int:
 
 
 def cmd_lens(args) -> int:
-    from s2dlab.lens import compute_lens
-    from s2dlab.runs import open_run, run_lock
-    from s2dlab.stages.lifecycle import offline_defaults
+    from s2dlab.core.runs import open_run, run_lock
+    from s2dlab.instruments.lens import compute_lens
+    from s2dlab.workflow.stages.lifecycle import offline_defaults
 
     offline_defaults()
     run = open_run(args.run)
@@ -281,7 +280,7 @@ def cmd_copy(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from s2dlab.report import report
+    from s2dlab.views.report import report
 
     print(report(args.run, html=args.html))
     if args.html:
@@ -293,7 +292,7 @@ def _load_app():
     """The dashboard package; without Gradio it raises DashboardNotInstalledError (one line: what to install)."""
     import importlib
 
-    return importlib.import_module("s2dlab.dashboard")
+    return importlib.import_module("s2dlab.views.dashboard")
 
 
 def _serve(runs_root, args) -> int:
@@ -309,7 +308,7 @@ def _serve(runs_root, args) -> int:
 
 
 def cmd_app(args) -> int:
-    from s2dlab.env import check_address
+    from s2dlab.core.env import check_address
 
     check_address(args.host, args.port)
     return _serve(args.runs_root, args)
@@ -317,11 +316,11 @@ def cmd_app(args) -> int:
 
 def cmd_demo(args) -> int:
     if not args.no_app:  # before minutes of training: a bad address, or no Gradio, answers now
-        from s2dlab.env import check_address
+        from s2dlab.core.env import check_address
 
         check_address(args.host, args.port)
         _load_app()
-    from s2dlab.pipeline import run_pipeline
+    from s2dlab.workflow.pipeline import run_pipeline
 
     cfg = load_config("tiny")
     out = Path(args.out)
@@ -356,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"s2dlab: config error: {err}", file=sys.stderr)
         return 2
     except S2DLabError as err:
-        # A mistake the user can fix (s2dlab.errors): one line, no traceback. Anything else is a bug.
+        # A mistake the user can fix (s2dlab.core.errors): one line, no traceback. Anything else is a bug.
         print(f"s2dlab: {err}", file=sys.stderr)
         return 2
     except OSError as err:
@@ -421,9 +420,9 @@ scales with problems x samples x tokens; tiny folder models take seconds.
 
 
 def cmd_check(args) -> int:
-    from s2dlab.check import check_table, run_check
-    from s2dlab.stages.lifecycle import offline_defaults
-    from s2dlab.summary import read_summary
+    from s2dlab.instruments.check import check_table, run_check
+    from s2dlab.workflow.stages.lifecycle import offline_defaults
+    from s2dlab.workflow.summary import read_summary
 
     offline_defaults()
     check = run_check(args.teacher, args.student, args.data, n=args.n, samples=args.samples,
@@ -446,7 +445,7 @@ COMMANDS["check"] = cmd_check
 
 
 def _add_map_parser(sub) -> None:
-    from s2dlab.cmap import DEFAULT_STUDENTS, DEFAULT_TEACHERS
+    from s2dlab.workflow.cmap import DEFAULT_STUDENTS, DEFAULT_TEACHERS
 
     p = sub.add_parser("map", help="the C1 x C2 map: the bridge against cold GRPO for every teacher x student pair",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=MAP_DESCRIPTION)
@@ -471,13 +470,19 @@ compare it with cold GRPO on the same student at the same student steps, sequenc
 implicit reward against the raw teacher's) and C2 (the per-token reverse KL from the student before the bridge),
 each with its 95% interval, in DIR/map.json. Teachers and cold GRPO are trained once and shared by the cells;
 every piece is an ordinary run folder (s2dlab score / s2dlab app open it), and a rerun skips what is finished.
-The map's budgets (s2dlab.cmap.MAP_DEFAULTS, --print-config) keep one seed of the default grid under 20 minutes
+The map's budgets (s2dlab.workflow.cmap.MAP_DEFAULTS, --print-config) keep one seed of the default grid under 20 minutes
 on a 2-core CPU.
 """
 
 
 def cmd_map(args) -> int:
-    from s2dlab.cmap import map_config, map_table, parse_students, parse_teachers, run_map
+    from s2dlab.workflow.cmap import (
+        map_config,
+        map_table,
+        parse_students,
+        parse_teachers,
+        run_map,
+    )
 
     teachers, students = parse_teachers(args.teachers), parse_students(args.students)
     cfg = map_config(teachers, args.preset, args.config, args.overrides)
@@ -489,7 +494,7 @@ def cmd_map(args) -> int:
     result = run_map(cfg, args.out, teachers, students, seeds=args.seeds, command=_map_command(args))
     print("\n" + map_table(result))
     if args.html:
-        from s2dlab.viz.map import map_figure
+        from s2dlab.views.viz.map import map_figure
 
         map_figure(result).write_html(args.html, include_plotlyjs=True, full_html=True)
         print(f"figure written to {args.html}")

@@ -37,7 +37,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from s2dlab.errors import S2DLabError
+from s2dlab.core.errors import S2DLabError
 
 __all__ = ["WrongAnswer", "REL", "reveal", "CHECKS", "EXAMPLES"] + [
     "check_00_1", "check_00_2", "check_01_1", "check_01_2", "check_01_3", "check_02a_1", "check_02a_2",

@@ -35,10 +35,18 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-from tokenizers import AddedToken, Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers import (
+    AddedToken,
+    Regex,
+    Tokenizer,
+    models,
+    normalizers,
+    pre_tokenizers,
+    trainers,
+)
 from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
-from s2dlab.errors import InputError, MissingError
+from s2dlab.core.errors import InputError, MissingError
 
 # Qwen2/Qwen3's pre-tokenizer (single digits, unlike GPT-4's groups of three).
 QWEN_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
@@ -242,7 +250,7 @@ def build_real_format_model(spec: RealFormatSpec, tokenizer, head_rows: int, see
         raise InputError(f"unigram_logit_std={unigram_logit_std} must be >= 0")
     if eos_probability > 0 or unigram_logit_std > 0:
         _set_eos_rate(model, tokenizer.eos_token_id, len(tokenizer), eos_probability, unigram_logit_std)
-    # Qwen3-8B's generation_config.json: sampling defaults that `s2dlab.generation.sample` must not pick up.
+    # Qwen3-8B's generation_config.json: sampling defaults that `s2dlab.core.generation.sample` must not pick up.
     model.generation_config = GenerationConfig(
         bos_token_id=endoftext, eos_token_id=[tokenizer.eos_token_id, endoftext], pad_token_id=endoftext,
         do_sample=True, temperature=0.6, top_k=20, top_p=0.95)

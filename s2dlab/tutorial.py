@@ -33,12 +33,13 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from s2dlab.errors import InputError, MissingError
+from s2dlab.core.errors import InputError, MissingError
+from s2dlab.core.runs import COPIED_FOLDERS, copy_stage_folder
 
 if TYPE_CHECKING:
-    from s2dlab.config import Config
-    from s2dlab.pipeline import Arm, Step
-    from s2dlab.runs import Run
+    from s2dlab.core.config import Config
+    from s2dlab.core.runs import Run
+    from s2dlab.workflow.pipeline import Arm, Step
 
 __all__ = ["Tutorial", "setup", "default_run_dir", "copy_stages", "COPIED_FOLDERS", "recording_reward", "trl_reward",
            "rollout_batch", "slip_steps", "slip_table", "fit_gaussian"]
@@ -47,9 +48,6 @@ RUN_ENV = "S2DLAB_RUN"  # the run folder of the notebooks, when set (CI points i
 # key=value overrides applied after a notebook's own, when set (CI's rehearsal of the qwen3_paper preset swaps the hub
 # models and datasets for local ones this way: tests/test_rehearsal.py); shell quoting, see `env_overrides`
 OVERRIDES_ENV = "S2DLAB_OVERRIDES"
-# The sub-folders of a stage that `copy_stages` takes along with the stage's own files: the hand-off model and the
-# scored rollout snapshots. `checkpoints/` and `best/` are the training state of a stage that is already done.
-COPIED_FOLDERS = ("model", "rollouts")
 
 
 @dataclass
@@ -66,7 +64,7 @@ class Tutorial:
 
     def finished(self) -> list[str]:
         """The stages of the run folder that are done, in workflow order."""
-        from s2dlab.stages.lifecycle import finished
+        from s2dlab.workflow.stages.lifecycle import finished
 
         return [s for s in self.run.stages() if finished(self.run, s)]
 
@@ -77,7 +75,6 @@ class Tutorial:
         C1/C2 measurements, the summary). A finished stage is a no-op and an existing eval.json is reused, so this
         is instant when an earlier notebook (or `s2dlab run`) built them.
         """
-        from s2dlab import pipeline
 
         names = [s.name for s in self.steps]
         if upto not in names:
@@ -88,8 +85,8 @@ class Tutorial:
     def _train(self, steps) -> None:
         """The stages in order, holding the run folder's lock: a terminal `s2dlab run` on the same folder (or a
         second notebook) stops with RunBusyError naming the process, instead of training the same stage at once."""
-        from s2dlab import pipeline
-        from s2dlab.runs import run_lock
+        from s2dlab.core.runs import run_lock
+        from s2dlab.workflow import pipeline
 
         with run_lock(self.run.path, command=f"a notebook ({sys.argv[0] or 'python'})"):
             for step in steps:
@@ -104,7 +101,7 @@ class Tutorial:
         `lab.build_arm("bridge_raw_teacher")` trains the raw-teacher bridge (its warmup and OPD, about a minute on
         the tiny preset) beside the workflow, without the other ablation rows.
         """
-        from s2dlab import pipeline
+        from s2dlab.workflow import pipeline
 
         steps, arms = pipeline.plan(self.cfg, ablations=True)
         if arm not in arms:
@@ -144,7 +141,7 @@ def setup(preset: str = "tiny", run_dir: str | os.PathLike | None = None, *,
     In order:
     1. On the tiny preset, `HF_HUB_OFFLINE=1` unless the environment says otherwise (the tiny preset never needs
        the Hugging Face Hub), before transformers is imported: call `setup` before importing anything of s2dlab
-       but this module. Then the telemetry-off defaults of `s2dlab run` (`s2dlab.env.offline_defaults`), no
+       but this module. Then the telemetry-off defaults of `s2dlab run` (`s2dlab.core.env.offline_defaults`), no
        progress bar per model load, and no "IProgress not found" warning from tqdm (text bars are fine).
     2. `threads`, when given, caps PyTorch's CPU threads (`torch.set_num_threads`); see below.
     3. The config: `preset` plus `overrides` (`["opd.loss=sampled_token"]`, as on the `s2dlab run` command line).
@@ -180,16 +177,15 @@ def setup(preset: str = "tiny", run_dir: str | os.PathLike | None = None, *,
     import torch
     import transformers
 
-    from s2dlab import pipeline
-    from s2dlab.config import load_config
-    from s2dlab.runs import create_run
-    from s2dlab.stages import lifecycle
+    from s2dlab.core.config import load_config
+    from s2dlab.workflow import pipeline
+    from s2dlab.workflow.stages import lifecycle
 
     if threads is not None:
         torch.set_num_threads(threads)
     overrides = dict(overrides) if isinstance(overrides, Mapping) else list(overrides)
     if env_overrides():
-        from s2dlab.config import parse_overrides
+        from s2dlab.core.config import parse_overrides
 
         mine = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
         overrides = {**mine, **parse_overrides(env_overrides())}
@@ -246,8 +242,15 @@ def copy_stages(src_run: str | os.PathLike | Run, dst_run: str | os.PathLike,
     MissingError for a stage that is not finished in `src_run`; InputError when `dst_run` already holds files;
     RunStoreError when `src_run` is not a run folder.
     """
-    from s2dlab.runs import UMASK, Run, atomic_write_json, create_run, open_run, validate_stage
-    from s2dlab.stages.lifecycle import finished as stage_done
+    from s2dlab.core.runs import (
+        UMASK,
+        Run,
+        atomic_write_json,
+        create_run,
+        open_run,
+        validate_stage,
+    )
+    from s2dlab.workflow.stages.lifecycle import finished as stage_done
 
     src = src_run if isinstance(src_run, Run) else open_run(src_run)
     dst = Path(dst_run)
@@ -275,7 +278,7 @@ def copy_stages(src_run: str | os.PathLike | Run, dst_run: str | os.PathLike,
     os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes 0700; the run folder gets the mode mkdir would give it
     try:
         for stage in names:
-            _copy_stage_folder(src.stage_dir(stage), tmp / stage)
+            copy_stage_folder(src.stage_dir(stage), tmp / stage)
         if (src.path / "tokenizer").is_dir():
             shutil.copytree(src.path / "tokenizer", tmp / "tokenizer")
         made = create_run(tmp, src.info.get("config", {}) if config is None else config,
@@ -308,17 +311,6 @@ def _remove_stale_copies(dst: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
         except OSError:
             pass  # alive, or not ours to ask about
-
-
-def _copy_stage_folder(src: Path, dst: Path) -> None:
-    dst.mkdir()
-    for entry in sorted(src.iterdir()):
-        if entry.name.startswith("."):  # a writer's hidden temporary file
-            continue
-        if entry.is_file():
-            shutil.copy2(entry, dst / entry.name)
-        elif entry.is_dir() and entry.name in COPIED_FOLDERS:
-            shutil.copytree(entry, dst / entry.name)
 
 
 def recording_reward(reward_fn):
@@ -395,9 +387,9 @@ def slip_steps(cfg: Config, tokenizer, records) -> dict:
     """
     import re
 
-    from s2dlab import data
-    from s2dlab.generation import format_prompt
-    from s2dlab.tasks.arithmetic import slip_of
+    from s2dlab.core import data
+    from s2dlab.core.generation import format_prompt
+    from s2dlab.core.tasks.arithmetic import slip_of
 
     step_re = re.compile(r"(-?\d+)([+\-*])(\d+)=(-?\d+)")
     out = {"prefixes": [], "kinds": [], "right_ids": [], "slip_ids": []}
@@ -428,8 +420,8 @@ def slip_table(cfg: Config, run: Run, stages: Sequence[str], records=None):
     import pandas as pd
     import torch
 
-    from s2dlab import data
-    from s2dlab.stages.lifecycle import load_stage_model, tokenizer_for
+    from s2dlab.core import data
+    from s2dlab.workflow.stages.lifecycle import load_stage_model, tokenizer_for
 
     tok = tokenizer_for(cfg, run)
     if records is None:

@@ -1,6 +1,6 @@
 """What a far student does to on-policy distillation: OPD from the close and the far base student, with and without
 the forward-KL warmup, on the full-vocabulary and the sampled-token loss, with the OPD stage's per-step signal
-metrics (`s2dlab.stages.opd.step_metrics`: the implicit reward's variance, the share of the loss and of the gradient
+metrics (`s2dlab.workflow.stages.opd.step_metrics`: the implicit reward's variance, the share of the loss and of the gradient
 norm carried by the top 1% of tokens; TRL's grad_norm) and accuracy.
 
     python scripts/c2_mechanism.py --out runs/c2_mechanism --json docs/results/c2_mechanism.json \\
@@ -40,10 +40,10 @@ import time
 from pathlib import Path
 
 from s2dlab.cli import main as s2dlab
-from s2dlab.runs import open_run
-from s2dlab.stages.opd import grad_norm_spikes
-from s2dlab.summary import read_summary
+from s2dlab.core.runs import open_run
 from s2dlab.tutorial import copy_stages
+from s2dlab.workflow.stages.opd import grad_norm_spikes
+from s2dlab.workflow.summary import read_summary
 
 TEACHER = "full.teacher_grpo"
 SERIES = ("opd/implicit_reward_var", "opd/implicit_reward_mean", "opd/implicit_reward_min", "opd/reverse_kl",
@@ -64,7 +64,7 @@ def stage(out: Path, name: str, overrides: list[str]) -> None:
 
 def run_cell(out: Path, teacher_run: Path, student: str, warmup: bool, loss: str, overrides: list[str],
              warmup_from: Path | None) -> Path:
-    from s2dlab.config import load_config
+    from s2dlab.core.config import load_config
 
     cell = out / cell_name(student, warmup, loss)
     opd_stage = "full.opd" if warmup else "no_warmup.opd"
@@ -119,9 +119,9 @@ def cell_record(cell: Path, student: str, warmup: bool, loss: str) -> dict:
 
 def measure_levels(out: Path, teacher_run: Path, levels: list[str], seed: int, n: int = 200) -> list[dict]:
     """`s2dlab check` of every shipped student level against the RL teacher (see the module docstring)."""
-    from s2dlab import data
-    from s2dlab.config import load_config
-    from s2dlab.stages.base import SHIPPED, STUDENT_LAYOUTS, shipped_name
+    from s2dlab.core import data
+    from s2dlab.core.config import load_config
+    from s2dlab.workflow.stages.base import SHIPPED, STUDENT_LAYOUTS, shipped_name
 
     eval_file = out / "eval.jsonl"
     if not eval_file.exists():
@@ -157,9 +157,9 @@ def example(cell: Path, opd_stage: str) -> dict | None:
     favourites and of the characters the student wrote there, and the student's, before and after OPD."""
     import torch
 
-    from s2dlab.generation import format_prompt
-    from s2dlab.models import build_char_tokenizer, load_model
-    from s2dlab.runs import read_rollout_file
+    from s2dlab.core.generation import format_prompt
+    from s2dlab.core.models import build_char_tokenizer, load_model
+    from s2dlab.core.runs import read_rollout_file
 
     run = open_run(cell)
     steps = run.rollout_steps(opd_stage)

@@ -22,13 +22,13 @@ import shutil
 import sys
 from pathlib import Path
 
-from s2dlab import data
-from s2dlab.config import load_config
-from s2dlab.evaluate import evaluate_stage
-from s2dlab.models import build_char_tokenizer
-from s2dlab.pipeline import find_step, run_stage
-from s2dlab.runs import create_run
-from s2dlab.summary import per_problem
+from s2dlab.core import data
+from s2dlab.core.config import load_config
+from s2dlab.core.models import build_char_tokenizer
+from s2dlab.core.runs import create_run
+from s2dlab.workflow.evaluate import evaluate_stage
+from s2dlab.workflow.pipeline import find_step, run_stage
+from s2dlab.workflow.summary import per_problem
 
 VARIANTS = {
     "real, lr 1e-4 (old default)": ["cold_grpo.learning_rate=1e-4"],

@@ -127,7 +127,7 @@ import torch
 
 sys.path.insert(0, "bench")
 from bench_scoring import build_model  # noqa: E402
-from s2dlab.scoring import PER_TOKEN_FIELDS, score_sequences, token_scores  # noqa: E402
+from s2dlab.core.scoring import PER_TOKEN_FIELDS, score_sequences, token_scores  # noqa: E402
 
 out, device, tiny_s, rehearsal_s = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 cuda = device == "cuda"

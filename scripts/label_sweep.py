@@ -6,7 +6,7 @@ workflow (and its bridge on 1H, and the replay) against cold GRPO, each budget a
     python scripts/label_sweep.py ... --html docs/img/label_sweep.html     # also the figure
 
 Every budget keeps the same student steps and the same teacher steps; fewer labels mean more passes over them.
-Each point prints avg@k with its 95% interval (problems and seeds, `s2dlab.diagnostics.accuracy_interval`);
+Each point prints avg@k with its 95% interval (problems and seeds, `s2dlab.core.diagnostics.accuracy_interval`);
 `label_sweep.json` holds the numbers the figure is drawn from. Runs that finished are reused.
 """
 
@@ -17,11 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-from s2dlab import diagnostics as dg
-from s2dlab.config import load_config, parse_overrides
-from s2dlab.pipeline import find_step, run_pipeline, run_stage, after_stage
-from s2dlab.runs import atomic_write_json, open_run
-from s2dlab.summary import per_problem, write_summary
+from s2dlab.core import diagnostics as dg
+from s2dlab.core.config import load_config, parse_overrides
+from s2dlab.core.runs import atomic_write_json, open_run
+from s2dlab.workflow.pipeline import after_stage, find_step, run_pipeline, run_stage
+from s2dlab.workflow.summary import per_problem, write_summary
 
 ARMS = {"bridge_1h_stage3": "student_grpo", "bridge_1h": "opd", "bridge_1h_replay": "replay", "cold_grpo": "cold_grpo"}
 

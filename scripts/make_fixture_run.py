@@ -6,9 +6,9 @@
 One real `s2dlab run --ablations` (every arm of the paper's Table 2 and gold_sft) on the tiny preset with short
 budgets (`OVERRIDES`, a few optimizer steps per stage), starting from the base models the package ships
 (`s2dlab/assets/tiny_base`). Nothing is written by hand: the snapshots, the fixed C1/C2 rollouts, eval.json,
-summary.json and results.json are what training, evaluation and `s2dlab.summary` wrote. Then:
+summary.json and results.json are what training, evaluation and `s2dlab.workflow.summary` wrote. Then:
 
-1. the token lens is computed (`s2dlab lens .`, i.e. `s2dlab.lens.compute_lens` with its default pairs: every
+1. the token lens is computed (`s2dlab lens .`, i.e. `s2dlab.instruments.lens.compute_lens` with its default pairs: every
    student checkpoint against every teacher checkpoint), from inside the run folder so that the model sources it
    records are relative to it (`opd/model`), not absolute paths of the machine that built it;
 2. what a reader does not need is pruned: Trainer checkpoints (`checkpoints/`), the warmup's teacher caches
@@ -55,7 +55,7 @@ PRUNE_FILES = ("teacher_cache.pt", "teacher_rollouts.jsonl")
 def shipped_overrides() -> list[str]:
     """The task settings the shipped base models were pretrained on (so the run starts from them as they are)."""
     sys.path.insert(0, str(ROOT))
-    from s2dlab.stages import base
+    from s2dlab.workflow.stages import base
 
     return [f"{k}={v}" for k, v in base.shipped_info()["config"].items() if k != "task.prompt_suffix"]
 
@@ -75,7 +75,7 @@ def to_float16(folder: Path) -> None:
 
 
 def prune(run_dir: Path) -> None:
-    from s2dlab.runs import open_run
+    from s2dlab.core.runs import open_run
 
     run = open_run(run_dir)
     for stage in run.stages():

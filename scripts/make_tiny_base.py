@@ -21,11 +21,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from s2dlab.config import flatten, load_config
-from s2dlab.evaluate import evaluate_stage
-from s2dlab.models import build_char_tokenizer, load_model
-from s2dlab.runs import create_run
-from s2dlab.stages import base, lifecycle
+from s2dlab.core.config import flatten, load_config
+from s2dlab.core.models import build_char_tokenizer, load_model
+from s2dlab.core.runs import create_run
+from s2dlab.workflow.evaluate import evaluate_stage
+from s2dlab.workflow.stages import base, lifecycle
 
 
 def ship(cfg, run, role: str, name: str) -> dict:

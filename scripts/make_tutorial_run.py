@@ -57,10 +57,10 @@ def build(run_dir: Path, threads: int | None) -> None:
 def check_whole(run_dir: Path) -> list[str]:
     """The stages of the ablation plan that are missing or not evaluated in `run_dir` (empty when whole)."""
     sys.path.insert(0, str(ROOT))
-    from s2dlab import pipeline
-    from s2dlab.config import config_from_dict
-    from s2dlab.runs import open_run
-    from s2dlab.stages.lifecycle import finished
+    from s2dlab.core.config import config_from_dict
+    from s2dlab.core.runs import open_run
+    from s2dlab.workflow import pipeline
+    from s2dlab.workflow.stages.lifecycle import finished
 
     run = open_run(run_dir)
     cfg = config_from_dict(run.info["config"])

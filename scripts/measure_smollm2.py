@@ -21,8 +21,8 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from s2dlab.generation import sample  # noqa: E402
-from s2dlab.models import (  # noqa: E402
+from s2dlab.core.generation import sample  # noqa: E402
+from s2dlab.core.models import (  # noqa: E402
     count_parameters,
     load_model,
     load_tokenizer,
@@ -30,7 +30,7 @@ from s2dlab.models import (  # noqa: E402
     set_generation_defaults,
     smollm2_gguf,
 )
-from s2dlab.scoring import score_rollouts  # noqa: E402
+from s2dlab.core.scoring import score_rollouts  # noqa: E402
 
 SUFFIX = "Let's think step by step and output the final answer within \\boxed{}."
 

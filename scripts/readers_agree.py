@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from s2dlab.cli import main as s2dlab_main
-    from s2dlab.dashboard import data as dashboard_data
+    from s2dlab.views.dashboard import data as dashboard_data
 
     run = Path(args.run)
     summary = json.loads((run / "summary.json").read_text())

@@ -21,11 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-from s2dlab import diagnostics as dg
-from s2dlab.config import load_config, parse_overrides
-from s2dlab.pipeline import find_step, run_stage
-from s2dlab.runs import atomic_write_json, create_run, open_run, read_json_file
-from s2dlab.summary import lineage, per_problem
+from s2dlab.core import diagnostics as dg
+from s2dlab.core.config import load_config, parse_overrides
+from s2dlab.core.runs import atomic_write_json, create_run, open_run, read_json_file
+from s2dlab.workflow.pipeline import find_step, run_stage
+from s2dlab.workflow.summary import lineage, per_problem
 
 
 def grid_points(items: list[str]) -> list[dict]:
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
                                      else args.source), run, args.stage, cfg)
             t0 = time.time()
             run_stage(cfg, run, find_step(cfg, args.stage))
-            from s2dlab.evaluate import evaluate_stage
+            from s2dlab.workflow.evaluate import evaluate_stage
 
             evaluate_stage(cfg, run, args.stage, progress=False)
             seconds.append(time.time() - t0)

@@ -19,7 +19,7 @@ SHIPPED = Path(__file__).resolve().parent.parent / "s2dlab" / "assets" / "tiny_b
 def tiny_folders(tmp_path_factory):
     """The shipped tiny base models as ordinary save_pretrained folders (`teacher/`, `student/`), each with the
     character tokenizer saved beside it: what a user's own checkpoints look like. Read-only for the tests."""
-    from s2dlab.models import build_char_tokenizer
+    from s2dlab.core.models import build_char_tokenizer
 
     root = tmp_path_factory.mktemp("tiny_folders")
     for role in ("teacher", "student"):

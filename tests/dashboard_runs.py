@@ -21,8 +21,8 @@ RUN = "ablations"
 def build(root: Path) -> Path:
     """`s2dlab run --ablations` with `SMALL` into `root/ablations`, then `s2dlab lens` on it; returns `root`."""
     from s2dlab.cli import main
-    from s2dlab.config import load_config
-    from s2dlab.pipeline import run_pipeline
+    from s2dlab.core.config import load_config
+    from s2dlab.workflow.pipeline import run_pipeline
     from tests.test_stages import SMALL
 
     run_pipeline(load_config("tiny", overrides=SMALL), root / RUN, ablations=True, progress=False)

@@ -1,6 +1,6 @@
 """The dashboard's data access, called directly: on the committed fixture run (tests/data/fixture_run, a real
 `s2dlab run --ablations` with short budgets, see scripts/make_fixture_run.py), on runs of the adversarial rows of
-tests/token_data.py, and its plumbing (s2dlab.dashboard)."""
+tests/token_data.py, and its plumbing (s2dlab.views.dashboard)."""
 
 import html
 import json
@@ -16,10 +16,11 @@ import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from s2dlab.dashboard import data as cb  # noqa: E402
-from s2dlab.dashboard import models, store as store_mod  # noqa: E402
-from s2dlab.runs import create_run, open_run  # noqa: E402
-from s2dlab.summary import c1_path, c2_path  # noqa: E402
+from s2dlab.core.runs import create_run, open_run  # noqa: E402
+from s2dlab.views.dashboard import data as cb  # noqa: E402
+from s2dlab.views.dashboard import models  # noqa: E402
+from s2dlab.views.dashboard import store as store_mod
+from s2dlab.workflow.summary import c1_path, c2_path  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 LEGEND = re.compile(r'<span>−([^<]+)</span><span class="s2d-bar"')  # the colour range of each heatmap
@@ -199,7 +200,7 @@ def test_rollout_table_filters(store):
 def test_stages_view_renders_the_summary(store):
     view = cb.stages_view(store, RUN)
     arms = view["arms"]
-    from s2dlab.viz import ordered_arms
+    from s2dlab.views.viz import ordered_arms
 
     assert list(arms["arm"]) == ordered_arms(SUMMARY) + ["(base student)"]
     acc_col = next(c for c in arms.columns if c.startswith("avg@"))
@@ -268,8 +269,8 @@ def test_quadrants_from_the_summary(store):
 
 
 def test_readers_never_recompute(store, monkeypatch):
-    """With every measure of s2dlab.diagnostics broken, the dashboard still renders: it only reads the summary."""
-    from s2dlab import diagnostics
+    """With every measure of s2dlab.core.diagnostics broken, the dashboard still renders: it only reads the summary."""
+    from s2dlab.core import diagnostics
 
     def broken(*a, **k):
         raise AssertionError("the dashboard recomputed a diagnostic")
@@ -284,7 +285,7 @@ def test_readers_never_recompute(store, monkeypatch):
 
 
 def test_multi_seed_folder_shows_the_aggregate(tmp_path):
-    from s2dlab.summary import write_aggregate
+    from s2dlab.workflow.summary import write_aggregate
 
     for k in (0, 1):
         shutil.copytree(DATA / RUN, tmp_path / "multi" / f"seed_{k}",
@@ -331,7 +332,7 @@ def test_drill_down_opens_the_nearest_snapshot(store):
 
 
 def test_lens_view(store):
-    from s2dlab.lens import read_lens, read_lens_index
+    from s2dlab.instruments.lens import read_lens, read_lens_index
 
     index = read_lens_index(DATA / RUN)
     rollouts, filters, default, note = cb.lens_choices(store, RUN)
@@ -417,8 +418,8 @@ def test_live_warns_about_large_models_on_cpu(store, monkeypatch):
 
 
 def test_guard_turns_errors_into_messages():
-    from s2dlab.dashboard.ui import guard as _guard
-    from s2dlab.errors import InputError
+    from s2dlab.core.errors import InputError
+    from s2dlab.views.dashboard.ui import guard as _guard
 
     def fails_known():
         raise cb.AppError("Run 'x' <b>is</b> missing")
@@ -441,7 +442,7 @@ def test_guard_turns_errors_into_messages():
 
 
 def test_first_position_of_a_clicked_span():
-    from s2dlab.dashboard.tabs.token import first_position as _first_position
+    from s2dlab.views.dashboard.tabs.token import first_position as _first_position
 
     assert _first_position("7") == 7 and _first_position("12–14") == 12 and _first_position(None) is None
 
@@ -449,7 +450,7 @@ def test_first_position_of_a_clicked_span():
 def test_build_demo_and_main(monkeypatch, tmp_path):
     import gradio as gr
 
-    from s2dlab.dashboard import app as app_module
+    from s2dlab.views.dashboard import app as app_module
 
     demo = app_module.build_demo(tmp_path / "no_runs_yet")
     assert isinstance(demo, gr.Blocks)
@@ -472,7 +473,7 @@ def test_a_model_is_loaded_once_when_many_ask_at_once(store):
     copies of the same model; loading while another load runs is what broke ("Cannot copy out of meta tensor")."""
     import threading
 
-    from s2dlab.dashboard.models import MODELS, load_live_model, model_location
+    from s2dlab.views.dashboard.models import MODELS, load_live_model, model_location
 
     location = model_location(store, store.open(RUN), "opd")
     MODELS.clear()
@@ -500,7 +501,7 @@ def test_model_work_never_overlaps():
     import threading
     import time
 
-    from s2dlab.dashboard.models import one_at_a_time
+    from s2dlab.views.dashboard.models import one_at_a_time
 
     inside, overlaps = [], []
 
@@ -522,8 +523,8 @@ def test_model_work_never_overlaps():
 
 def test_model_handlers_share_one_bounded_queue(tmp_path):
     """Every handler that loads or runs a model is in the one model queue, one at a time; the others are not."""
-    from s2dlab.dashboard import build_demo
-    from s2dlab.dashboard.ui import MODEL_QUEUE, MODEL_WORKERS, QUEUE_SIZE
+    from s2dlab.views.dashboard import build_demo
+    from s2dlab.views.dashboard.ui import MODEL_QUEUE, MODEL_WORKERS, QUEUE_SIZE
 
     demo = build_demo(DATA)
     names = {f.api_name: f for f in demo.fns.values() if f.api_name}
@@ -539,7 +540,7 @@ def test_model_handlers_share_one_bounded_queue(tmp_path):
 
 
 def test_live_offers_stages_by_their_recorded_role(store):
-    from s2dlab.dashboard import live
+    from s2dlab.views.dashboard import live
 
     run = store.open(RUN)
     setup = live.live_setup(store, RUN)
@@ -549,7 +550,7 @@ def test_live_offers_stages_by_their_recorded_role(store):
         assert run.stage(stage).role == "teacher"
     assert set(setup["students"]) | set(setup["teachers"]) == set(cb.model_stages(store, RUN))
     # the workflow's pair: its final student (the stage of the arm bridge_1h_stage3) and its RL teacher
-    from s2dlab.pipeline import ARMS
+    from s2dlab.workflow.pipeline import ARMS
 
     assert setup["student"] == next(a.final for a in ARMS if a.name == "bridge_1h_stage3") == "student_grpo"
     assert setup["teacher"] == run.stage("opd").teacher == "teacher_grpo"
@@ -560,7 +561,7 @@ def test_live_offers_stages_by_their_recorded_role(store):
 
 
 def test_default_student_is_the_last_finished_one_along_the_workflow(tmp_path):
-    from s2dlab.dashboard import live
+    from s2dlab.views.dashboard import live
 
     shutil.copytree(DATA / RUN, tmp_path / "r", ignore=shutil.ignore_patterns("lens"))
     run = open_run(tmp_path / "r")
@@ -572,7 +573,7 @@ def test_default_student_is_the_last_finished_one_along_the_workflow(tmp_path):
 
 
 def test_live_draws_a_new_sample_each_click_with_its_seed_shown(store):
-    from s2dlab.dashboard import build_demo
+    from s2dlab.views.dashboard import build_demo
 
     demo = build_demo(DATA)
     run = next(f.fn for f in demo.fns.values() if f.api_name == "live")
@@ -598,7 +599,7 @@ def full_root(tmp_path_factory):
 def test_live_roles_on_a_whole_ablations_run(full_root):
     """Every arm's stages: students named after teachers (`raw_teacher.opd`, `sft_teacher.fkl_warmup`) are
     students, and the default pair is the workflow's."""
-    from s2dlab.dashboard import live
+    from s2dlab.views.dashboard import live
     from tests.dashboard_runs import RUN as FULL
 
     store = cb.Store(full_root)
@@ -625,7 +626,7 @@ def damaged_copy(tmp_path, relpath: str) -> cb.Store:
 
 
 def test_a_truncated_snapshot_disables_only_its_views(tmp_path):
-    from s2dlab.dashboard import build_demo
+    from s2dlab.views.dashboard import build_demo
 
     last = f"opd/rollouts/step_{open_run(DATA / RUN).rollout_steps('opd')[-1]:06d}.parquet"
     store = damaged_copy(tmp_path, last)
@@ -684,7 +685,7 @@ def in_progress_copy(tmp_path) -> "Path":
 
 
 def test_following_a_run_keeps_the_selection_and_shows_what_landed(tmp_path):
-    from s2dlab.dashboard import build_demo
+    from s2dlab.views.dashboard import build_demo
 
     run_dir = in_progress_copy(tmp_path)
     run = open_run(run_dir)
@@ -737,13 +738,18 @@ def test_following_a_run_keeps_the_selection_and_shows_what_landed(tmp_path):
                                          ("-0.000 [-0.115, +0.107]", "0.00 [-0.12, +0.11]"),
                                          ("within noise", "within noise"), (3.25, 3.25)])
 def test_numbers_are_as_precise_as_their_interval(text, shown):
-    from s2dlab.dashboard.ui import round_interval
+    from s2dlab.views.dashboard.ui import round_interval
 
     assert round_interval(text) == shown
 
 
 def test_table_columns_hold_their_longest_word():
-    from s2dlab.dashboard.ui import CELL_PAD_PX, CHAR_PX, WRAP_CHARS, column_widths
+    from s2dlab.views.dashboard.ui import (
+        CELL_PAD_PX,
+        CHAR_PX,
+        WRAP_CHARS,
+        column_widths,
+    )
 
     df = pd.DataFrame({"correct": [True], "paper row": ["- stage 2b (teacher-sample SFT only) and more words here"],
                        "arm": ["bridge_raw_teacher"]})
@@ -753,7 +759,7 @@ def test_table_columns_hold_their_longest_word():
 
 
 def test_empty_runs_folder_says_how_to_make_a_run(tmp_path):
-    from s2dlab.dashboard import build_demo
+    from s2dlab.views.dashboard import build_demo
 
     demo = build_demo(tmp_path)
     fns = {f.api_name: f.fn for f in demo.fns.values() if f.api_name}
@@ -767,7 +773,7 @@ def test_empty_runs_folder_says_how_to_make_a_run(tmp_path):
 def test_export_carries_the_problem_both_rollouts_and_the_chart(store, tmp_path):
     import re as _re
 
-    from s2dlab.dashboard import export
+    from s2dlab.views.dashboard import export
 
     df = store.snapshot(RUN, "opd")
     pid = str(df["prompt_id"].iloc[0])
@@ -782,7 +788,7 @@ def test_export_carries_the_problem_both_rollouts_and_the_chart(store, tmp_path)
 
 
 def test_the_export_folder_lives_as_long_as_the_app(tmp_path):
-    from s2dlab.dashboard import build_demo
+    from s2dlab.views.dashboard import build_demo
 
     demo = build_demo(DATA)
     fns = {f.api_name: f.fn for f in demo.fns.values() if f.api_name}

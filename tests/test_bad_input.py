@@ -220,8 +220,8 @@ def test_lens_that_would_drop_pairs_asks_for_replace(capsys, run_copy):
 
 
 def test_lens_files_from_two_computations_are_refused(run_copy):
-    from s2dlab.lens import check_lens, read_lens
-    from s2dlab.runs import RunStoreError
+    from s2dlab.core.runs import RunStoreError
+    from s2dlab.instruments.lens import check_lens, read_lens
 
     index = json.loads((run_copy / "lens" / "lens.json").read_text())
     (run_copy / "lens" / "lens.json").write_text(json.dumps({**index, "lens_id": "another"}))

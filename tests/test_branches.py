@@ -1,4 +1,4 @@
-"""s2dlab.branches on the shipped tiny student and teacher: bounds, determinism, grading counted independently,
+"""s2dlab.instruments.branches on the shipped tiny student and teacher: bounds, determinism, grading counted independently,
 Wilson intervals against a root-found reference, and the probe summary against diagnostics.auroc."""
 
 import math
@@ -7,20 +7,20 @@ from pathlib import Path
 import pytest
 
 import s2dlab
-from s2dlab.branches import (
+from s2dlab.core.diagnostics import auroc
+from s2dlab.core.errors import InputError
+from s2dlab.core.generation import sample
+from s2dlab.core.models import build_char_tokenizer, load_model
+from s2dlab.core.rewards import grade
+from s2dlab.core.scoring import score_rollouts
+from s2dlab.core.tasks.arithmetic import make_problems
+from s2dlab.instruments.branches import (
     MAX_BRANCH_SAMPLES,
     MAX_BRANCH_TOKENS,
     binomial_summary,
     branch_values,
     probe_branch_values,
 )
-from s2dlab.diagnostics import auroc
-from s2dlab.errors import InputError
-from s2dlab.generation import sample
-from s2dlab.models import build_char_tokenizer, load_model
-from s2dlab.rewards import grade
-from s2dlab.scoring import score_rollouts
-from s2dlab.tasks.arithmetic import make_problems
 
 SHIPPED = Path(s2dlab.__file__).parent / "assets" / "tiny_base"
 

@@ -76,7 +76,7 @@ def free_port() -> int:
 
 
 def serve(root):
-    from s2dlab.dashboard import build_demo
+    from s2dlab.views.dashboard import build_demo
 
     demo = build_demo(root)
     port = free_port()
@@ -147,7 +147,7 @@ def test_token_view_hover_and_rollout_selection(browser, app_url):
 
     # Rollouts tab: the last row opens in the token view
     page.get_by_role("tab", name="Rollouts").click()
-    from s2dlab.dashboard import data as cb
+    from s2dlab.views.dashboard import data as cb
 
     table = cb.rollout_table(cb.Store(DATA), "fixture_run", "opd", None)
     target = table[table["policy"] == "student"].iloc[-1]
@@ -171,7 +171,7 @@ def test_sorted_rollout_table_opens_the_clicked_row(browser, app_url):
     header.hover()
     header.locator("button[aria-label='Open cell menu']").click()
     page.get_by_text("Sort ascending").first.click()
-    from s2dlab.dashboard import data as cb
+    from s2dlab.views.dashboard import data as cb
 
     lowest = cb.rollout_table(cb.Store(DATA), "fixture_run", "opd", None)["sum_implicit_reward"].min()
     first_row = page.locator("#rollout-table .virtual-row[data-index='0'] [role=gridcell]")
@@ -197,8 +197,8 @@ def pick(page, dropdown: str, option: str) -> None:
 
 def correct_rollout_with_models():
     """(stage, step, prompt_id, sample_idx) of the first correct student rollout whose snapshot models are saved."""
-    from s2dlab.dashboard import data as cb
-    from s2dlab.dashboard import live
+    from s2dlab.views.dashboard import data as cb
+    from s2dlab.views.dashboard import live
 
     store = cb.Store(DATA)
     for stage in store.snapshot_stages("fixture_run"):
@@ -217,7 +217,7 @@ def test_clicking_a_token_samples_counterfactual_branches(browser, app_url):
     page = open_app(browser, app_url)
     target = correct_rollout_with_models()
     if target:  # a rollout the student got right: its branches are worth looking at
-        from s2dlab.dashboard import data as cb
+        from s2dlab.views.dashboard import data as cb
 
         stage, step, pid, idx = target
         last = cb.Store(DATA).steps("fixture_run", stage)[-1]
@@ -330,7 +330,7 @@ def test_estimator_panel(browser, app_url):
     page.get_by_role("tab", name="Estimators").click()
     page.locator("#est-btn").click()
     page.wait_for_selector("#est-plot .js-plotly-plot .main-svg", state="attached", timeout=90_000)
-    from s2dlab.estimators import estimator_names
+    from s2dlab.instruments.estimators import estimator_names
 
     assert grid_rows(page, "#est-bias") == len(estimator_names())
     assert "re-scored by" in page.locator("#est-note").inner_text() and status(page, "#est-status") == ""
@@ -367,7 +367,7 @@ def test_corrupt_run_shows_a_message(browser, tmp_path):
 @pytest.fixture(scope="module")
 def byte_run(tmp_path_factory):
     """A run of rows scored with a byte-level BPE tokenizer that splits ≥, →, 答案, 🙂 and ü into bytes."""
-    from s2dlab.runs import create_run
+    from s2dlab.core.runs import create_run
     from tests.token_data import TEXTS, byte_level_tokenizer, scored_rows
 
     tok = byte_level_tokenizer()
@@ -480,7 +480,7 @@ def test_two_participants_share_the_model_queue(browser, full_url):
 
 
 def test_live_offers_checkpoints_by_role_and_draws_a_new_sample_each_click(browser, full_root, full_url):
-    from s2dlab.runs import open_run
+    from s2dlab.core.runs import open_run
     from tests.dashboard_runs import RUN as FULL
 
     run = open_run(full_root / FULL)
@@ -540,7 +540,7 @@ def test_a_damaged_snapshot_disables_only_its_view_and_names_the_file(browser, f
 
     root = tmp_path / "runs"
     shutil.copytree(full_root / FULL, root / FULL, ignore=shutil.ignore_patterns("*.safetensors"))
-    from s2dlab.runs import open_run
+    from s2dlab.core.runs import open_run
 
     run = open_run(root / FULL)
     last = run.rollout_path("opd", run.rollout_steps("opd")[-1])
@@ -645,7 +645,7 @@ def test_an_empty_runs_folder_says_how_to_make_a_run(browser, tmp_path):
 def test_a_run_in_progress_is_followed(browser, tmp_path):
     """A run being written: new snapshots and a new stage appear within a few seconds, the running stage marked,
     the user's chosen stage kept."""
-    from s2dlab.runs import open_run
+    from s2dlab.core.runs import open_run
 
     source = open_run(DATA / "fixture_run")
     keep = {"run.json", "tokenizer", "base_teacher", "base_student", "teacher_grpo", "fkl_warmup", "opd"}
@@ -685,7 +685,7 @@ def test_a_run_in_progress_is_followed(browser, tmp_path):
 
 def build_live_demo(root):
     """The app on `root`, looking for new files every second."""
-    from s2dlab.dashboard import build_demo
+    from s2dlab.views.dashboard import build_demo
 
     demo = build_demo(root, poll_seconds=1)
     port = free_port()

@@ -11,13 +11,13 @@ import torch
 from datasets import Dataset
 
 from s2dlab import DenseRewardCallback
-from s2dlab.callback import prompt_records, untouched
-from s2dlab.diagnostics import probe_metrics
 from s2dlab.cli import main
-from s2dlab.errors import InputError
-from s2dlab.models import TokenizerMismatchError, load_model, load_tokenizer
-from s2dlab.runs import open_run
-from s2dlab.summary import read_summary
+from s2dlab.core.diagnostics import probe_metrics
+from s2dlab.core.errors import InputError
+from s2dlab.core.models import TokenizerMismatchError, load_model, load_tokenizer
+from s2dlab.core.runs import open_run
+from s2dlab.instruments.callback import prompt_records, untouched
+from s2dlab.workflow.summary import read_summary
 
 PROBLEMS = [("7+3-5+8=?", "13"), ("2+2+2+2=?", "8"), ("9-3+1-4=?", "3"), ("5+5-2-1=?", "7")]
 STEPS = 4
@@ -113,7 +113,12 @@ def test_grpo_snapshots_are_a_run_stage(grpo_runs):
 
 
 def test_grpo_snapshots_open_in_the_dashboard_and_score(grpo_runs, capsys):
-    from s2dlab.dashboard.data import Store, rollout_table, stages_view, token_view
+    from s2dlab.views.dashboard.data import (
+        Store,
+        rollout_table,
+        stages_view,
+        token_view,
+    )
 
     _, _, out = grpo_runs
     store = Store(out.parent)
@@ -152,7 +157,7 @@ def test_a_mismatched_teacher_stops_training_before_its_first_step(tiny, tmp_pat
 
 
 def test_untouched_restores_generators_and_each_modules_mode(tiny):
-    from s2dlab.generation import sample
+    from s2dlab.core.generation import sample
 
     model = load_model(tiny / "student")
     model.train()

@@ -16,7 +16,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from s2dlab.check import (
+from s2dlab.cli import main
+from s2dlab.core.errors import InputError, MissingError
+from s2dlab.core.models import (
+    TokenizerMismatchError,
+    build_char_tokenizer,
+    load_model,
+    load_tokenizer,
+)
+from s2dlab.core.runs import open_run
+from s2dlab.core.tasks.arithmetic import arithmetic_splits
+from s2dlab.instruments.check import (
     CHECK_FILE,
     accuracies,
     first_differing_line,
@@ -28,14 +38,8 @@ from s2dlab.check import (
     tokenizer_alignment,
     verdict,
 )
-from s2dlab.cli import main
-from s2dlab.errors import InputError, MissingError
-from s2dlab.models import TokenizerMismatchError, build_char_tokenizer, load_model, load_tokenizer
-from s2dlab.runs import open_run
-from s2dlab.summary import read_summary
-from s2dlab.tasks.arithmetic import arithmetic_splits
 from s2dlab.testing import make_real_format_pair, qwen3_tokenizer
-
+from s2dlab.workflow.summary import read_summary
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -127,7 +131,7 @@ def test_check_table_states_every_section(checked):
 
 
 def test_dashboard_and_score_open_the_check(checked, capsys):
-    from s2dlab.dashboard.data import Store, rollout_table, token_view
+    from s2dlab.views.dashboard.data import Store, rollout_table, token_view
 
     code, printed, out = checked
     store = Store(out.parent)
@@ -144,7 +148,7 @@ def test_dashboard_and_score_open_the_check(checked, capsys):
 def test_live_tab_loads_the_models_a_check_links(checked, tiny):
     """The check links its models where they live (stage.json model_source); the Live tab samples and scores with
     them without copying them into the runs folder."""
-    from s2dlab.dashboard import data as cb
+    from s2dlab.views.dashboard import data as cb
 
     root, _ = tiny
     code, printed, out = checked
@@ -180,7 +184,7 @@ def test_a_second_check_replaces_the_first(tiny, tmp_path):
 # --- the self-check ---------------------------------------------------------------------------------------------------
 
 def test_self_check_is_exactly_zero_and_fails_on_a_nondeterministic_model(tiny):
-    from s2dlab.generation import sample
+    from s2dlab.core.generation import sample
 
     root, _ = tiny
     tok, teacher = load_tokenizer(root / "teacher"), load_model(root / "teacher").eval()
@@ -214,7 +218,7 @@ def small_pair(tmp_path_factory):
 
 
 def test_alignment_rows_of_a_qwen3_format_pair(small_pair):
-    from s2dlab.models import CHAT_TEMPLATE
+    from s2dlab.core.models import CHAT_TEMPLATE
 
     tok = load_tokenizer(small_pair.student)
     same = tokenizer_alignment(tok, load_tokenizer(small_pair.teacher))
@@ -294,8 +298,8 @@ def _check_dict(diff_ci, kl_ci, difference=0.2):
 
 
 def _summary(teacher_entry: dict) -> dict:
-    """A check's summary as `s2dlab.summary` writes it: C1 and C2 with the verdicts its own functions give."""
-    from s2dlab.summary import c1_verdict, c2_verdict
+    """A check's summary as `s2dlab.workflow.summary` writes it: C1 and C2 with the verdicts its own functions give."""
+    from s2dlab.workflow.summary import c1_verdict, c2_verdict
 
     c1 = {"teachers": {"base_teacher": teacher_entry}, "comparisons": []}
     c1["verdict"] = c1_verdict(c1)
@@ -398,7 +402,7 @@ def test_problem_files_and_set_names(tmp_path):
 
 @pytest.mark.slow
 def test_smollm2_gguf_teacher_with_a_cut_student(tmp_path, capsys):
-    from s2dlab.models import make_layer_student, smollm2_gguf
+    from s2dlab.core.models import make_layer_student, smollm2_gguf
 
     try:
         gguf = smollm2_gguf()

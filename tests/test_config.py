@@ -3,7 +3,14 @@ import sys
 
 import pytest
 
-from s2dlab.config import ConfigError, config_from_dict, flatten, load_config, parse_overrides, to_yaml
+from s2dlab.core.config import (
+    ConfigError,
+    config_from_dict,
+    flatten,
+    load_config,
+    parse_overrides,
+    to_yaml,
+)
 
 
 def test_tiny_defaults_and_overrides():

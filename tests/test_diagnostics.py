@@ -1,4 +1,4 @@
-"""Tests for s2dlab.diagnostics: AUROC against a brute-force pair count, shares and counts that add up."""
+"""Tests for s2dlab.core.diagnostics: AUROC against a brute-force pair count, shares and counts that add up."""
 
 import itertools
 import random
@@ -6,8 +6,8 @@ import random
 import numpy as np
 import pytest
 
-from s2dlab import diagnostics
-from s2dlab.diagnostics import auroc, c1_separation
+from s2dlab.core import diagnostics
+from s2dlab.core.diagnostics import auroc, c1_separation
 
 
 def brute_force_auroc(scores, labels):

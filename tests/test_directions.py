@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import pytest
 
-from s2dlab import data
-from s2dlab.config import load_config
-from s2dlab.diagnostics import mean_reverse_kl
-from s2dlab.generation import sample
-from s2dlab.runs import create_run
-from s2dlab.scoring import score_rollouts
-from s2dlab.stages import base, fkl_warmup, grpo, lifecycle, opd
+from s2dlab.core import data
+from s2dlab.core.config import load_config
+from s2dlab.core.diagnostics import mean_reverse_kl
+from s2dlab.core.generation import sample
+from s2dlab.core.runs import create_run
+from s2dlab.core.scoring import score_rollouts
+from s2dlab.workflow.stages import base, fkl_warmup, grpo, lifecycle, opd
 from tests.test_stages import SMALL
 
 STEPS = 40

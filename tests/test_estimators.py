@@ -1,4 +1,4 @@
-"""s2dlab.estimators against independent computations: torch.nn.functional.kl_div, autograd, brute-force
+"""s2dlab.instruments.estimators against independent computations: torch.nn.functional.kl_div, autograd, brute-force
 set arithmetic in float64, and Monte Carlo over many samples with a fixed seed."""
 
 import json
@@ -9,8 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s2dlab.errors import InputError
-from s2dlab.estimators import (
+from s2dlab.core.errors import InputError
+from s2dlab.core.models import (
+    TINY_STUDENT,
+    TINY_TEACHER,
+    build_char_tokenizer,
+    build_tiny_model,
+)
+from s2dlab.core.scoring import score_rollouts
+from s2dlab.instruments.estimators import (
     estimate_rollouts,
     estimate_sequences,
     estimator_names,
@@ -18,8 +25,6 @@ from s2dlab.estimators import (
     summarize_estimators,
     token_estimators,
 )
-from s2dlab.models import TINY_STUDENT, TINY_TEACHER, build_char_tokenizer, build_tiny_model
-from s2dlab.scoring import score_rollouts
 
 
 def random_logits(N=5, V=13, seed=0, scale=2.5):
@@ -235,7 +240,7 @@ def test_chunked_equals_full_logits(pair):
 
 
 def test_estimate_rollouts_agree_with_score_rollouts(pair):
-    from s2dlab.generation import sample
+    from s2dlab.core.generation import sample
 
     tok, student, teacher = pair
     records = [{"id": "p0", "prompt": "1+2=?"}, {"id": "p1", "prompt": "3-4+5=?"}]

@@ -3,7 +3,7 @@ from math import comb
 
 import pytest
 
-from s2dlab.evaluate import pass_at_k, summarize
+from s2dlab.workflow.evaluate import pass_at_k, summarize
 
 
 def brute_pass_at_k(n, c, k):

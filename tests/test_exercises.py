@@ -92,7 +92,7 @@ def context(ex: str) -> dict:
         a, b = eval_counts(1)
         return {"a_counts": a, "b_counts": b, "k": 4}
     if ex == "04.2":
-        from s2dlab.config import load_config
+        from s2dlab.core.config import load_config
 
         return {"cfg": load_config("tiny")}
     if ex == "05.1":
@@ -341,7 +341,7 @@ def test_opd_loop_check(kind, losses, moved, hint):
 # --- the checks' own formulas against the library's --------------------------------------------------------------------
 
 def test_slip_rule_is_the_task_s():
-    from s2dlab.tasks.arithmetic import slip_of
+    from s2dlab.core.tasks.arithmetic import slip_of
 
     for v in range(0, 40):
         for op in "+-":
@@ -350,8 +350,8 @@ def test_slip_rule_is_the_task_s():
 
 
 def test_reward_cases_agree_with_the_task_s_grader():
-    from s2dlab import data
-    from s2dlab.config import load_config
+    from s2dlab.core import data
+    from s2dlab.core.config import load_config
 
     grade = data.grade_fn(load_config("tiny"))
     for completion, answer, want, what in exercises.REWARD_CASES:
@@ -359,7 +359,7 @@ def test_reward_cases_agree_with_the_task_s_grader():
 
 
 def test_auroc_by_pairs_agrees_with_diagnostics():
-    from s2dlab.diagnostics import auroc
+    from s2dlab.core.diagnostics import auroc
 
     rng = np.random.default_rng(3)
     for _ in range(20):

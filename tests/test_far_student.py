@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from s2dlab.cli import main as cli_main
-from s2dlab.config import ConfigError, load_config
-from s2dlab.pipeline import plan, select_arms
-from s2dlab.rewards import grade
-from s2dlab.stages import base, opd
-from s2dlab.tasks import arithmetic as A
+from s2dlab.core.config import ConfigError, load_config
+from s2dlab.core.rewards import grade
+from s2dlab.core.tasks import arithmetic as A
+from s2dlab.workflow.pipeline import plan, select_arms
+from s2dlab.workflow.stages import base, opd
 
 RECORDS = A.arithmetic_splits({"corpus": 400, "eval": 100}, seed=0, n_terms=4, digits=1, slip_rate=0.4)
 
@@ -91,8 +91,8 @@ def test_the_shipped_graded_students_are_copied_with_their_layout(tmp_path, leve
     if base.shipped_name("student", level) not in base.shipped_info():
         pytest.skip(f"the {level} student is not shipped in this checkout (python scripts/make_tiny_base.py "
                     f"--students {level})")
-    from s2dlab.models import load_model
-    from s2dlab.runs import create_run
+    from s2dlab.core.models import load_model
+    from s2dlab.core.runs import create_run
 
     cfg = load_config("tiny", overrides=[f"base.student={level}"])
     run = create_run(tmp_path / "run", cfg.to_dict(), cfg.seed)
@@ -122,7 +122,7 @@ def test_step_metrics_equal_an_independent_computation():
     ids = torch.multinomial(torch.softmax(s_logits, -1), 1, generator=g).squeeze(-1)
     implicit, rkl = opd._token_terms(s_logits, t_logits, ids)
     # independently: the scoring module's per-token implicit reward and reverse KL
-    from s2dlab.scoring import token_scores
+    from s2dlab.core.scoring import token_scores
 
     ref = token_scores(s_logits[None], t_logits[None], ids[None])
     assert torch.allclose(implicit, ref.implicit_reward[0], atol=1e-5)
@@ -190,7 +190,7 @@ def test_opd_logs_the_signal_metrics_every_step(tmp_path, loss):
     """Two OPD steps from the shipped base models: every step logs the signal metrics; on the full-vocabulary loss
     (one micro-batch per step) TRL's own logged loss is the mean per-token reverse KL, so it must equal ours; the
     gradient share appears only when asked for."""
-    from s2dlab.runs import create_run
+    from s2dlab.core.runs import create_run
     from tests.test_stages import small_config
 
     cfg = small_config(f"opd.loss={loss}", "probe.num_prompts=0", "probe.c1_prompts=0",

@@ -8,9 +8,9 @@ import json
 import math
 from pathlib import Path
 
-from s2dlab.config import config_from_dict
-from s2dlab.runs import open_run
-from s2dlab.summary import results_view, summarize
+from s2dlab.core.config import config_from_dict
+from s2dlab.core.runs import open_run
+from s2dlab.workflow.summary import results_view, summarize
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "fixture_run"
 
@@ -52,7 +52,7 @@ def test_the_comparison_sees_a_changed_number():
 
 def test_report_renders_the_summary_numbers():
     """`s2dlab report` prints each arm's row with the summary's accuracy, interval and budget, and each prediction."""
-    from s2dlab.report import report
+    from s2dlab.views.report import report
 
     summary = json.loads((FIXTURE / "summary.json").read_text())
     text = report(FIXTURE)
@@ -64,6 +64,6 @@ def test_report_renders_the_summary_numbers():
     for claim in summary["claims"]:
         assert f"{100 * claim['difference']:+.1f}" in text and claim["claim"] in text
     arm_rows = [line.split("`")[1] for line in text.splitlines() if line.startswith("| `")]
-    from s2dlab.arms import ARM_ORDER
+    from s2dlab.workflow.arms import ARM_ORDER
 
     assert arm_rows == [a for a in ARM_ORDER if a in summary["arms"]]  # one order, the paper's

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from s2dlab.generation import format_prompt, sample, vllm_available
-from s2dlab.models import TINY_STUDENT, build_char_tokenizer, build_tiny_model
+from s2dlab.core.generation import format_prompt, sample, vllm_available
+from s2dlab.core.models import TINY_STUDENT, build_char_tokenizer, build_tiny_model
 
 RECORDS = [{"id": "a", "prompt": "12+30=?"}, {"id": "b", "prompt": "55-13+2=?"}]
 

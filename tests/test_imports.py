@@ -47,15 +47,15 @@ def missing(module: str, name: str) -> str | None:
 def test_the_scan_finds_lazy_imports():
     """The scan sees imports inside functions, where a removed name hides until its command runs."""
     found = {(f, m, n) for f, _, m, n in s2dlab_imports()}
-    assert ("s2dlab/cli.py", "s2dlab.pipeline", "run_pipeline") in found  # inside cmd_run
+    assert ("s2dlab/cli.py", "s2dlab.workflow.pipeline", "run_pipeline") in found  # inside cmd_run
     assert len(found) > 200
 
 
 def test_the_check_catches_a_missing_name():
-    assert missing("s2dlab.pipeline", "results_table_that_was_removed") == \
-        "s2dlab.pipeline has no results_table_that_was_removed"
-    assert missing("s2dlab.stages", "no_such_submodule") is not None
-    assert missing("s2dlab.pipeline", "run_pipeline") is None
+    assert missing("s2dlab.workflow.pipeline", "results_table_that_was_removed") == \
+        "s2dlab.workflow.pipeline has no results_table_that_was_removed"
+    assert missing("s2dlab.workflow.stages", "no_such_submodule") is not None
+    assert missing("s2dlab.workflow.pipeline", "run_pipeline") is None
 
 
 def test_every_s2dlab_import_resolves():

@@ -84,7 +84,7 @@ def test_kit_installs_offline_in_a_fresh_venv_and_passes_the_preflight(tmp_path)
 
 
 def test_tutorial_run_zip_keeps_what_readers_open(tmp_path):
-    from s2dlab.runs import create_run, open_run
+    from s2dlab.core.runs import create_run, open_run
 
     make = _script("make_tutorial_run")
     run_dir = tmp_path / "runs" / "tutorial_tiny"
@@ -110,7 +110,7 @@ def test_tutorial_run_zip_keeps_what_readers_open(tmp_path):
 
 
 def test_tutorial_run_script_refuses_an_unfinished_run(tmp_path, capsys):
-    from s2dlab.runs import create_run
+    from s2dlab.core.runs import create_run
 
     make = _script("make_tutorial_run")
     create_run(tmp_path / "tutorial_tiny", {}, 0)

@@ -1,4 +1,4 @@
-"""s2dlab.lens on a tiny run folder built here: stage models saved with save_pretrained, stage.json files, and one
+"""s2dlab.instruments.lens on a tiny run folder built here: stage models saved with save_pretrained, stage.json files, and one
 probe snapshot written with run.write_rollouts. No training."""
 
 import json
@@ -6,10 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from s2dlab.errors import InputError, MissingError
-from s2dlab.generation import sample
-from s2dlab.estimators import snapshot_estimators
-from s2dlab.lens import (
+from s2dlab.core.errors import InputError, MissingError
+from s2dlab.core.generation import sample
+from s2dlab.core.models import TinyModelSpec, build_char_tokenizer, build_tiny_model
+from s2dlab.core.runs import create_run
+from s2dlab.core.scoring import score_rollouts
+from s2dlab.instruments.estimators import snapshot_estimators
+from s2dlab.instruments.lens import (
     SIGN_TOLERANCE,
     checkpoints,
     compute_lens,
@@ -18,9 +21,6 @@ from s2dlab.lens import (
     read_lens_index,
     snapshot_pair,
 )
-from s2dlab.models import TinyModelSpec, build_char_tokenizer, build_tiny_model
-from s2dlab.runs import create_run
-from s2dlab.scoring import score_rollouts
 
 SPEC = TinyModelSpec(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
                      intermediate_size=64)

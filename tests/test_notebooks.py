@@ -17,7 +17,10 @@ from pathlib import Path
 
 import jupytext
 import pytest
-from jupytext.config import find_jupytext_configuration_file, load_jupytext_configuration_file
+from jupytext.config import (
+    find_jupytext_configuration_file,
+    load_jupytext_configuration_file,
+)
 from jupytext.formats import guess_format
 from jupytext.paired_paths import paired_paths
 

@@ -21,7 +21,7 @@ def run_python(code: str, *, cwd: Path, pythonpath: str, timeout: int = 300) -> 
 
 
 def test_missing_preset_file_is_a_config_error(tmp_path, monkeypatch):
-    from s2dlab import config
+    from s2dlab.core import config
 
     monkeypatch.setattr(config, "PRESETS_DIR", tmp_path)
     with pytest.raises(config.ConfigError, match=r"preset file .*qwen3_paper\.yaml is missing"):
@@ -38,7 +38,7 @@ def test_core_never_imports_gradio(tmp_path):
                        for p in root.rglob("*.py") if "dashboard" not in p.parts and p.name != "__main__.py")
         for name in names:
             importlib.import_module(name)
-        assert "s2dlab.viz.heatmap" in names and "s2dlab.cli" in names and "s2dlab.stages.opd" in names, names
+        assert "s2dlab.views.viz.heatmap" in names and "s2dlab.cli" in names and "s2dlab.workflow.stages.opd" in names, names
         bad = sorted(m for m in sys.modules if m == "gradio" or m.startswith("gradio."))
         print("imported", len(names), "modules; gradio modules:", bad)
         sys.exit(1 if bad else 0)
@@ -93,18 +93,18 @@ def test_wheel_installs_whole(tmp_path):
         from pathlib import Path
         import s2dlab
         assert Path(s2dlab.__file__).resolve().is_relative_to(Path({str(target)!r}).resolve()), s2dlab.__file__
-        from s2dlab.config import load_config
+        from s2dlab.core.config import load_config
         assert load_config("qwen3_paper").models.teacher == "Qwen/Qwen3-8B", load_config("qwen3_paper").models
         assert load_config("qwen3_paper").models.student == "Qwen/Qwen3-1.7B"
-        from s2dlab.models import load_model
-        from s2dlab.stages.base import SHIPPED, shipped_info
+        from s2dlab.core.models import load_model
+        from s2dlab.workflow.stages.base import SHIPPED, shipped_info
         assert shipped_info()["teacher"]
         for role in ("teacher", "student"):
             model = load_model(SHIPPED / role, device="cpu")
             assert sum(p.numel() for p in model.parameters()) > 10_000
         import gradio as gr
-        import s2dlab.dashboard
-        demo = s2dlab.dashboard.build_demo(Path("no_runs_here"))
+        import s2dlab.views.dashboard
+        demo = s2dlab.views.dashboard.build_demo(Path("no_runs_here"))
         assert isinstance(demo, gr.Blocks)
         print("wheel ok")
     """

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from s2dlab import summary
-from s2dlab.config import ConfigError, load_config
-from s2dlab.pipeline import DEFAULT_ARMS, find_step, plan, run_pipeline
-from s2dlab.runs import create_run, open_run
+from s2dlab.core.config import ConfigError, load_config
+from s2dlab.core.runs import create_run, open_run
+from s2dlab.workflow import summary
+from s2dlab.workflow.pipeline import DEFAULT_ARMS, find_step, plan, run_pipeline
 from tests.test_stages import SMALL
 
 

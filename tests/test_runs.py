@@ -12,9 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s2dlab import runs
-from s2dlab.config import ConfigMismatchError
-from s2dlab.runs import RunStoreError, atomic_write_bytes, atomic_write_json, create_run, list_runs, open_run
+from s2dlab.core import runs
+from s2dlab.core.config import ConfigMismatchError
+from s2dlab.core.runs import (
+    RunStoreError,
+    atomic_write_bytes,
+    atomic_write_json,
+    create_run,
+    list_runs,
+    open_run,
+)
 
 
 def visible(folder: Path) -> list[str]:
@@ -264,7 +271,7 @@ def test_rollout_write_failure_keeps_old_snapshot(tmp_path, monkeypatch):
 
 WRITER = textwrap.dedent("""
     import sys
-    from s2dlab.runs import atomic_write_bytes
+    from s2dlab.core.runs import atomic_write_bytes
     path = sys.argv[1]
     i = 0
     print("ready", flush=True)

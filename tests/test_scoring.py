@@ -1,4 +1,4 @@
-"""Known-value tests for s2dlab.scoring against an independent float64 computation."""
+"""Known-value tests for s2dlab.core.scoring against an independent float64 computation."""
 
 import math
 
@@ -6,10 +6,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s2dlab.models import TINY_STUDENT, TINY_TEACHER, build_char_tokenizer, build_tiny_model
-from s2dlab.rewards import extract_boxed
-from s2dlab.scoring import (MASKED_TOPK_ID, PER_TOKEN_FIELDS, TOPK_FIELDS, TokenScores, score_rollouts,
-                            score_sequences, token_scores)
+from s2dlab.core.models import (
+    TINY_STUDENT,
+    TINY_TEACHER,
+    build_char_tokenizer,
+    build_tiny_model,
+)
+from s2dlab.core.rewards import extract_boxed
+from s2dlab.core.scoring import (
+    MASKED_TOPK_ID,
+    PER_TOKEN_FIELDS,
+    TOPK_FIELDS,
+    TokenScores,
+    score_rollouts,
+    score_sequences,
+    token_scores,
+)
 
 
 def reference(student_logits, teacher_logits, ids, top_k=5):
@@ -253,7 +265,7 @@ def test_score_sequences_identical_models_and_training_flag(tiny):
 
 
 def make_rollouts(tokenizer):
-    from s2dlab.generation import Rollout, format_prompt
+    from s2dlab.core.generation import Rollout, format_prompt
 
     specs = [("p0", 0, "12+3=?", "12+3=15\n\\boxed{15}", True),
              ("p0", 1, "12+3=?", "12+3=14\n\\boxed{14}", True),

@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from s2dlab import data
-from s2dlab.config import ConfigError, load_config
-from s2dlab.runs import create_run, open_run
-from s2dlab.stages import base, fkl_warmup, grpo, lifecycle, opd, sft
+from s2dlab.core import data
+from s2dlab.core.config import ConfigError, load_config
+from s2dlab.core.runs import create_run, open_run
+from s2dlab.workflow.stages import base, fkl_warmup, grpo, lifecycle, opd, sft
 
 SMALL = ["task.eval_size=8", "task.val_size=8", "task.pool_size=32", "eval.n_samples=1", "eval.greedy=false",
          "probe.num_prompts=2", "probe.every=1", "probe.num_samples=2", "probe.c1_prompts=4", "probe.c1_samples=2",
@@ -88,7 +88,7 @@ def test_base_shipped_models_are_copied(shared_run):
     # the shipped evaluation comes along; evaluate_stage reuses it only for the eval config it was made with
     shipped = json.loads((base.SHIPPED / "student" / "eval.json").read_text())
     assert run.eval("base_student")["accuracy"] == shipped["accuracy"] == base.shipped_info()["student"]["eval_avg@4"]
-    from s2dlab.evaluate import _eval_key
+    from s2dlab.workflow.evaluate import _eval_key
 
     assert shipped["config"] == _eval_key(load_config("tiny")) != _eval_key(cfg)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from s2dlab.rewards import grade
-from s2dlab.tasks import (
+from s2dlab.core.rewards import grade
+from s2dlab.core.tasks import (
     DatasetNotAvailableError,
     arithmetic_splits,
     load_task,
@@ -15,8 +15,8 @@ from s2dlab.tasks import (
     split_records,
     to_dataset,
 )
-from s2dlab.tasks.arithmetic import space_size
-from s2dlab.tasks.math_datasets import DAPO_PREFIX, DAPO_SUFFIX
+from s2dlab.core.tasks.arithmetic import space_size
+from s2dlab.core.tasks.math_datasets import DAPO_PREFIX, DAPO_SUFFIX
 
 FIXTURES = Path(__file__).parent / "data" / "benchmarks"
 KEYS = {"id", "prompt", "answer", "solution"}

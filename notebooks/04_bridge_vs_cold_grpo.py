@@ -102,7 +102,7 @@ acc_rows = {}
 for st in side:
     lo, hi = S["stages"][st]["interval"]["ci"]
     acc_rows[names[st]] = {f"avg@{K} % [95% CI]": f"{100 * S['stages'][st]['accuracy']:.1f} [{100 * lo:.1f}, "
-                                                  f"{100 * hi:.1f}]", "greedy %": f"{100 * S['stages'][st]['greedy']:.1f}"}
+                                                  f"{100 * hi:.1f}]", "greedy %": viz.greedy_text(S["stages"][st]["greedy"])}
 raw_counts = run.eval("raw_teacher.opd")["sets"][EVAL_SET]["per_problem"]  # problem id -> correct of k
 cold_counts = run.eval("cold_grpo")["sets"][EVAL_SET]["per_problem"]
 k_eval = run.eval("cold_grpo")["sets"][EVAL_SET]["k"]
@@ -121,14 +121,17 @@ pd.DataFrame(acc_rows).T
 # `p(slip) / (p(right) + p(slip))` down the rows.
 
 # %%
-slips = tutorial.slip_table(cfg, run, ["base_teacher", "raw_teacher.fkl_warmup", "raw_teacher.opd", "base_student",
-                                       "cold_grpo", "teacher_grpo", "opd"])
-share = slips["p(slip) / (p(right) + p(slip))"]
-print(f"{slips.attrs['steps']} slip-possible steps; task.slip_rate = {cfg.task.slip_rate}. The slip's share: raw "
-      f"teacher {share['base_teacher']:.2f}, after its warmup {share['raw_teacher.fkl_warmup']:.2f}, its bridge "
-      f"{share['raw_teacher.opd']:.2f}; base student {share['base_student']:.2f}, cold GRPO {share['cold_grpo']:.2f}")
-slips.index = [f"{s} ({names[s]})" for s in slips.index]
-slips.round(3)
+slip_shares = None  # the table of this cell (None where the task has no slips)
+if tutorial.arithmetic_only(cfg, "The slip table"):
+    slips = tutorial.slip_table(cfg, run, ["base_teacher", "raw_teacher.fkl_warmup", "raw_teacher.opd",
+                                           "base_student", "cold_grpo", "teacher_grpo", "opd"])
+    share = slips["p(slip) / (p(right) + p(slip))"]
+    print(f"{slips.attrs['steps']} slip-possible steps; task.slip_rate = {cfg.task.slip_rate}. The slip's share: raw "
+          f"teacher {share['base_teacher']:.2f}, after its warmup {share['raw_teacher.fkl_warmup']:.2f}, its bridge "
+          f"{share['raw_teacher.opd']:.2f}; base student {share['base_student']:.2f}, cold GRPO {share['cold_grpo']:.2f}")
+    slips.index = [f"{s} ({names[s]})" for s in slips.index]
+    slip_shares = slips.round(3)
+slip_shares
 
 # %% [markdown]
 # Distillation copies the teacher: the warmup pulls the student's next-character distribution onto the raw
@@ -431,3 +434,32 @@ paper_table2
 #    trained with RL first, and what would you measure before deciding (notebook 01)?
 #
 # **Next:** `05_dense_rewards_token_by_token`: where in a rollout the dense signal sits.
+
+# %% [markdown]
+# ## The C1 x C2 map: when does the bridge win?
+#
+# The paper never measures its two conditions; it tests them only through P1-P3. `s2dlab map` measures them: it
+# runs this notebook's comparison, the bridge (warmup + OPD) against cold GRPO on the same student at equal
+# student steps, for every pair of a grid of teachers (`raw`; `rl@10`, `rl@30`, `rl@120`: one RL run's
+# checkpoints; `sft`) and students (`close`, `middle`, `far`: base students within a few points of each other,
+# pretrained on the same problems in layouts further and further from the teacher's). Every cell records **C1**
+# (the AUROC of the teacher's summed implicit reward minus the raw teacher's: is the teacher reward-shaped?),
+# **C2** (the per-token reverse KL from the student to the teacher before the bridge: does the student start
+# close?) and the **gain** (bridge − cold GRPO, points), each with its 95% interval. The paper's account predicts a gain only where C1 is
+# high and C2 is low. Below is the committed three-seed map (`s2dlab map --out runs/map_3seeds --seeds 3`; the
+# README's "The C1 x C2 map" gives its wall time), read back from `docs/results/map_3seeds.json`, not recomputed;
+# a map of your own opens in the dashboard's Map tab (`s2dlab app runs`). Where does the gain not follow C1 and
+# C2, and is the difference larger than its interval?
+
+# %%
+from s2dlab.views.viz.map import map_figure
+from s2dlab.workflow.cmap import map_table, read_map
+
+map_path = results_dir / "map_3seeds.json"
+if not map_path.is_file():
+    print(f"{map_path} is not there yet: the three-seed map has not been committed to this checkout.")
+else:
+    cmap = read_map(map_path)  # the map.json `s2dlab map` wrote: cells [{teacher, student, c1, c2, gain}]
+    print(cmap["command"])
+    print(map_table(cmap))
+    display(map_figure(cmap))

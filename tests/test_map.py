@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -335,3 +336,106 @@ def test_a_changed_config_on_an_existing_map_stops_and_changes_nothing(small_map
     one_line(capsys, ["map", "--out", out, *ARGS, "opd.steps=3"], "was made with another config", "opd.steps 2 -> 3",
              "new --out")
     assert sha(out / "map.json") == before
+
+
+# --- the dashboard's Map tab ------------------------------------------------------------------------------------------
+
+def _map_root(small_map, root: Path) -> Path:
+    """A runs folder holding the small map at m, as `s2dlab app runs` sees runs/map (the model weights left out: the
+    tab reads map.json and lists the cells' run folders)."""
+    shutil.copytree(small_map[0], root / "m", ignore=shutil.ignore_patterns("*.safetensors", "*.parquet"))
+    return root
+
+
+def _map_fns(root: Path) -> dict:
+    from s2dlab.views.dashboard import build_demo
+
+    demo = build_demo(root, poll_seconds=0)
+    return {f.api_name: f.fn for f in demo.fns.values() if f.api_name}
+
+
+def _by_id(out: dict) -> dict:
+    return {getattr(k, "elem_id", None): v for k, v in out.items()}
+
+
+def _parse(text: str) -> tuple[float, float, float]:
+    """"+1.2 [-0.5, +2.9]" -> (1.2, -0.5, 2.9) (whatever spaces the table puts between them)."""
+    nums = re.fullmatch(r"\s*([^\s\[]+)\s*\[([^,]+),\s*([^\]]+)\]\s*", text)
+    assert nums, f"not a value with its interval: {text!r}"
+    return tuple(float(x.replace("−", "-")) for x in nums.groups())
+
+
+def test_the_dashboard_map_tab_draws_map_json_and_names_each_cells_run(small_map, tmp_path):
+    from s2dlab.views.dashboard import map_view
+    from s2dlab.views.dashboard.store import Store
+
+    root = _map_root(small_map, tmp_path)
+    m = json.loads((root / "m" / "map.json").read_text())
+    shown = _by_id(_map_fns(root)["map"](None))
+    assert shown["map-status"] == ""
+    assert shown["map-dd"]["choices"] == ["m"] and shown["map-dd"]["value"] == "m"
+    n = len(m["grid"]["teachers"]) * len(m["grid"]["students"])
+    assert f"{len(m['cells'])} of {n} cells" in shown["map-note"] and m["command"] in shown["map-note"]
+    # the figure is map_figure's: the heatmap's gains are map.json's
+    heat = shown["map-plot"].data[0]
+    by = {(c["teacher"], c["student"]): c for c in m["cells"]}
+    assert [list(r) for r in heat.z] == [[pytest.approx(100 * by[(t, s)]["gain"]["mean"]) for s in heat.x]
+                                         for t in heat.y]
+    # the table: one row per cell in map.json's order, every interval as written (rounded for display only)
+    df = shown["map-table"]["value"]
+    assert list(zip(df["teacher"], df["student"])) == [(c["teacher"], c["student"]) for c in m["cells"]]
+    runs = set(Store(root).run_choices())
+    for (_, row), c in zip(df.iterrows(), m["cells"]):
+        for col, v, scale in (("gain (points, bridge − cold GRPO)", c["gain"], 100), ("C2 (reverse KL, nats/token)",
+                                                                                     c["c2"], 1),
+                              ("bridge (%)", c["bridge"], 100), ("cold GRPO (%)", c["cold_grpo"], 100)):
+            mean, low, high = _parse(row[col])
+            width = scale * (v["ci"][1] - v["ci"][0])
+            tol = 0.5 * 10 ** -max(0, 1 - math.floor(math.log10(width)))  # round_interval's last digit
+            assert (mean, low, high) == pytest.approx((scale * v["mean"], scale * v["ci"][0], scale * v["ci"][1]),
+                                                      abs=tol + 1e-6), col
+        if c["c1"]["reference"]:
+            assert row["C1 (AUROC diff vs raw teacher)"] == map_view.REFERENCE
+        else:
+            assert _parse(row["C1 (AUROC diff vs raw teacher)"])[0] == pytest.approx(c["c1"]["mean"], abs=5e-3)
+        assert row["seeds"] == len(c["seeds"]) == 1
+        named = row["run folders"].split(", ")
+        assert named == [f"m/{r}" for r in c["runs"]] and set(named) <= runs  # runs of the picker above
+    # unrounded, the data layer's table carries map.json's values to six decimals
+    raw = map_view.map_frame(m, "m")
+    assert [_parse(x)[0] for x in raw["gain (points, bridge − cold GRPO)"]] == \
+        pytest.approx([100 * c["gain"]["mean"] for c in m["cells"]], abs=5e-7)
+
+
+def test_the_app_pointed_at_a_map_folder_shows_it(small_map, tmp_path):
+    from s2dlab.views.dashboard.store import Store
+
+    root = _map_root(small_map, tmp_path) / "m"
+    fns = _map_fns(root)
+    shown = _by_id(fns["map"](None))
+    assert shown["map-dd"]["value"] == "." and shown["map-status"] == ""
+    named = [r for x in shown["map-table"]["value"]["run folders"] for r in x.split(", ")]
+    assert named and set(named) <= set(Store(root).run_choices()) and all(r.startswith("seed_0/") for r in named)
+    again = _by_id(fns["map_view"]("."))  # the picker's own handler draws the same map
+    assert again["map-status"] == "" and list(again["map-plot"].data[0].z[0]) == list(shown["map-plot"].data[0].z[0])
+
+
+def test_the_map_tab_says_what_is_missing_or_damaged_in_its_own_status_line(small_map, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = _by_id(_map_fns(empty)["map"](None))
+    assert none["map-status"] == "" and "No map under" in none["map-note"] and "s2dlab map --out" in none["map-note"]
+    assert none["map-dd"]["choices"] == [] and none["map-plot"] is None
+
+    root = _map_root(small_map, tmp_path / "root")
+    path = root / "m" / "map.json"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a truncated write
+    fns = _map_fns(root)
+    bad = _by_id(fns["map"](None))
+    assert bad["map-status"].startswith("⚠ Cannot read the map 'm'") and "corrupt JSON" in bad["map-status"]
+    assert bad["map-plot"] is None and bad["map-note"] == ""
+    assert _by_id(fns["runs"](None))["status"] == ""  # the runs above still open
+    path.write_text(json.dumps({"cells": "none"}))
+    assert "is not a map" in _by_id(fns["map_view"]("m"))["map-status"]
+    outside = _by_id(fns["map_view"]("../x"))
+    assert "not a run inside" in outside["map-status"] and outside["map-plot"] is None

@@ -15,6 +15,8 @@ Tabs (one module each under `s2dlab.views.dashboard.tabs`, which builds its comp
 - Token lens: one rollout re-scored by every saved checkpoint pair (`s2dlab lens RUN` computes it once).
 - Estimators: exact KLs beside k1 / k2 / k3 and top-k truncations per token, bias and spread per snapshot.
 - Compare (one problem across stages), Live (sample and score a new problem with saved checkpoints).
+- Map: a C1 x C2 map (`s2dlab map --out DIR`) under the runs folder, from its map.json: the gain of the bridge over
+  cold GRPO against C1 and C2, and the cells with their intervals and run folders.
 
 The data the tabs show comes from the data layer (`s2dlab.views.dashboard.data`, no gradio). Every handler returns named
 outputs and a status message: a missing, empty or corrupt run, a run without checkpoints or lens, or a bad position
@@ -42,6 +44,7 @@ from s2dlab.views.dashboard.tabs.estimators import EstimatorsTab  # noqa: E402
 from s2dlab.views.dashboard.tabs.header import Header  # noqa: E402
 from s2dlab.views.dashboard.tabs.lens import LensTab  # noqa: E402
 from s2dlab.views.dashboard.tabs.live import LiveTab  # noqa: E402
+from s2dlab.views.dashboard.tabs.map import MapTab  # noqa: E402
 from s2dlab.views.dashboard.tabs.rollouts import RolloutsTab  # noqa: E402
 from s2dlab.views.dashboard.tabs.stages import StagesTab  # noqa: E402
 from s2dlab.views.dashboard.tabs.token import TokenTab  # noqa: E402
@@ -93,9 +96,12 @@ def build_demo(runs_root: str | os.PathLike, poll_seconds: float = 3.0) -> gr.Bl
                 compare = CompareTab(ctx)
             with gr.Tab("Live", id="live"):
                 live = LiveTab(ctx)
+            with gr.Tab("Map", id="map"):
+                map_tab = MapTab(ctx)
         for tab in (token, rollouts, stages, lens, estimators, compare, live):
             tab.wire()
         header.wire(demo)
+        map_tab.wire(demo, header.reload)
     # one queue for the whole app: READ_WORKERS at a time per reading handler, the model handlers one at a time
     # in their own group (`ui.MODEL_QUEUE`), at most QUEUE_SIZE requests waiting
     demo.queue(default_concurrency_limit=READ_WORKERS, max_size=QUEUE_SIZE)

@@ -8,6 +8,7 @@
     estimators.py  Estimators: k1 / k2 / k3 and top-k beside the exact KLs
     compare.py     Compare: one problem across stages
     live.py        Live: a typed problem sampled and scored now
+    map.py         Map: a C1 x C2 map's figure and cells, from its map.json (`s2dlab map`)
 
 Each tab is a class built inside its `gr.Tab` (its components) and then `wire()`d (its events), so that a tab can
 open another (a rollout row opens the token view) whatever the order the tabs are built in.

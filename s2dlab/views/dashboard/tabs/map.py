@@ -1,0 +1,58 @@
+"""The Map tab: a C1 x C2 map (`s2dlab map --out DIR`) found under the runs folder, drawn from its map.json: the
+gain of the bridge over cold GRPO for every teacher x student cell against C1 and C2 (`map_figure`), and the cells'
+table with their intervals and run folders. The app pointed at a map's folder, or at a runs folder holding maps,
+lists them; ↻ reload map (or ↻ reload runs above) reads a map that is still being computed again."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from s2dlab.views.dashboard import map_view
+from s2dlab.views.dashboard.ui import (
+    Context,
+    dd,
+    empty_dd,
+    handler,
+    new_table,
+    status_line,
+    table,
+)
+
+
+class MapTab:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        with gr.Row(equal_height=True):
+            self.map = gr.Dropdown(label="map (a folder holding map.json)", choices=[], scale=3, elem_id="map-dd")
+            self.reload = gr.Button("↻ reload map", scale=0, size="sm", elem_id="map-reload")
+        self.status = status_line("map-status")
+        self.note = gr.Markdown(elem_id="map-note")
+        self.plot = gr.Plot(label="the gain against C1 and C2", elem_id="map-plot")
+        self.table = new_table(map_view.MAP_COLUMNS, "map-table", label="the cells (95% intervals)", max_height=560)
+        self.empties = {self.note: "", self.plot: None, self.table: None}
+
+    def refresh(self, current=None) -> dict:
+        """The maps under the root (the current one kept while it exists) and the chosen one drawn; no map is a
+        sentence in the note, not an error."""
+        store = self.ctx.store
+        maps = map_view.find_maps(store)
+        if not maps:
+            return {self.map: empty_dd(), self.note: f"No map under {store.root} yet: `s2dlab map --out "
+                                                     f"{store.root}/map` makes one (`s2dlab map --help`).",
+                    self.plot: None, self.table: None}
+        current = current if current in maps else maps[0]
+        return {self.map: dd(maps, current), **self.render(current)}
+
+    def render(self, map_id) -> dict:
+        v = map_view.map_view(self.ctx.store, map_id)
+        return {self.note: v["note"], self.plot: v["figure"], self.table: table(v["table"], intervals=True)}
+
+    def wire(self, demo: gr.Blocks, *reloads: gr.Button):
+        outputs = [self.map, self.note, self.plot, self.table]
+        refresh = handler(self.refresh, [self.map], outputs, self.status, {**self.empties, self.map: empty_dd},
+                          api_name="map")
+        demo.load(**refresh)
+        for button in (self.reload, *reloads):
+            button.click(**{**refresh, "api_name": None})
+        self.map.input(**handler(self.render, [self.map], [self.note, self.plot, self.table], self.status,
+                                 self.empties, api_name="map_view"))

@@ -54,6 +54,17 @@ def find_maps(store: Store) -> list[str]:
     return sorted(found)
 
 
+def newest(store: Store, maps: list[str]) -> str | None:
+    """The map of `maps` whose map.json was written last (a map being computed rewrites it after every cell)."""
+    def written(map_id):
+        try:
+            return (store.path_of(map_id) / MAP_FILE).stat().st_mtime_ns
+        except (OSError, AppError):
+            return -1
+
+    return max(maps, key=written) if maps else None
+
+
 def read_map(store: Store, map_id: str | None) -> dict:
     """The map.json of `map_id` (inside the root), or AppError with a sentence: none chosen, outside the root, no
     map.json, corrupt JSON, not a map."""

@@ -32,15 +32,15 @@ class MapTab:
         self.empties = {self.note: "", self.plot: None, self.table: None}
 
     def refresh(self, current=None) -> dict:
-        """The maps under the root (the current one kept while it exists) and the chosen one drawn; no map is a
-        sentence in the note, not an error."""
+        """The maps under the root (the current one kept while it exists, else the newest: a map being computed)
+        and the chosen one drawn; no map is a sentence in the note, not an error."""
         store = self.ctx.store
         maps = map_view.find_maps(store)
         if not maps:
             return {self.map: empty_dd(), self.note: f"No map under {store.root} yet: `s2dlab map --out "
                                                      f"{store.root}/map` makes one (`s2dlab map --help`).",
                     self.plot: None, self.table: None}
-        current = current if current in maps else maps[0]
+        current = current if current in maps else map_view.newest(store, maps)
         return {self.map: dd(maps, current), **self.render(current)}
 
     def render(self, map_id) -> dict:

@@ -69,15 +69,18 @@ from s2dlab.workflow.stages.lifecycle import load_stage_model, tokenizer_for
 # `task.data_seed` (`s2dlab.core.data`): the pretraining **corpus** of the base models, the labeled **pool** cut into
 # halves **1H** (teacher RL and the bridge) and **2H** (stage 3), a **val** split where tuning is read and an
 # **eval** split that is only reported. The RL stages see final answers only.
+#
+# On `qwen3_paper` the pool is DAPO-Math-17k (final answers only: no corpus, no worked solutions) and the eval sets
+# are MATH-500, AIME 2024 and AIME 2025 (`eval.sets`), so the cell shows the first eval set's first problem.
 
 # %%
 splits = data.task_splits(cfg)
 print({name: len(records) for name, records in splits.items()})
-record = splits["eval"][0]
+record = splits["eval"][0] if "eval" in splits else data.eval_sets(cfg)[EVAL_SET][0]  # real data: eval.sets
 print("prompt:  ", record["prompt"])
 print("answer:  ", record["answer"])
 print("solution:")
-print(record["solution"])
+print(record.get("solution") or "(none: this set gives final answers only)")
 
 # %% [markdown]
 # ## Slips: what the base models learned from
@@ -98,7 +101,8 @@ print(record["solution"])
 #
 # The next cell reads the corpus back, step by step, and counts how often a slip-possible step was written wrong.
 # `slip_rate` is a rate per step, not per solution: a solution with no carry, borrow or sign step cannot slip, one
-# with two such steps slips more often.
+# with two such steps slips more often. (The slips are the arithmetic task's: on real data these cells say so and
+# skip.)
 
 # %%
 import re
@@ -106,38 +110,42 @@ import re
 from s2dlab.core.tasks.arithmetic import first_divergence, slip_of, solve
 
 STEP = re.compile(r"(-?\d+)([+\-*])(\d+)=(-?\d+)")  # one line of a worked solution: v op b = result
-possible, slipped = {}, {}
-for rec in splits["corpus"]:
-    for line in rec["solution"].splitlines():
-        m = STEP.fullmatch(line)
-        if not m:
-            continue
-        v, op, b, written = int(m[1]), m[2], int(m[3]), int(m[4])
-        slip = slip_of(v, op, b)
-        if slip is not None:
-            possible[slip[0]] = possible.get(slip[0], 0) + 1
-            right = v + b if op == "+" else v - b if op == "-" else v * b
-            slipped[slip[0]] = slipped.get(slip[0], 0) + (written != right)
-with_slip = np.mean([bool(rec.get("slipped")) for rec in splits["corpus"]])
-print(f"task.slip_rate = {cfg.task.slip_rate} per slip-possible step; {with_slip:.1%} of the "
-      f"{len(splits['corpus']):,} corpus solutions carry at least one slip (a solution has 0 to 3 such steps)")
-pd.DataFrame({"slip-possible steps": possible, "written wrong": slipped,
-              "share written wrong": {k: slipped[k] / possible[k] for k in possible}})
+slip_counts = None  # the table of this cell (None where the task has no slips)
+if tutorial.arithmetic_only(cfg, "The slip cells"):
+    possible, slipped = {}, {}
+    for rec in splits["corpus"]:
+        for line in rec["solution"].splitlines():
+            m = STEP.fullmatch(line)
+            if not m:
+                continue
+            v, op, b, written = int(m[1]), m[2], int(m[3]), int(m[4])
+            slip = slip_of(v, op, b)
+            if slip is not None:
+                possible[slip[0]] = possible.get(slip[0], 0) + 1
+                right = v + b if op == "+" else v - b if op == "-" else v * b
+                slipped[slip[0]] = slipped.get(slip[0], 0) + (written != right)
+    with_slip = np.mean([bool(rec.get("slipped")) for rec in splits["corpus"]])
+    print(f"task.slip_rate = {cfg.task.slip_rate} per slip-possible step; {with_slip:.1%} of the "
+          f"{len(splits['corpus']):,} corpus solutions carry at least one slip (a solution has 0 to 3 such steps)")
+    slip_counts = pd.DataFrame({"slip-possible steps": possible, "written wrong": slipped,
+                                "share written wrong": {k: slipped[k] / possible[k] for k in possible}})
+slip_counts
 
 # %% [markdown]
 # One slipped corpus solution beside the gold solution of the same problem, and the first character where they
 # part (`first_divergence`, which later notebooks use to find the first wrong character of a wrong rollout):
 
 # %%
-rec = next(r for r in splits["corpus"] if r.get("slipped"))
-numbers = [int(x) for x in re.findall(r"\d+", rec["prompt"])]
-operators = re.findall(r"(?<=\d)[+\-*]", rec["prompt"])
-value, steps = solve(numbers, operators)
-gold = "\n".join(steps + [f"\\boxed{{{value}}}"])
-k = first_divergence(rec["solution"], gold)
-print(rec["prompt"], " answer", rec["answer"])
-print(pd.DataFrame({"corpus (with a slip)": rec["solution"].splitlines(), "gold": gold.splitlines()}).to_string())
-print(f"first wrong character: index {k}, {rec['solution'][k]!r} where the gold solution has {gold[k]!r}")
+if tutorial.arithmetic_only(cfg, "A slipped corpus solution beside its gold solution"):
+    rec = next(r for r in splits["corpus"] if r.get("slipped"))
+    numbers = [int(x) for x in re.findall(r"\d+", rec["prompt"])]
+    operators = re.findall(r"(?<=\d)[+\-*]", rec["prompt"])
+    value, steps = solve(numbers, operators)
+    gold = "\n".join(steps + [f"\\boxed{{{value}}}"])
+    k = first_divergence(rec["solution"], gold)
+    print(rec["prompt"], " answer", rec["answer"])
+    print(pd.DataFrame({"corpus (with a slip)": rec["solution"].splitlines(), "gold": gold.splitlines()}).to_string())
+    print(f"first wrong character: index {k}, {rec['solution'][k]!r} where the gold solution has {gold[k]!r}")
 
 # %% [markdown]
 # ### Your turn 00.1: which steps can slip?
@@ -245,14 +253,15 @@ my_guess_00a = ...
 # %%
 S = summary.read_summary(run)  # every number a reader shows, computed once by s2dlab.workflow.summary
 student_acc = S["stages"]["base_student"]
-exercises.reveal("Predict 00.a", my_guess_00a, "greedy" if student_acc["greedy"] > student_acc["accuracy"] else "avg@k",
-                 choices=["greedy", "avg@k"])
+higher = None if student_acc["greedy"] is None else \
+    "greedy" if student_acc["greedy"] > student_acc["accuracy"] else "avg@k"  # None: greedy not measured
+exercises.reveal("Predict 00.a", my_guess_00a, higher, choices=["greedy", "avg@k"], missing=viz.GREEDY_NOT_MEASURED)
 rows = {}
 for stage in ("base_teacher", "base_student"):
     st = S["stages"][stage]
     lo, hi = st["interval"]["ci"]
     rows[stage] = {f"avg@{K} % [95% CI]": f"{100 * st['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]",
-                   "greedy %": f"{100 * st['greedy']:.1f}", f"pass@{K} %": f"{100 * st[f'pass@{K}']:.1f}"}
+                   "greedy %": viz.greedy_text(st["greedy"]), f"pass@{K} %": f"{100 * st[f'pass@{K}']:.1f}"}
 pd.DataFrame(rows).T
 
 # %% [markdown]
@@ -275,7 +284,7 @@ for T in (1.0, TEMPERATURE):
     draws = sample(student, tok, subset, n=4, temperature=T, seed=0, **gen)
     acc_at[T] = 100 * np.mean([grade(r.completion, answers[r.prompt_id]) for r in draws])
 print(f"avg@4 on {len(subset)} eval problems: T = 1.0: {acc_at[1.0]:.1f}%, T = {TEMPERATURE}: "
-      f"{acc_at[TEMPERATURE]:.1f}%; greedy on all {len(problems)}: {100 * student_acc['greedy']:.1f}%")
+      f"{acc_at[TEMPERATURE]:.1f}%; greedy on all {len(problems)}: {viz.greedy_text(student_acc['greedy'], '%')}")
 exercises.reveal("Predict 00.b", my_guess_00b, acc_at[TEMPERATURE], abs_tol=5, unit=" %")
 
 # %% [markdown]
@@ -323,11 +332,12 @@ more = sample(student, tok, problems[:24], n=2, temperature=1.0, seed=1, **gen)
 scored = score_rollouts(student, teacher, tok, more, grade_fn=grade, answers=answers)
 wrong = [r for r in scored if r["correct"] is False]
 row = wrong[0] if wrong else scored[0]
-gold_solution = next(p["solution"] for p in problems if p["id"] == row["prompt_id"])
-first = first_divergence(row["completion"], gold_solution)
 print(f"{row['prompt']}  ->  reward {row['reward']:.0f}, summed implicit reward {row['sum_implicit_reward']:+.2f}")
-print(f"first character that departs from the gold solution: index {first}"
-      + (f" ({row['completion'][first]!r})" if first is not None and first < len(row["completion"]) else ""))
+if tutorial.arithmetic_only(cfg, "The first wrong character"):
+    gold_solution = next(p["solution"] for p in problems if p["id"] == row["prompt_id"])
+    first = first_divergence(row["completion"], gold_solution)
+    print(f"first character that departs from the gold solution: index {first}"
+          + (f" ({row['completion'][first]!r})" if first is not None and first < len(row["completion"]) else ""))
 display(HTML(viz.rollout_heatmap_html(row, id_to_text=viz.vocab_from_rows(pd.DataFrame(scored)))))
 
 # %%

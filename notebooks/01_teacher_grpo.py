@@ -256,13 +256,20 @@ start = dict(load_stage_model(cfg, run, "base_teacher", tok).named_parameters())
 mine = {n: p.detach() - start[n].detach() for n, p in before.named_parameters()}
 theirs = {n: p.detach() - start[n].detach() for n, p in trainer.model.named_parameters()}
 dot = sum((mine[n] * theirs[n]).sum() for n in mine)
-cos = dot / (sum((v * v).sum() for v in mine.values()) * sum((v * v).sum() for v in theirs.values())).sqrt()
+norms = (sum((v * v).sum() for v in mine.values()) * sum((v * v).sum() for v in theirs.values())).sqrt()
+cos = dot / norms if norms > 0 else None  # a step that moved no weight has no direction: the cosine is 0/0
 largest = max((mine[n] - theirs[n]).abs().max() for n in mine)
 print(f"grad_norm by hand {grad_norm:.6f}, TRL logged {logged['grad_norm']:.6f}")
-print(f"weight change by hand vs TRL's: cosine {cos:.7f}; largest difference {largest:.1e} (learning rate "
-      f"{targs.learning_rate:g}: Adam's first step moves each weight by about lr x sign(gradient), so a weight whose "
-      "gradient is near 0 can differ by up to lr)")
-assert abs(grad_norm - logged["grad_norm"]) < 1e-4 and cos > 0.999
+if cos is not None:
+    print(f"weight change by hand vs TRL's: cosine {cos:.7f}; largest difference {largest:.1e} (learning rate "
+          f"{targs.learning_rate:g}: Adam's first step moves each weight by about lr x sign(gradient), so a weight "
+          "whose gradient is near 0 can differ by up to lr)")
+    assert abs(grad_norm - logged["grad_norm"]) < 1e-4 and cos > 0.999
+else:  # e.g. every group dead (all rewards 0, as for untrained stand-in models): the gradient is 0, Adam moves nothing
+    print(f"weight change by hand vs TRL's: cosine undefined (0/0): a step moved no weight, because the gradient was "
+          f"0 ({dead:.0%} of the batch's groups were dead, mean reward {r_BG.mean().item():.3f}); largest "
+          f"difference {largest:.1e}, so both steps agree that nothing moved")
+    assert abs(grad_norm - logged["grad_norm"]) < 1e-4 and largest == 0
 
 # %% [markdown]
 # So the ratio was exactly 1 and the clip changed no token. The batch is sampled by the current policy and used for
@@ -357,7 +364,7 @@ for stage in ("base_teacher", "teacher_grpo"):
     st = S["stages"][stage]
     lo, hi = st["interval"]["ci"]
     rows[stage] = {f"avg@{K} % [95% CI]": f"{100 * st['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]",
-                   "greedy %": f"{100 * st['greedy']:.1f}", "labels": (st.get("labels") or {}).get("n", 0),
+                   "greedy %": viz.greedy_text(st["greedy"]), "labels": (st.get("labels") or {}).get("n", 0),
                    "steps": st.get("steps") or 0}
 pd.DataFrame(rows).T
 
@@ -373,10 +380,13 @@ pd.DataFrame(rows).T
 # %%
 # s2dlab.tutorial.slip_table: at each slip-possible step of the eval problems' gold solutions (`v op b=`, where
 # the right result and the slip start with different characters), each model's next-character probabilities.
-slips = tutorial.slip_table(cfg, run, ["base_student", "base_teacher", "teacher_grpo"])
-print(f"{slips.attrs['steps']} slip-possible steps in the gold solutions of the eval problems; "
-      f"task.slip_rate = {cfg.task.slip_rate}")
-slips.round(3)
+slip_shares = None  # the table of this cell (None where the task has no slips)
+if tutorial.arithmetic_only(cfg, "The slip table"):
+    slips = tutorial.slip_table(cfg, run, ["base_student", "base_teacher", "teacher_grpo"])
+    print(f"{slips.attrs['steps']} slip-possible steps in the gold solutions of the eval problems; "
+          f"task.slip_rate = {cfg.task.slip_rate}")
+    slip_shares = slips.round(3)
+slip_shares
 
 # %% [markdown]
 # ## 3 · C1: is the teacher reward-shaped?
@@ -437,9 +447,13 @@ fig.update_layout(title="Summed implicit reward against length, fixed C1 rollout
 fig.update_xaxes(title_text="completion tokens")
 fig.update_yaxes(title_text="Σ implicit reward (nats)", col=1)
 length_auroc = S["c1"]["teachers"][teachers[0]]["length_auroc"]  # the same rollouts for both teachers
-print("length-only AUROC (from the summary):", {t: round(S["c1"]["teachers"][t]["length_auroc"], 3) for t in teachers})
-exercises.reveal("Predict 01.c", my_guess_length_auroc, "near 0.5" if abs(length_auroc - 0.5) <= 0.05 else
-                 "above 0.5" if length_auroc > 0.5 else "below 0.5", choices=["below 0.5", "near 0.5", "above 0.5"])
+# None when the fixed rollouts are all wrong (or all right): no correct rollout to rank above a wrong one
+lengths = {t: S["c1"]["teachers"][t]["length_auroc"] for t in teachers}
+print("length-only AUROC (from the summary):", {t: "undefined" if v is None else round(v, 3) for t, v in lengths.items()})
+exercises.reveal("Predict 01.c", my_guess_length_auroc, None if length_auroc is None else "near 0.5"
+                 if abs(length_auroc - 0.5) <= 0.05 else "above 0.5" if length_auroc > 0.5 else "below 0.5",
+                 choices=["below 0.5", "near 0.5", "above 0.5"],
+                 missing="the length-only AUROC is undefined: the fixed rollouts are all wrong (or all right)")
 display(viz.c1_frame(S))  # the whole C1 table, the length-only column included
 fig
 

@@ -102,6 +102,11 @@ pd.DataFrame(rows[:6])[["prompt_id", "completion", "finished"]]
 # before them. By hand, against the stage's own loss term (`fkl_warmup.forward_kl_terms`) and against
 # `torch.nn.functional.kl_div` (which computes `target * (log target - input)`: with the teacher as target, the
 # forward KL).
+#
+# The sum runs over the outcomes the cache keeps (`tutorial.cache_outcomes`): on the tiny preset the whole
+# vocabulary; on `qwen3_paper` (`fkl_warmup.top_k=64`, for Qwen3's 151,669 tokens) the teacher's 64 likeliest tokens
+# at each position and one tail bucket with the rest of its mass, the student's distribution lumped the same way,
+# exactly as the stage's loss lumps it.
 
 # %%
 import torch.nn.functional as F
@@ -114,11 +119,15 @@ ids = torch.tensor([rows[i]["prompt_ids"] + rows[i]["completion_ids"]])
 P = len(rows[i]["prompt_ids"])
 with torch.no_grad():
     logp_S_CV = student(ids).logits[0, P - 1:-1, :V].float().log_softmax(-1)  # row t predicts completion token t
-logp_T_CV = cache[i]["logp"].float()
-by_hand_C = (logp_T_CV.exp() * (logp_T_CV - logp_S_CV)).sum(-1)  # KL(pT || pS) at each position
-library_C = fkl_warmup.forward_kl_terms(logp_S_CV, logp_T_CV, None, None)
-torch_C = F.kl_div(logp_S_CV, logp_T_CV, log_target=True, reduction="none").sum(-1)
+# both distributions over the X outcomes the cache keeps: X = V for a full cache, the top K + a tail bucket otherwise
+logp_T_CX, logp_S_CX, _ = tutorial.cache_outcomes(cache[i], logp_S_CV)
+by_hand_C = (logp_T_CX.exp() * (logp_T_CX - logp_S_CX)).sum(-1)  # KL(pT || pS) at each position
+library_C = fkl_warmup.forward_kl_terms(logp_S_CV, cache[i]["logp"].float(), cache[i].get("ids"), cache[i].get("tail"))
+torch_C = F.kl_div(logp_S_CX, logp_T_CX, log_target=True, reduction="none").sum(-1)
 assert torch.allclose(by_hand_C, library_C, atol=1e-5) and torch.allclose(by_hand_C, torch_C, atol=1e-5)
+if cache[i].get("ids") is not None:
+    print(f"top-k cache: {logp_T_CX.shape[1] - 1} cached tokens + 1 tail bucket per position (teacher tail mass "
+          f"{cache[i]['tail'].exp().mean():.3f} on average over this rollout)")
 print(repr(rows[i]["completion"]))
 print(f"forward KL per position, mean over the {len(by_hand_C)} positions: by hand {by_hand_C.mean():.5f}, "
       f"forward_kl_terms {library_C.mean():.5f}, F.kl_div {torch_C.mean():.5f}")
@@ -128,7 +137,8 @@ print(f"forward KL per position, mean over the {len(by_hand_C)} positions: by ha
 # warmup's loss uses the teacher's whole distribution. The next cell computes, at every position of 512 cached
 # teacher rollouts, both `-log pS(y_t)` and `KL(pT‖pS) + H(pT)` (the warmup's loss plus the teacher's entropy).
 # Over many positions, will the mean of `-log pS(y_t)` sit "above", "on" (within its interval) or "below" the mean
-# of `KL + H(pT)`? And at a single position, how far apart can the two be?
+# of `KL + H(pT)`? And at a single position, how far apart can the two be? (On a top-k cache both sides are over the
+# cached outcomes: a sampled token outside the top K counts as the tail bucket.)
 
 # %%
 # Predict 02a.a: "above", "on" or "below"
@@ -144,10 +154,10 @@ with torch.no_grad():
         x = torch.tensor([r["prompt_ids"] + r["completion_ids"]])
         p0 = len(r["prompt_ids"])
         ls_CV = student(x).logits[0, p0 - 1:-1, :V].float().log_softmax(-1)
-        lt_CV = c["logp"].float()
-        y_C = torch.tensor(r["completion_ids"])
-        ce.append(-ls_CV.gather(-1, y_C[:, None]).squeeze(-1))
-        kl_plus_h.append(fkl_warmup.forward_kl_terms(ls_CV, lt_CV, None, None) - (lt_CV.exp() * lt_CV).sum(-1))
+        lt_CX, ls_CX, y_C = tutorial.cache_outcomes(c, ls_CV, r["completion_ids"])  # y_C: each token's outcome
+        ce.append(-ls_CX.gather(-1, y_C[:, None]).squeeze(-1))
+        kl_plus_h.append(fkl_warmup.forward_kl_terms(ls_CV, c["logp"].float(), c.get("ids"), c.get("tail"))
+                         - (lt_CX.exp() * lt_CX).sum(-1))
 ce, kl_plus_h = torch.cat(ce), torch.cat(kl_plus_h)
 gap = ce - kl_plus_h
 half = 1.96 * gap.std() / len(gap) ** 0.5
@@ -190,8 +200,8 @@ exercises.check_02a_1(my_forward_kl, my_reverse_kl, my_cross_entropy)
 # Both losses have the same expectation. Train two copies of the base student for `STEPS_X` steps on the same
 # batches of cached teacher rollouts at the warmup's learning rate, one with the full-distribution loss (the
 # warmup) and one with cross-entropy on the teacher's sampled tokens (teacher-sample SFT), and measure the forward
-# KL on 256 held-out cached rollouts. Set `STEPS_X`, predict which ends lower, "full", "sampled" or "about the same"
-# (within 2%), then run (seconds).
+# KL on 256 held-out cached rollouts (half the rollouts when there are fewer than 512). Set `STEPS_X`, predict
+# which ends lower, "full", "sampled" or "about the same" (within 2%), then run (seconds).
 
 # %%
 STEPS_X = 30  # X: try 10, 30, 100
@@ -199,9 +209,11 @@ STEPS_X = 30  # X: try 10, 30, 100
 my_guess_02a_c = ...
 
 # %%
-held_out = list(range(len(rows) - 256, len(rows)))  # rollouts the two copies never train on
+n_held = min(256, len(rows) // 2)
+held_out = list(range(len(rows) - n_held, len(rows)))  # rollouts the two copies never train on
 rng_x = np.random.default_rng(0)
-batches = [rng_x.choice(len(rows) - 256, cfg.fkl_warmup.batch_size, replace=False) for _ in range(STEPS_X)]
+batch_x = min(cfg.fkl_warmup.batch_size, len(rows) - n_held)
+batches = [rng_x.choice(len(rows) - n_held, batch_x, replace=False) for _ in range(STEPS_X)]
 heldout_kl = {}
 for loss_name in ("full", "sampled"):
     copy_x = load_stage_model(cfg, run, info["init"], tok).train()
@@ -213,7 +225,8 @@ for loss_name in ("full", "sampled"):
             p0 = len(rows[j]["prompt_ids"])
             ls_CV = copy_x(x).logits[0, p0 - 1:-1, :V].float().log_softmax(-1)
             if loss_name == "full":  # KL(pT || pS) against the cached teacher distribution
-                terms.append(fkl_warmup.forward_kl_terms(ls_CV, cache[j]["logp"].float(), None, None))
+                terms.append(fkl_warmup.forward_kl_terms(ls_CV, cache[j]["logp"].float(), cache[j].get("ids"),
+                                                         cache[j].get("tail")))
             else:  # -log pS of the token the teacher sampled
                 terms.append(-ls_CV.gather(-1, torch.tensor(rows[j]["completion_ids"])[:, None]).squeeze(-1))
         loss_x = torch.cat(terms).mean()
@@ -224,8 +237,8 @@ for loss_name in ("full", "sampled"):
     with torch.no_grad():
         kls = [fkl_warmup.forward_kl_terms(
             copy_x(torch.tensor([rows[j]["prompt_ids"] + rows[j]["completion_ids"]])).logits[
-                0, len(rows[j]["prompt_ids"]) - 1:-1, :V].float().log_softmax(-1), cache[j]["logp"].float(), None, None)
-            for j in held_out]
+                0, len(rows[j]["prompt_ids"]) - 1:-1, :V].float().log_softmax(-1), cache[j]["logp"].float(),
+            cache[j].get("ids"), cache[j].get("tail")) for j in held_out]
     heldout_kl[loss_name] = torch.cat(kls).mean().item()
 print(f"held-out forward KL after {STEPS_X} steps: full {heldout_kl['full']:.4f}, sampled {heldout_kl['sampled']:.4f} "
       "nats/token")
@@ -319,7 +332,7 @@ for stage in ("base_student", "fkl_warmup", "teacher_grpo"):
     st = S["stages"][stage]
     lo, hi = st["interval"]["ci"]
     rows_acc[stage] = {f"avg@{K} % [95% CI]": f"{100 * st['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]",
-                       "greedy %": f"{100 * st['greedy']:.1f}"}
+                       "greedy %": viz.greedy_text(st["greedy"])}
 pd.DataFrame(rows_acc).T
 
 # %% [markdown]

@@ -191,26 +191,37 @@ fig
 # sides by autograd (one backward pass per token of the vocabulary), and the closed form
 # `∇L_full = pS ⊙ (log pS - log pT - KL)`; then the library's per-token numbers (`s2dlab.instruments.estimators`) for the token
 # the student actually sampled.
+#
+# The table of sampled-token gradients is V x V and takes V backward passes: nothing on the tiny vocabulary, 92 GB
+# for Qwen3's 151,669 tokens. There the cell works on a slice (`tutorial.vocab_slice`): the student's 1,024 likeliest
+# tokens at this position, the sampled one among them, both distributions renormalised over the slice, on which
+# the identities hold just as exactly.
 
 # %%
 from s2dlab.instruments.estimators import token_estimators
 
-z = lpS.clone().requires_grad_(True)  # log-probs work as logits: softmax(log p) = p
+# the vocabulary, or a slice of it when it is large (W = V on the tiny preset: nothing is cut or renormalised)
+kept, lpS_w, lpT_w, yy, mass = tutorial.vocab_slice(lpS, lpT, int(y[pos]), width=1024)
+W = len(kept)
+exact_w = exact if W == V else float((lpS_w.exp() * (lpS_w - lpT_w)).sum())  # KL(pS||pT) on the slice
+if W < V:
+    print(f"V = {V:,}: a slice of the student's {W:,} likeliest tokens, holding {mass[0]:.1%} of its mass and "
+          f"{mass[1]:.1%} of the teacher's, renormalised; KL(pS||pT) {exact_w:.4f} on it, {exact:.4f} on all of V")
+z = lpS_w.clone().requires_grad_(True)  # log-probs work as logits: softmax(log p) = p
 logq = z.log_softmax(-1)
-(g_full,) = torch.autograd.grad((logq.exp() * (logq - lpT)).sum(), z)
-g_sampled = torch.zeros(V, V)  # row y: the gradient of the sampled-token loss when y is the sampled token
-for v in range(V):
+(g_full,) = torch.autograd.grad((logq.exp() * (logq - lpT_w)).sum(), z)
+g_sampled = torch.zeros(W, W)  # row y: the gradient of the sampled-token loss when y is the sampled token
+for v in range(W):
     logq = z.log_softmax(-1)
-    A = (lpT[v] - logq[v]).detach()  # the implicit reward, held fixed
+    A = (lpT_w[v] - logq[v]).detach()  # the implicit reward, held fixed
     (g_sampled[v],) = torch.autograd.grad(-A * logq[v], z)
-pS = lpS.exp()
+pS = lpS_w.exp()
 expected = (pS[:, None] * g_sampled).sum(0)  # E_{y ~ pS}[grad L_y]
-closed = pS * (lpS - lpT - exact)
+closed = pS * (lpS_w - lpT_w - exact_w)
 assert torch.allclose(expected, g_full, atol=1e-6) and torch.allclose(closed, g_full, atol=1e-6)
 print(f"E_y[grad of the sampled-token loss] == grad of the full reverse KL (largest difference "
       f"{(expected - g_full).abs().max():.1e}); closed form agrees ({(closed - g_full).abs().max():.1e})")
-lib = token_estimators(lpS[None], lpT[None], y[pos:pos + 1].cpu())
-yy = int(y[pos])
+lib = token_estimators(lpS_w[None], lpT_w[None], torch.tensor([yy]))  # yy: the sampled token's index in the slice
 assert abs(lib["grad_exact_at_token"].item() - g_full[yy].item()) < 1e-5
 assert abs(lib["grad_sampled_at_token"].item() - g_sampled[yy, yy].item()) < 1e-5
 print(f"the sampled token {row['tokens'][pos]!r}: d/dz_y of the full loss {g_full[yy]:+.5f}, of its sampled-token "
@@ -226,7 +237,7 @@ print(f"the sampled token {row['tokens'][pos]!r}: d/dz_y of the full loss {g_ful
 draws = torch.multinomial(pS, sizes[-1] * repeats, replacement=True, generator=gen).view(repeats, sizes[-1])
 rel = {}
 for n in sizes:  # the mean of n sampled gradients = (token counts / n) @ the gradient of each token
-    counts_RV = torch.zeros(repeats, V).scatter_add_(1, draws[:, :n], torch.ones(repeats, n))
+    counts_RV = torch.zeros(repeats, W).scatter_add_(1, draws[:, :n], torch.ones(repeats, n))
     rel[n] = ((counts_RV / n) @ g_sampled - g_full).norm(dim=-1) / g_full.norm()
 cos_one = torch.nn.functional.cosine_similarity(g_sampled[draws[:, 0]], g_full[None], dim=-1)
 fig = make_subplots(rows=1, cols=2, column_widths=[0.65, 0.35],
@@ -525,9 +536,70 @@ for stage in ("base_student", "fkl_warmup", "opd", "teacher_grpo"):
     st = S["stages"][stage]
     lo, hi = st["interval"]["ci"]
     rows_acc[stage] = {f"avg@{K} % [95% CI]": f"{100 * st['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]",
-                       "greedy %": f"{100 * st['greedy']:.1f}", "labels used by the stage":
+                       "greedy %": viz.greedy_text(st["greedy"]), "labels used by the stage":
                        (st.get("labels") or {}).get("n", 0)}
 pd.DataFrame(rows_acc).T
+
+# %% [markdown]
+# ## Provoke C2: a student far from the teacher
+#
+# Everything above started from a student *close* to the teacher: both were pretrained on the same corpus, so the
+# student writes what the teacher would write and the dense reward only has to fix its slips. The tiny preset ships
+# two more students, trained the same way on the same problems written in other layouts (`base.student`, README
+# "A student far from the teacher"). The far one writes only the operation and its result after the first step
+# (`3-7=-4`, `-6=-10`, `+8=-2`): about as accurate as the close one, but a text the teacher never learned to write.
+#
+# Below, the RL teacher of this run distils into the far student in a run folder of its own: OPD straight from the
+# base student (the `bridge_no_warmup` arm), then the warmup and OPD (the workflow), each for `FAR_STEPS` steps
+# (about two minutes in all on a laptop). Every OPD step logs the signal it trains on: the implicit reward's
+# variance over the step's tokens (`opd/implicit_reward_var`), the exact reverse KL (`opd/reverse_kl`) and the
+# share of the loss carried by the top 1% of tokens (`opd/top1pct_loss_share`).
+
+# %%
+# Predict 02b.e: from the far student, does OPD without the warmup end "above" or "below" the base student's accuracy?
+my_guess_02b_e = ...
+
+# %%
+FAR_STEPS = 40
+if cfg.task.name != "arithmetic":
+    print(f"The students at graded distance exist for the tiny preset's arithmetic task (task.name={cfg.task.name}); "
+          "on this preset, measure the distance of your own pair with `s2dlab check` instead.")
+else:
+    from s2dlab.core.config import load_config
+
+    far_overrides = [*NOTEBOOK_OVERRIDES[PRESET], *tutorial.env_overrides(), "base.student=far",
+                     f"fkl_warmup.steps={FAR_STEPS}", f"opd.steps={FAR_STEPS}"]
+    far_dir = run.path.with_name(run.path.name + "_far")
+    if not (far_dir / "run.json").exists():  # the RL teacher trained above comes along; nothing else is shared
+        tutorial.copy_stages(run, far_dir, ["base_teacher", "teacher_grpo"],
+                             config=load_config(PRESET, overrides=far_overrides).to_dict())
+    far = tutorial.setup(PRESET, far_dir, overrides=far_overrides, verbose=False)
+    far.build_arm("bridge_no_warmup")
+    far.build("opd")
+    S_far = summary.read_summary(far.run.path)
+    acc = {stage: S_far["stages"][stage]["accuracy"] for stage in ("base_student", "no_warmup.opd", "fkl_warmup", "opd")}
+    for stage, a in acc.items():
+        print(f"{stage:>14}: avg@{K} {100 * a:.1f}%")
+    c2 = S_far["c2"]["start"].get("teacher_grpo") or {}
+    if c2:
+        print(f"C2 of the far student to the RL teacher: {c2['mean']:.2f} nats/token (the close one's is in the C2 line above)")
+    display(viz.stage_curves_figure(far.run, metrics=["opd/implicit_reward_var", "opd/reverse_kl",
+                                                      "opd/top1pct_loss_share"], stages=["no_warmup.opd", "opd"]))
+
+# %%
+if cfg.task.name == "arithmetic":
+    exercises.reveal("Predict 02b.e", my_guess_02b_e,
+                     "below" if acc["no_warmup.opd"] < acc["base_student"] else "above", choices=["above", "below"])
+
+# %% [markdown]
+# What to see. Far from the teacher the implicit reward's variance is many times the close student's (compare the
+# curves of this notebook's `opd` stage), as the paper's account of a C2 failure says; but no few tokens dominate
+# the loss: its top 1% carries a small share, because the far student's loss is spread over every line its layout
+# writes differently. OPD alone moves the student's mass among the characters it already writes, towards the one
+# the teacher dislikes least, and the accuracy falls (README, "The mechanism, measured": the gradient of the reverse
+# KL at a token is proportional to the student's own probability of it, so a token the student never writes gets no
+# push). The warmup's forward KL is the gradient that raises a token the student gives no mass: with it, OPD starts
+# closer and ends far above OPD alone. That is C2, provoked: the dense reward helps only a student near the teacher.
 
 # %% [markdown]
 # No labels were used by the warmup or by OPD: the teacher's log-probabilities were the only signal.

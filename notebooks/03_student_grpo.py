@@ -194,7 +194,11 @@ fig = go.Figure(go.Bar(x=path, y=acc, name=f"avg@{K} (T=1)", marker_color="#2166
                        error_y=dict(type="data", array=[100 * c[1] - a for c, a in zip(ci, acc)],
                                     arrayminus=[a - 100 * c[0] for c, a in zip(ci, acc)]),
                        text=[f"{a:.1f}" for a in acc], textposition="outside"))
-fig.add_trace(go.Bar(x=path, y=[100 * S["stages"][s]["greedy"] for s in path], name="greedy", marker_color="#92c5de"))
+greedy = [S["stages"][s]["greedy"] for s in path]  # None where the run did not measure it (eval.greedy=false)
+if all(g is not None for g in greedy):
+    fig.add_trace(go.Bar(x=path, y=[100 * g for g in greedy], name="greedy", marker_color="#92c5de"))
+else:
+    print(f"greedy accuracy: {viz.GREEDY_NOT_MEASURED}; the figure shows avg@{K} alone")
 fig.add_hline(y=100 * S["stages"]["teacher_grpo"]["accuracy"], line_dash="dot",
               annotation_text=f"RL teacher avg@{K}", annotation_position="top left")
 fig.update_layout(title="Student accuracy after each stage (95% intervals over problems)", yaxis_title="%",

@@ -86,46 +86,48 @@ my_guess_deeper = ...
 from s2dlab import exercises
 from s2dlab.core.diagnostics import token_index_of_char
 
-W = 8  # offsets shown on each side
-curves, at_error = {}, {}
-for t, rr in rows.items():
-    by_offset = {o: [] for o in range(-W, W + 1)}
-    at_error[t] = []
-    for r in rr:
-        if r["correct"] or r.get("first_error_char") is None:
-            continue
-        k = token_index_of_char(list(r["tokens"]), int(r["first_error_char"]))
-        reward = np.asarray(r["implicit_reward"], float)
-        if k is None or k >= len(reward):
-            continue
-        at_error[t].append(reward[k])
-        for o in by_offset:
-            if 0 <= k + o < len(reward):
-                by_offset[o].append(reward[k + o])
-    curves[t] = pd.DataFrame({o: {"mean": np.mean(v), "half": 1.96 * np.std(v, ddof=1) / np.sqrt(len(v)), "n": len(v)}
-                              for o, v in by_offset.items()}).T
-    # the library's number for offset 0 (summary.json), against the one computed here
-    lib = S["c1"]["teachers"][t]["first_error"]
-    assert abs(np.mean(at_error[t]) - lib["at_error"]) < 1e-9 and len(at_error[t]) == lib["n_rollouts"]
-    print(f"{t}: {len(at_error[t])} wrong rollouts; mean implicit reward at the first wrong token "
-          f"{np.mean(at_error[t]):+.3f} nats (summary: {lib['at_error']:+.3f}), elsewhere {lib['elsewhere']:+.3f}")
-fig = go.Figure()
-for t, color in (("base_teacher", "#969696"), ("teacher_grpo", "#b2182b")):
-    c = curves[t]
-    fig.add_trace(go.Scatter(x=list(c.index) + list(c.index[::-1]), y=list(c["mean"] + c["half"])
-                             + list((c["mean"] - c["half"])[::-1]), fill="toself", line=dict(width=0),
-                             fillcolor=color, opacity=0.25, showlegend=False, hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=c.index, y=c["mean"], mode="lines+markers", name=f"scored by {t}",
-                             line=dict(color=color)))
-fig.add_vline(x=0, line_dash="dot", line_color="#444")
-fig.update_layout(title="Mean implicit reward by position relative to the first wrong character (wrong rollouts)",
-                  xaxis_title="tokens from the first wrong one", yaxis_title="mean implicit reward (nats)",
-                  template="plotly_white", height=400, legend=dict(orientation="h", y=-0.2))
-dip = int(curves["teacher_grpo"]["mean"].idxmin())
-exercises.reveal("Predict 05.a (where)", my_guess_dip, "at offset 0" if dip == 0 else "before it" if dip < 0 else
-                 "after it", choices=["before it", "at offset 0", "after it"])
-exercises.reveal("Predict 05.a (deeper)", my_guess_deeper, min(curves, key=lambda t: curves[t].loc[0, "mean"]),
-                 choices=["base_teacher", "teacher_grpo"])
+fig = None  # the figure of this cell (None where the task has no first wrong character)
+if tutorial.arithmetic_only(run_cfg, "The first-wrong-character curves"):
+    W = 8  # offsets shown on each side
+    curves, at_error = {}, {}
+    for t, rr in rows.items():
+        by_offset = {o: [] for o in range(-W, W + 1)}
+        at_error[t] = []
+        for r in rr:
+            if r["correct"] or r.get("first_error_char") is None:
+                continue
+            k = token_index_of_char(list(r["tokens"]), int(r["first_error_char"]))
+            reward = np.asarray(r["implicit_reward"], float)
+            if k is None or k >= len(reward):
+                continue
+            at_error[t].append(reward[k])
+            for o in by_offset:
+                if 0 <= k + o < len(reward):
+                    by_offset[o].append(reward[k + o])
+        curves[t] = pd.DataFrame({o: {"mean": np.mean(v), "half": 1.96 * np.std(v, ddof=1) / np.sqrt(len(v)),
+                                      "n": len(v)} for o, v in by_offset.items()}).T
+        # the library's number for offset 0 (summary.json), against the one computed here
+        lib = S["c1"]["teachers"][t]["first_error"]
+        assert abs(np.mean(at_error[t]) - lib["at_error"]) < 1e-9 and len(at_error[t]) == lib["n_rollouts"]
+        print(f"{t}: {len(at_error[t])} wrong rollouts; mean implicit reward at the first wrong token "
+              f"{np.mean(at_error[t]):+.3f} nats (summary: {lib['at_error']:+.3f}), elsewhere {lib['elsewhere']:+.3f}")
+    fig = go.Figure()
+    for t, color in (("base_teacher", "#969696"), ("teacher_grpo", "#b2182b")):
+        c = curves[t]
+        fig.add_trace(go.Scatter(x=list(c.index) + list(c.index[::-1]), y=list(c["mean"] + c["half"])
+                                 + list((c["mean"] - c["half"])[::-1]), fill="toself", line=dict(width=0),
+                                 fillcolor=color, opacity=0.25, showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=c.index, y=c["mean"], mode="lines+markers", name=f"scored by {t}",
+                                 line=dict(color=color)))
+    fig.add_vline(x=0, line_dash="dot", line_color="#444")
+    fig.update_layout(title="Mean implicit reward by position relative to the first wrong character (wrong rollouts)",
+                      xaxis_title="tokens from the first wrong one", yaxis_title="mean implicit reward (nats)",
+                      template="plotly_white", height=400, legend=dict(orientation="h", y=-0.2))
+    dip = int(curves["teacher_grpo"]["mean"].idxmin())
+    exercises.reveal("Predict 05.a (where)", my_guess_dip, "at offset 0" if dip == 0 else "before it" if dip < 0 else
+                     "after it", choices=["before it", "at offset 0", "after it"])
+    exercises.reveal("Predict 05.a (deeper)", my_guess_deeper, min(curves, key=lambda t: curves[t].loc[0, "mean"]),
+                     choices=["base_teacher", "teacher_grpo"])
 fig
 
 # %% [markdown]
@@ -141,8 +143,12 @@ fig
 # token that holds it. On this tokenizer a token is one character except the special end token.
 
 # %%
-example = next(r for r in rows["teacher_grpo"] if not r["correct"] and r.get("first_error_char") is not None)
-gold = {r["id"]: r for split in data.task_splits(run_cfg).values() for r in split}[example["prompt_id"]]["solution"]
+example = next((r for r in rows["teacher_grpo"] if not r["correct"] and r.get("first_error_char") is not None), None)
+if example is not None:
+    gold = {r["id"]: r for split in data.task_splits(run_cfg).values() for r in split}[example["prompt_id"]]["solution"]
+else:  # no first wrong character on this task: the first fixed rollout serves the heatmaps below, 05.1 is skipped
+    tutorial.arithmetic_only(run_cfg, "Exercise 05.1 (the first wrong character)")
+    example, gold = rows["teacher_grpo"][0], None
 completion, tokens = example["completion"], list(example["tokens"])
 print("completion:", repr(completion))
 print("gold:      ", repr(gold))
@@ -182,42 +188,47 @@ import re
 
 STEP = re.compile(r"(-?\d+)([+\-*])(\d+)=(-?\d+)")
 BOX = re.compile(r"\\boxed\{(.*)\}")
-shares = {}
-for t, rr in rows.items():
-    abs_by_role, n_by_role = {}, {}
-    for r in rr:
-        tokens, special = list(r["tokens"]), list(r["token_special"])
-        text = "".join("" if s else tk for tk, s in zip(tokens, special))
-        role = ["template"] * len(text)  # per character
-        pos = 0
-        for line in text.split("\n"):
-            m, b = STEP.fullmatch(line), BOX.fullmatch(line)
-            groups = [(1, "copied"), (2, "copied"), (3, "copied"), (4, "computed result")] if m else [(1, "box")]
-            if m or b:
-                for g, name in groups:
-                    for i in range((m or b).start(g), (m or b).end(g)):
-                        role[pos + i] = name
-            else:
-                role[pos:pos + len(line)] = ["other"] * len(line)
-            pos += len(line) + 1
-        c = 0
-        for tk, s, v in zip(tokens, special, r["implicit_reward"]):
-            name = "template" if s else (role[c] if c < len(role) else "other")  # a token's role: its first character's
-            c += 0 if s else len(tk)
-            abs_by_role[name] = abs_by_role.get(name, 0.0) + abs(v)
-            n_by_role[name] = n_by_role.get(name, 0) + 1
-    total, n = sum(abs_by_role.values()), sum(n_by_role.values())
-    for name in ("copied", "computed result", "box", "template", "other"):
-        shares[(t, name)] = {"share of tokens": n_by_role.get(name, 0) / n,
-                             "share of |implicit reward|": abs_by_role.get(name, 0.0) / total}
-shares = pd.DataFrame(shares).T
-for t in rows:
-    cr = shares.loc[(t, "computed result")]
-    print(f"{t}: computed results are {cr['share of tokens']:.0%} of the tokens and carry "
-          f"{cr['share of |implicit reward|']:.0%} of the |implicit reward|")
-top_role = shares.loc["teacher_grpo"]["share of |implicit reward|"].drop("other").idxmax()
-exercises.reveal("Predict 05.b", my_guess_role, top_role, choices=["copied", "computed result", "box", "template"])
-shares.style.format("{:.1%}")
+share_table = None  # the table of this cell (None where the task has no such grammar)
+if tutorial.arithmetic_only(run_cfg, "The roles", why="they are the parts of the arithmetic task's lines "
+                            "(`v op b=result`, `\\boxed{answer}`), a grammar that real solutions do not follow"):
+    shares = {}
+    for t, rr in rows.items():
+        abs_by_role, n_by_role = {}, {}
+        for r in rr:
+            tokens, special = list(r["tokens"]), list(r["token_special"])
+            text = "".join("" if s else tk for tk, s in zip(tokens, special))
+            role = ["template"] * len(text)  # per character
+            pos = 0
+            for line in text.split("\n"):
+                m, b = STEP.fullmatch(line), BOX.fullmatch(line)
+                groups = [(1, "copied"), (2, "copied"), (3, "copied"), (4, "computed result")] if m else [(1, "box")]
+                if m or b:
+                    for g, name in groups:
+                        for i in range((m or b).start(g), (m or b).end(g)):
+                            role[pos + i] = name
+                else:
+                    role[pos:pos + len(line)] = ["other"] * len(line)
+                pos += len(line) + 1
+            c = 0
+            for tk, s, v in zip(tokens, special, r["implicit_reward"]):
+                # a token's role: its first character's
+                name = "template" if s else (role[c] if c < len(role) else "other")
+                c += 0 if s else len(tk)
+                abs_by_role[name] = abs_by_role.get(name, 0.0) + abs(v)
+                n_by_role[name] = n_by_role.get(name, 0) + 1
+        total, n = sum(abs_by_role.values()), sum(n_by_role.values())
+        for name in ("copied", "computed result", "box", "template", "other"):
+            shares[(t, name)] = {"share of tokens": n_by_role.get(name, 0) / n,
+                                 "share of |implicit reward|": abs_by_role.get(name, 0.0) / total}
+    shares = pd.DataFrame(shares).T
+    for t in rows:
+        cr = shares.loc[(t, "computed result")]
+        print(f"{t}: computed results are {cr['share of tokens']:.0%} of the tokens and carry "
+              f"{cr['share of |implicit reward|']:.0%} of the |implicit reward|")
+    top_role = shares.loc["teacher_grpo"]["share of |implicit reward|"].drop("other").idxmax()
+    exercises.reveal("Predict 05.b", my_guess_role, top_role, choices=["copied", "computed result", "box", "template"])
+    share_table = shares.style.format("{:.1%}")
+share_table
 
 # %% [markdown]
 # ## Where the signal sits: confident or not, agreeing or not
@@ -301,7 +312,8 @@ import torch
 
 from s2dlab.core.tasks.arithmetic import slip_of
 
-if all(run.has_model(s) for s in ("base_student", "base_teacher", "teacher_grpo")):
+can_plant = tutorial.arithmetic_only(run_cfg, "Planting a slip")
+if can_plant and all(run.has_model(s) for s in ("base_student", "base_teacher", "teacher_grpo")):
     from s2dlab.core.generation import format_prompt
     from s2dlab.workflow.stages.lifecycle import load_stage_model, tokenizer_for
 
@@ -337,7 +349,7 @@ if all(run.has_model(s) for s in ("base_student", "base_teacher", "teacher_grpo"
         print("implicit reward at the planted slip: " + ", ".join(f"{t} {v:+.2f} nats" for t, v in reward_x.items())
               + f" (p under the base student {np.exp(logp['base_student']):.2f})")
         exercises.reveal("Predict 05.c", my_guess_05c, reward_x["teacher_grpo"], abs_tol=1.0, unit=" nats")
-else:
+elif can_plant:
     print("skipped: this run folder holds no model weights for the base models and the RL teacher")
 
 # %% [markdown]

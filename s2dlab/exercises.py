@@ -710,11 +710,17 @@ def _first_difference(a: str, b: str) -> int | None:
     return None if len(a) == len(b) else min(len(a), len(b))
 
 
-def check_05_1(my_first_wrong_char, my_first_wrong_token, completion: str, gold: str, tokens: Sequence[str]) -> str:
-    """05.1: the index of the first character where `completion` departs from `gold`, and of the token holding it."""
+def check_05_1(my_first_wrong_char, my_first_wrong_token, completion: str, gold: str | None,
+               tokens: Sequence[str]) -> str:
+    """05.1: the index of the first character where `completion` departs from `gold`, and of the token holding it
+    (skipped, saying so, when `gold` is None: a task with no canonical worked solution)."""
     ex = "05.1"
     if _unfilled(my_first_wrong_char, my_first_wrong_token):
         return _skip(ex, "the two ... above")
+    if gold is None:  # real data (qwen3_paper): no canonical worked solution to depart from
+        print(f"⏭ {ex} skipped: it needs the arithmetic task's gold worked solution (the tiny preset); this run's "
+              "task has none to compare with")
+        return "skipped"
     want_char = _first_difference(completion, gold)
     if want_char is None:
         raise ValueError("the completion is the gold solution: no wrong character")
@@ -772,14 +778,19 @@ CHECKS: dict[str, Callable[..., str]] = {
 # --- predictions ------------------------------------------------------------------------------------------------------
 
 def reveal(prediction: str, guess, observed, *, choices: Sequence[str] | None = None, rel: float | None = None,
-           abs_tol: float | None = None, factor: float | None = None, unit: str = "") -> bool | None:
+           abs_tol: float | None = None, factor: float | None = None, unit: str = "",
+           missing: str = "not measured on this run") -> bool | None:
     """Score a "Predict first" guess against what the cell observed, and print the verdict; never raises.
 
     With `choices`, `guess` and `observed` are among them (case and spaces ignored); otherwise both are numbers
     and the guess counts as right within `rel` (relative) or `abs_tol` (absolute) of the observed value, or, with
     `factor`, within that factor of it either way (for an order of magnitude). Returns True / False, or None when
-    no guess was written (the placeholder `...`) or it could not be read.
+    no guess was written (the placeholder `...`) or it could not be read. `observed=None` means the run did not
+    measure it: the cell says so (`missing`, e.g. "not measured (eval.greedy=false)") and returns None.
     """
+    if observed is None:
+        print(f"◌ {prediction}: nothing to compare with: {missing}")
+        return None
     shown = f"{observed:.4g}{unit}" if isinstance(observed, numbers.Real) and not isinstance(observed, bool) \
         else f"{observed}"
     if guess is ...:

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from s2dlab.workflow.pipeline import Arm, Step
 
 __all__ = ["Tutorial", "setup", "default_run_dir", "copy_stages", "COPIED_FOLDERS", "recording_reward", "trl_reward",
-           "rollout_batch", "slip_steps", "slip_table", "fit_gaussian"]
+           "rollout_batch", "slip_steps", "slip_table", "fit_gaussian", "arithmetic_only", "REAL_DATA_SKIP",
+           "cache_outcomes", "vocab_slice"]
 
 RUN_ENV = "S2DLAB_RUN"  # the run folder of the notebooks, when set (CI points it at a temporary folder)
 # key=value overrides applied after a notebook's own, when set (CI's rehearsal of the qwen3_paper preset swaps the hub
@@ -448,6 +449,86 @@ def slip_table(cfg: Config, run: Run, stages: Sequence[str], records=None):
     frame = pd.DataFrame(table).T
     frame.attrs["steps"] = len(prefixes)
     return frame
+
+
+# Why the cells built on the arithmetic task have nothing to show on real data (DAPO, MATH-500, AIME).
+REAL_DATA_SKIP = ("real data has no pretraining corpus with planted slips, and its worked solutions are one right way "
+                  "among many, so the first character where a completion departs from one is no error")
+
+
+def arithmetic_only(cfg: Config, what: str, why: str = REAL_DATA_SKIP) -> bool:
+    """True on the arithmetic task (the tiny preset's). On any other task, prints that `what` needs it and why,
+    and returns False, so that a notebook run with `PRESET = "qwen3_paper"` skips those cells with a sentence
+    instead of stopping on a split or a field that real data does not have."""
+    if cfg.task.name == "arithmetic":
+        return True
+    print(f"{what}: needs the arithmetic task (task.name=arithmetic, the tiny preset), so on this preset "
+          f"(task.name={cfg.task.name}) it is skipped: {why}.")
+    return False
+
+
+def cache_outcomes(entry: Mapping, student_logp_CV, token_ids_C=None):
+    """One cached warmup rollout's teacher distribution and the student's, over the outcomes the cache keeps.
+
+    `entry` is one item of `<warmup stage>/teacher_cache.pt` (`fkl_warmup.teacher_distributions`);
+    `student_logp_CV` the student's log-probs at the same completion positions over the tokenizer's V tokens.
+    - A full cache (`fkl_warmup.top_k=0`, the tiny preset) keeps all V tokens: both are returned as they are.
+    - A top-k cache (`fkl_warmup.top_k=64` on `qwen3_paper`) keeps the teacher's K likeliest tokens at each position
+      and one tail bucket holding the rest of its mass. The student's distribution is lumped the same way: its
+      log-probs at those K tokens, then the log of its mass outside them (computed here in float64 from `1 - sum`,
+      not with the stage's code), `[C, K + 1]` each.
+    Either way `sum(pT * (log pT - log pS))` over the returned outcomes is the stage's per-position loss
+    (`fkl_warmup.forward_kl_terms`). With `token_ids_C` (the tokens the teacher sampled) the third value is the
+    index of each among the outcomes (the tail bucket's, K, for a token outside its position's top K); else None.
+    Returns `(teacher_logp, student_logp, outcome_C)`.
+    """
+    import torch
+
+    teacher = entry["logp"].float()
+    tokens = None if token_ids_C is None else torch.as_tensor(token_ids_C, dtype=torch.long)
+    if entry.get("ids") is None:
+        if teacher.shape != student_logp_CV.shape:
+            raise InputError(f"a full-vocabulary cache entry of shape {tuple(teacher.shape)} against student "
+                             f"log-probs of shape {tuple(student_logp_CV.shape)}: pass the student's log-probs at "
+                             "the same completion positions over the same vocabulary")
+        return teacher, student_logp_CV, tokens
+    ids_CK = entry["ids"].long()
+    K = ids_CK.shape[-1]
+    student_CK = student_logp_CV.gather(-1, ids_CK)
+    rest_C = (1.0 - student_CK.double().exp().sum(-1)).clamp_min(1e-300)  # the student's mass outside the K tokens
+    student = torch.cat([student_CK, rest_C.log().to(student_CK.dtype)[:, None]], dim=-1)
+    teacher = torch.cat([teacher, entry["tail"].float()[:, None]], dim=-1)
+    outcome = None
+    if tokens is not None:
+        hit_CK = ids_CK == tokens[:, None]
+        outcome = torch.where(hit_CK.any(-1), hit_CK.long().argmax(-1), torch.full_like(tokens, K))
+    return teacher, student, outcome
+
+
+def vocab_slice(student_logp_V, teacher_logp_V, token: int, width: int = 1024):
+    """Two next-token distributions cut to at most `width` tokens, for demonstrations that cost V x V.
+
+    When the vocabulary has at most `width` tokens (the tiny preset's), everything is returned as it is. Otherwise
+    the `width` tokens the student finds likeliest (with `token` among them, replacing the last if needed) are
+    kept and both distributions renormalised over them: a `width`-token distribution on which an identity of the
+    full one holds just as exactly (Qwen3's 151,669 tokens would need a 92 GB table and as many backward passes).
+    Returns `(kept_ids, student_logp, teacher_logp, index of token among kept_ids, mass)`, `mass` the student's and
+    the teacher's probability on the kept tokens before renormalising (1.0 each when nothing was cut).
+    """
+    import torch
+
+    V = student_logp_V.shape[-1]
+    if not 0 <= token < V:
+        raise InputError(f"token={token} is outside the vocabulary of {V} tokens")
+    if V <= width:
+        return torch.arange(V), student_logp_V, teacher_logp_V, token, (1.0, 1.0)
+    kept = student_logp_V.topk(width).indices
+    if not (kept == token).any():
+        kept[-1] = token
+    kept = kept.sort().values
+    s, t = student_logp_V[kept], teacher_logp_V[kept]
+    mass = (s.exp().sum().item(), t.exp().sum().item())
+    return kept, s.log_softmax(-1), t.log_softmax(-1), int((kept == token).nonzero()[0, 0]), mass
 
 
 def fit_gaussian(grid, target, direction: str, mu: float = 0.5, log_sd: float = 0.0, steps: int = 1500,

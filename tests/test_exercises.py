@@ -416,3 +416,16 @@ def test_reveal_scores_choices_and_numbers(capsys):
     assert exercises.reveal("P", "many", 64, factor=2) is None
     out = capsys.readouterr().out
     assert "✓ P: you guessed 'greedy'" in out and "✗ P" in out and "no guess written" in out
+
+
+def test_reveal_says_when_the_run_did_not_measure_the_observation(capsys):
+    assert exercises.reveal("Predict 00.a", "greedy", None, choices=["greedy", "avg@k"],
+                            missing="not measured (eval.greedy=false)") is None
+    assert capsys.readouterr().out == "◌ Predict 00.a: nothing to compare with: not measured (eval.greedy=false)\n"
+    assert exercises.reveal("P", 0.3, None, abs_tol=0.1) is None
+    assert "not measured on this run" in capsys.readouterr().out
+
+
+def test_check_05_1_skips_a_task_with_no_gold_solution(capsys):
+    assert exercises.check_05_1(3, 2, "abc", None, ["a", "b", "c"]) == "skipped"
+    assert "05.1 skipped: it needs the arithmetic task's gold worked solution" in capsys.readouterr().out

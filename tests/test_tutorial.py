@@ -364,3 +364,87 @@ def test_fit_gaussian_covers_with_the_forward_kl_and_seeks_with_the_reverse():
     assert abs(abs(reverse["mean"]) - 2.5) < 0.05 and abs(reverse["sd"] - 0.5) < 0.05  # on one mode, its width
     with pytest.raises(InputError, match="direction='both'"):
         tutorial.fit_gaussian(grid, target, "both")
+
+
+# --- what the notebooks need on the qwen3_paper preset ----------------------------------------------------------------
+
+def test_arithmetic_only_passes_on_the_arithmetic_task_and_says_what_it_skips_elsewhere(capsys):
+    assert tutorial.arithmetic_only(load_config("tiny"), "The slip cells") is True
+    assert capsys.readouterr().out == ""
+    assert tutorial.arithmetic_only(load_config("qwen3_paper"), "The slip cells") is False
+    out = capsys.readouterr().out
+    assert out.startswith("The slip cells: needs the arithmetic task") and "(task.name=dapo) it is skipped" in out
+    assert tutorial.REAL_DATA_SKIP in out
+    tutorial.arithmetic_only(load_config("qwen3_paper"), "The roles", why="no such grammar")
+    assert capsys.readouterr().out.rstrip().endswith("skipped: no such grammar.")
+
+
+def _top_k_entry(logp_CV, k):
+    """A cache entry as `fkl_warmup.teacher_distributions` writes it for `top_k=k`."""
+    top_CK, ids_CK = logp_CV.topk(k, dim=-1)
+    return {"logp": top_CK, "ids": ids_CK.to(torch.int32), "tail": torch.log1p(-top_CK.exp().sum(-1))}
+
+
+def test_cache_outcomes_give_the_stage_loss_on_a_full_and_a_top_k_cache():
+    import torch.nn.functional as F
+
+    from s2dlab.workflow.stages import fkl_warmup
+
+    gen = torch.Generator().manual_seed(0)
+    C, V, K = 6, 40, 5
+    teacher_CV = (3 * torch.randn(C, V, generator=gen)).log_softmax(-1)
+    student_CV = torch.randn(C, V, generator=gen).log_softmax(-1)
+    tokens_C = torch.multinomial(teacher_CV.exp(), 1, generator=gen).squeeze(-1)
+
+    # a full cache: both distributions as they are, the sampled tokens as their own outcomes
+    t, s, y = tutorial.cache_outcomes({"logp": teacher_CV}, student_CV, tokens_C.tolist())
+    assert t is not None and torch.equal(t, teacher_CV) and s is student_CV and torch.equal(y, tokens_C)
+    full = (t.exp() * (t - s)).sum(-1)
+    assert torch.allclose(full, fkl_warmup.forward_kl_terms(student_CV, teacher_CV, None, None), atol=1e-6)
+
+    # a top-k cache: K cached tokens + a tail bucket on both sides, each a distribution over K + 1 outcomes
+    entry = _top_k_entry(teacher_CV, K)
+    t, s, y = tutorial.cache_outcomes(entry, student_CV, tokens_C)
+    assert t.shape == s.shape == (C, K + 1)
+    assert torch.allclose(t.exp().sum(-1), torch.ones(C), atol=1e-5)
+    assert torch.allclose(s.exp().sum(-1), torch.ones(C), atol=1e-5)
+    outside_C = torch.ones(C, V, dtype=torch.bool).scatter(1, entry["ids"].long(), False)  # lumped by a mask here
+    assert torch.allclose(s[:, K], torch.logsumexp(student_CV.masked_fill(~outside_C, -torch.inf), -1), atol=1e-5)
+    lumped = (t.exp() * (t - s)).sum(-1)
+    assert torch.allclose(lumped, fkl_warmup.forward_kl_terms(student_CV, entry["logp"], entry["ids"], entry["tail"]),
+                          atol=1e-5)
+    assert torch.allclose(lumped, F.kl_div(s, t, log_target=True, reduction="none").sum(-1), atol=1e-5)
+    assert (lumped <= full + 1e-6).all()  # lumping can only lower a KL (log-sum inequality)
+    # each sampled token's outcome: its place among the cached ids, or the tail bucket
+    for c in range(C):
+        ids = entry["ids"][c].tolist()
+        want = ids.index(int(tokens_C[c])) if int(tokens_C[c]) in ids else K
+        assert int(y[c]) == want
+    # the identity notebook 02a checks on the cached outcomes: E_{y ~ pT}[-log pS(outcome of y)] = KL + H(pT)
+    expected_ce = torch.zeros(C)
+    for v in range(V):
+        _, _, y_v = tutorial.cache_outcomes(entry, student_CV, torch.full((C,), v))
+        expected_ce += teacher_CV[:, v].exp() * -s.gather(-1, y_v[:, None]).squeeze(-1)
+    assert torch.allclose(expected_ce, lumped - (t.exp() * t).sum(-1), atol=1e-5)
+
+
+def test_cache_outcomes_refuses_a_student_over_another_vocabulary():
+    with pytest.raises(InputError, match="same vocabulary"):
+        tutorial.cache_outcomes({"logp": torch.zeros(3, 10)}, torch.zeros(3, 12))
+
+
+def test_vocab_slice_keeps_a_small_vocabulary_and_cuts_a_large_one():
+    gen = torch.Generator().manual_seed(1)
+    lpS, lpT = torch.randn(100, generator=gen).log_softmax(-1), torch.randn(100, generator=gen).log_softmax(-1)
+    kept, s, t, i, mass = tutorial.vocab_slice(lpS, lpT, 7, width=100)
+    assert torch.equal(kept, torch.arange(100)) and s is lpS and t is lpT and i == 7 and mass == (1.0, 1.0)
+
+    rare = int(lpS.argmin())  # the student's least likely token: outside its top 16, so it replaces the last one
+    kept, s, t, i, mass = tutorial.vocab_slice(lpS, lpT, rare, width=16)
+    assert len(kept) == 16 and kept.tolist() == sorted(kept.tolist()) and int(kept[i]) == rare
+    assert set(lpS.topk(15).indices.tolist()) <= set(kept.tolist())
+    assert mass == pytest.approx((lpS[kept].exp().sum().item(), lpT[kept].exp().sum().item()))
+    assert s.exp().sum().item() == pytest.approx(1.0, abs=1e-6) and t.exp().sum().item() == pytest.approx(1.0, abs=1e-6)
+    assert torch.allclose(s - s[0], lpS[kept] - lpS[kept[0]], atol=1e-6)  # renormalised: ratios kept
+    with pytest.raises(InputError, match="token=100"):
+        tutorial.vocab_slice(lpS, lpT, 100)

@@ -453,3 +453,9 @@ def test_curve_names_and_points_in_step_order(tmp_path):
         run.append_metrics("opd", {"step": step, "loss": loss})
     x = list(viz.stage_curves_figure(run).data[0].x)
     assert x == sorted(x)
+
+
+def test_greedy_text_says_when_greedy_was_not_measured():
+    assert viz.greedy_text(0.1234) == "12.3" and viz.greedy_text(0.5, "%") == "50.0%"
+    assert viz.greedy_text(None) == viz.greedy_text(None, "%") == viz.GREEDY_NOT_MEASURED
+    assert viz.GREEDY_NOT_MEASURED == "not measured (eval.greedy=false)"

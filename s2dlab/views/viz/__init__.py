@@ -7,7 +7,8 @@ Nothing here imports gradio or IPython.
 - `s2dlab.views.viz.figures`: plotly figures, one kind of input each (`per_token_figure`, `stage_curves_figure`,
   `arms_figure`, `branches_figure`, `estimators_figure`).
 - `s2dlab.views.viz.conditions`: a run's summary.json as tables and figures (`arms_frame`, `claims_frame`, `c1_frame`,
-  `c2_frame`, `c1_rollouts_figure`, `c2_pair_figure`, `quadrants_figure`): rendered, never recomputed.
+  `c2_frame`, `c1_rollouts_figure`, `c2_pair_figure`, `quadrants_figure`, `greedy_text`): rendered, never
+  recomputed.
 - `s2dlab.views.viz.lens`: the token lens as an HTML table (`lens_html`), and `standalone_html`, one self-contained
   document of rendered pieces (what the dashboard's export writes).
 - `s2dlab.views.viz.colors`: the diverging colour scale both use (`value_color`).
@@ -25,12 +26,14 @@ blue positive, and 0 is the neutral near-white centre.
 
 from s2dlab.views.viz.colors import value_color
 from s2dlab.views.viz.conditions import (
+    GREEDY_NOT_MEASURED,
     arms_frame,
     c1_frame,
     c1_rollouts_figure,
     c2_frame,
     c2_pair_figure,
     claims_frame,
+    greedy_text,
     quadrants_figure,
 )
 from s2dlab.views.viz.figures import (
@@ -59,6 +62,7 @@ from s2dlab.views.viz.lens import lens_html, pair_label, standalone_html
 
 __all__ = [
     "CURVE_LABELS",
+    "GREEDY_NOT_MEASURED",
     "IMPLICIT_REWARD_LABEL",
     "Span",
     "arms_figure",
@@ -70,6 +74,7 @@ __all__ = [
     "c2_pair_figure",
     "claims_frame",
     "estimators_figure",
+    "greedy_text",
     "lens_html",
     "ordered_arms",
     "pair_label",

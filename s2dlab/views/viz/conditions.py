@@ -54,6 +54,17 @@ def pct(x, signed: bool = False) -> str:
     return f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
 
 
+# What a reader shows for a greedy accuracy the run did not measure (the qwen3_paper preset samples only, as the
+# paper's avg@16 does: eval.greedy=false).
+GREEDY_NOT_MEASURED = "not measured (eval.greedy=false)"
+
+
+def greedy_text(x, unit: str = "") -> str:
+    """A stage's greedy accuracy (a fraction, as summary.json stores it) in percent with `unit` after it, or
+    `GREEDY_NOT_MEASURED` when the run did not measure it (None)."""
+    return GREEDY_NOT_MEASURED if x is None else f"{pct(x)}{unit}"
+
+
 def interval(ci, fmt: str = "{:.3f}", scale: float = 1.0) -> str:
     """` [lo, hi]` of a stored interval, or "" when it has none."""
     if not ci or finite(ci[0]) is None or finite(ci[1]) is None:

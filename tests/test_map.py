@@ -439,3 +439,24 @@ def test_the_map_tab_says_what_is_missing_or_damaged_in_its_own_status_line(smal
     assert "is not a map" in _by_id(fns["map_view"]("m"))["map-status"]
     outside = _by_id(fns["map_view"]("../x"))
     assert "not a run inside" in outside["map-status"] and outside["map-plot"] is None
+
+
+def test_a_cells_row_opens_its_run_in_the_stages_tab(small_map, tmp_path):
+    from types import SimpleNamespace
+
+    root = _map_root(small_map, tmp_path)
+    fns = _map_fns(root)
+    df = _by_id(fns["map"](None))["map-table"]["value"]
+    row = list(df.iloc[-1])  # what a click on the last row sends
+    out = fns["map_open"](SimpleNamespace(row_value=row))
+    shown = _by_id(out)
+    assert shown["map-status"] == "" and shown["run-dd"]["value"] == row[-1].split(", ")[0]
+    assert shown["run-dd"]["value"] in [v for _, v in shown["run-dd"]["choices"]]
+    tabs = next(v for k, v in out.items() if getattr(k, "elem_id", None) is None and hasattr(v, "selected"))
+    assert tabs.selected == "stages"
+    # the run's own handler, which the row's event runs next, opens the cell's run (copied here without its
+    # snapshots, so it says that, naming the cell)
+    opened = _by_id(fns["open_run"](shown["run-dd"]["value"]))
+    assert opened["status"].startswith(f"⚠ Run {shown['run-dd']['value']!r} has no rollout snapshots yet")
+    gone = _by_id(fns["map_open"](SimpleNamespace(row_value=[*row[:-1], "m/seed_9/raw__close"])))
+    assert "m/seed_9/raw__close is not a run under" in gone["map-status"] and "run-dd" not in gone

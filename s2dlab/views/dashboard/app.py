@@ -101,7 +101,7 @@ def build_demo(runs_root: str | os.PathLike, poll_seconds: float = 3.0) -> gr.Bl
         for tab in (token, rollouts, stages, lens, estimators, compare, live):
             tab.wire()
         header.wire(demo)
-        map_tab.wire(demo, header.reload)
+        map_tab.wire(demo, header, header.reload)
     # one queue for the whole app: READ_WORKERS at a time per reading handler, the model handlers one at a time
     # in their own group (`ui.MODEL_QUEUE`), at most QUEUE_SIZE requests waiting
     demo.queue(default_concurrency_limit=READ_WORKERS, max_size=QUEUE_SIZE)

@@ -104,6 +104,7 @@ class Header:
         run_step = handler(self.on_run, [ctx.run_dd], [*pickers, self.seen, self.following], ctx.status,
                            {ctx.stage_dd: empty_dd, ctx.step_dd: empty_dd, self.seen: None, self.following: ""},
                            needs_run=True, api_name="open_run")
+        self.run_step = {**run_step, "api_name": None}  # what opening a run does, for a tab that opens one (Map)
         load = handler(self.on_load, [ctx.run_dd], [ctx.run_dd], ctx.status, {ctx.run_dd: empty_dd}, api_name="runs")
         for event in (demo.load(**load), self.reload.click(**load)):
             ctx.then_run(ctx.then_snapshot(event.then(**run_step)))

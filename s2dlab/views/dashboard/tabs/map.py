@@ -1,13 +1,15 @@
 """The Map tab: a C1 x C2 map (`s2dlab map --out DIR`) found under the runs folder, drawn from its map.json: the
 gain of the bridge over cold GRPO for every teacher x student cell against C1 and C2 (`map_figure`), and the cells'
 table with their intervals and run folders. The app pointed at a map's folder, or at a runs folder holding maps,
-lists them; ↻ reload map (or ↻ reload runs above) reads a map that is still being computed again."""
+lists them; ↻ reload map (or ↻ reload runs above) reads a map that is still being computed again. A click on a
+cell's row opens its run (the first seed's) in the Stages tab."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from s2dlab.views.dashboard import map_view
+from s2dlab.views.dashboard.store import AppError
 from s2dlab.views.dashboard.ui import (
     Context,
     dd,
@@ -47,7 +49,25 @@ class MapTab:
         v = map_view.map_view(self.ctx.store, map_id)
         return {self.note: v["note"], self.plot: v["figure"], self.table: table(v["table"], intervals=True)}
 
-    def wire(self, demo: gr.Blocks, *reloads: gr.Button):
+    def on_row(self, evt: gr.SelectData) -> dict:
+        """A cell's row: its first run folder chosen in the run picker, the Stages tab shown (the run's own
+        handler then opens it)."""
+        row = evt.row_value or []
+        run_id = str(row[-1]).split(", ")[0] if row else ""
+        store = self.ctx.store
+        if not run_id or run_id == "-":
+            raise AppError("Could not read the selected cell's run folder.")
+        if run_id not in store.run_choices():
+            raise AppError(f"The cell's run folder {run_id} is not a run under {store.root}: the run picker lists "
+                           "runs up to three levels down, so open the map's folder or its parent with s2dlab app.")
+        return {self.ctx.run_dd: dd(store.run_options(), run_id), self.ctx.tabs: gr.Tabs(selected="stages")}
+
+    def wire(self, demo: gr.Blocks, header, *reloads: gr.Button):
+        """`header`: the pickers above the tabs (`tabs.header.Header`, wired already), whose run a row opens."""
+        ctx = self.ctx
+        opened = self.table.select(**handler(self.on_row, [], [ctx.run_dd, ctx.tabs], self.status,
+                                             api_name="map_open"))
+        ctx.then_run(ctx.then_snapshot(opened.then(**header.run_step)))
         outputs = [self.map, self.note, self.plot, self.table]
         refresh = handler(self.refresh, [self.map], outputs, self.status, {**self.empties, self.map: empty_dd},
                           api_name="map")

@@ -36,13 +36,23 @@ REQUIRE_BROWSER = os.environ.get("S2DLAB_REQUIRE_BROWSER", "") not in ("", "0")
 SCREENSHOTS = os.environ.get("S2DLAB_SCREENSHOTS")
 
 
-def shot(page, name: str, selector: str | None = None) -> None:
-    """Save a screenshot (of `selector`, else the window) under $S2DLAB_SCREENSHOTS, when it is set."""
+def shot(page, name: str, selector: str | None = None, top: str | None = None) -> None:
+    """Save a screenshot (of `selector`, else the window, scrolled so that `top` is at its top edge) under
+    $S2DLAB_SCREENSHOTS, when it is set, as a 256-colour PNG (a fraction of the size; the interface's flat colours
+    and the colour bars' steps look the same)."""
     if not SCREENSHOTS:
         return
+    from io import BytesIO
+
+    from PIL import Image
+
     Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+    if top:
+        page.locator(top).first.evaluate("el => el.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(300)
     target = page.locator(selector).first if selector else page
-    target.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"))
+    image = Image.open(BytesIO(target.screenshot())).convert("RGB")
+    image.quantize(256, dither=Image.Dither.NONE).save(Path(SCREENSHOTS) / f"{name}.png", optimize=True)
 
 
 def status(page, line: str = "#status") -> str:
@@ -248,8 +258,6 @@ def test_clicking_a_token_samples_counterfactual_branches(browser, app_url):
                            timeout=30_000)
     assert grid_rows(page, "#branch-table") == page.locator("#branch-cands input:checked").count()
     assert "student's token" in page.locator("#branch-table").inner_text() and status(page, "#branch-status") == ""
-    page.locator("#branch-info").scroll_into_view_if_needed()
-    shot(page, "branches")
     page.close()
 
 
@@ -296,8 +304,6 @@ def test_stages_tab_renders_the_summary_and_a_curve_click_opens_its_snapshot(bro
     assert page.locator("#stage-dd input").input_value() == stage
     assert page.locator("#step-dd input").input_value() == str(step)
     assert grid_rows(page, "#top-tokens") > 0
-    page.locator("#drill-note").scroll_into_view_if_needed()
-    shot(page, "drill_down")
     # a top token opens its rollout in the token view
     page.locator("#top-tokens .virtual-row").first.locator("[role=gridcell]").nth(4).click()
     page.wait_for_function("() => document.querySelector('[role=tab][aria-selected=true]')?.innerText"
@@ -475,6 +481,8 @@ def test_two_participants_share_the_model_queue(browser, full_url):
                                timeout=300_000)
         assert status(page, "#branch-status") == "" and status(page) == ""
         assert grid_rows(page, "#branch-table") >= 2
+    assert misfits(first, ["#branch-table"]) == []
+    shot(first, "branches", top="#branch-info")
     first.close()
     second.close()
 
@@ -509,7 +517,7 @@ def test_live_offers_checkpoints_by_role_and_draws_a_new_sample_each_click(brows
         assert f"seed {seed})" in page.locator("#live-html .s2d-head").first.inner_text()
         seeds.append(seed)
     assert seeds[0] != seeds[1] and status(page, "#live-status") == ""
-    shot(page, "live")
+    shot(page, "live", top="[role=tablist]")
     page.close()
 
 
@@ -582,9 +590,24 @@ def test_each_quantity_is_coloured_on_its_own_scale(browser, full_url):
     page.close()
 
 
+def misfits(page, tables) -> list[str]:
+    """What does not fit in the tables `tables` (ids): columns wider together than their box (the table scrolls
+    sideways, its last columns cut at the edge), and headers or cells whose text is wider than their column (a word
+    cut)."""
+    return page.evaluate("""(ids) => ids.flatMap((id) => {
+        const t = document.querySelector(id), box = t && t.querySelector('.virtual-table-viewport');
+        if (!box) return [`${id}: not shown`];
+        const out = box.scrollWidth > box.clientWidth + 1
+            ? [`${id}: ${box.scrollWidth} px of columns in a ${box.clientWidth} px box`] : [];
+        return out.concat([...t.querySelectorAll('th .header, td span')]
+            .filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => `${id}: ${e.innerText}`));
+    })""", list(tables))
+
+
 def test_readable_at_1366_by_768(browser, full_url, tmp_path):
     page = open_full(browser, full_url)
-    shot(page, "token_view")
+    page.wait_for_selector("#token-chart .js-plotly-plot .main-svg", state="attached", timeout=30_000)
+    shot(page, "token_view", top="[role=tablist]")
     # the export: the problem, both rollouts and the chart, one file
     with page.expect_download() as download:
         page.locator("#export-token").click()
@@ -596,32 +619,45 @@ def test_readable_at_1366_by_768(browser, full_url, tmp_path):
     assert text.count("<rect ") == 2 * int(page.locator("#student-heatmap .s2d-heatmap").get_attribute("data-n"))
     page.get_by_role("tab", name="Rollouts").click()
     grid_rows(page, "#rollout-table")
-    shot(page, "rollouts")
+    # every table fits its box at 1366 px, headers and cells wrapping between whole words
+    assert misfits(page, ["#rollout-table"]) == []
+    shot(page, "rollouts", top="[role=tablist]")
     page.get_by_role("tab", name="Stages").click()
     assert grid_rows(page, "#arms-table") > 5
-    # every header and cell holds its words: nothing overflows a cell, no word is split
-    overflow = page.eval_on_selector_all("#arms-table th .header, #claims-table th .header, #arms-table td span, "
-                                         "#claims-table td span", "els => els.filter(e => e.scrollWidth > "
-                                         "e.clientWidth + 1).map(e => e.innerText)")
-    assert overflow == []
     sections = page.locator(".gr-accordion[id$='-section']")
     assert sections.count() == 6
-    shot(page, "stages")
+    shot(page, "stages", top="[role=tablist]")
     for name in ("c1", "c2", "quad"):
         open_section(page, f"#{name}-section")
         page.wait_for_selector(f"#{name}-plot .js-plotly-plot .main-svg", state="attached", timeout=30_000)
+    grid_rows(page, "#c1-table")
+    grid_rows(page, "#c2-table")
+    assert misfits(page, ["#arms-table", "#claims-table", "#c1-table", "#c2-table"]) == []
+    for name in ("arms", "claims", "c1", "c2", "quad"):
         shot(page, f"stages_{name}", f"#{name}-section")
-    shot(page, "stages_arms", "#arms-section")
+    # a point of a curve opens its snapshot's largest tokens
+    open_section(page, "#curves-section")
+    page.locator("#stage-curves .js-plotly-plot .scatterlayer .trace .point").first.wait_for(state="attached",
+                                                                                            timeout=30_000)
+    opd = page.locator("#stage-curves .js-plotly-plot .scatterlayer .trace").filter(
+        has=page.locator(".point")).nth(2)
+    opd.locator(".point").last.click(force=True)
+    page.wait_for_function("() => document.querySelector('#drill-note')?.innerText.includes('snapshot step')",
+                           timeout=30_000)
+    assert grid_rows(page, "#top-tokens") > 0 and misfits(page, ["#top-tokens"]) == []
+    page.locator("#top-tokens").evaluate("el => el.scrollIntoView({block: 'end'})")
+    shot(page, "drill_down")
     page.get_by_role("tab", name="Token lens").click()
     page.wait_for_selector("#lens-table .s2d-lens tbody tr", timeout=60_000)
-    shot(page, "token_lens")
+    shot(page, "token_lens", top="[role=tablist]")
     page.get_by_role("tab", name="Estimators").click()
     page.locator("#est-btn").click()
     page.wait_for_selector("#est-plot .js-plotly-plot .main-svg", state="attached", timeout=120_000)
-    shot(page, "estimators")
+    assert misfits(page, ["#est-bias"]) == []
+    shot(page, "estimators", top="[role=tablist]")
     page.get_by_role("tab", name="Compare").click()
     page.wait_for_selector("#compare-html .s2d-tok", timeout=60_000)
-    shot(page, "compare")
+    shot(page, "compare", top="[role=tablist]")
     page.close()
 
 

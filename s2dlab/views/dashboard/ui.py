@@ -96,7 +96,13 @@ def empty_multi():
 
 _NUM = r"[+\-−]?\d+(?:\.\d+)?"
 _INTERVAL = re.compile(rf"^\s*({_NUM}) \[({_NUM}), ({_NUM})\]\s*$")
-CHAR_PX, CELL_PAD_PX, WRAP_CHARS = 8.6, 36, 36  # the tables' monospace advance, a cell's padding and menu, a line
+# the tables' monospace advance (14 px IBM Plex Mono: 8.4 px), a header's padding (16 px) and room for its sort
+# menu, a cell's padding (16 px) and a little room, a line
+CHAR_PX, CELL_PAD_PX, TEXT_PAD_PX, WRAP_CHARS = 8.6, 28, 20, 36
+# the width a table's columns share before it scrolls sideways: its box on a laptop's 1366-px-wide window (1188 px
+# inside a section, 1214 outside), less room for a vertical scrollbar
+FIT_PX = 1170
+_SPACE = re.compile(r"[ \t\r\n]+")  # where a line may break (not at a no-break space, which holds an interval)
 
 
 def _number(text: str) -> float:
@@ -131,26 +137,47 @@ def round_interval(text):
     return f"{v} [{lo}, {hi}]"
 
 
-def column_widths(df: pd.DataFrame | None) -> list[str] | None:
-    """A width per column that holds its longest word (header or cell), so headers and cells wrap between whole
-    words, and its text on lines of at most WRAP_CHARS characters; a table wider than its box scrolls inside it."""
+def column_widths(df: pd.DataFrame | None, fit_px: float | None = FIT_PX) -> list[str] | None:
+    """A width per column that holds its longest word (a header may wrap between its words), so headers and cells
+    wrap between whole words, and its text on lines of at most WRAP_CHARS characters. When the columns would be
+    wider than `fit_px` together, the longest lines are shortened (never below a column's longest word) until they
+    fit; a table whose longest words alone are wider than that scrolls inside its box."""
     if df is None or not len(df.columns):
         return None
-    out = []
+    cols = []
     for col in df.columns:
-        texts = [str(col)] + ["" if v is None else str(v) for v in df[col].head(200)]
-        word = max(len(w) for t in texts for w in (t.split() or [""]))
-        out.append(f"{int(max(word, min(max(map(len, texts)), WRAP_CHARS)) * CHAR_PX + CELL_PAD_PX)}px")
-    return out
+        cells = ["" if v is None else str(v) for v in df[col].head(200)]
+        word = max([len(w) * CHAR_PX + CELL_PAD_PX for w in _words(str(col))]
+                   + [len(w) * CHAR_PX + TEXT_PAD_PX for t in cells for w in _words(t)])
+        cols.append((word, max(len(t) for t in [str(col), *cells])))
+
+    def widths(chars: int) -> list[float]:
+        return [max(word, min(longest, chars) * CHAR_PX + CELL_PAD_PX) for word, longest in cols]
+
+    chars = WRAP_CHARS
+    while chars > 1 and fit_px and sum(widths(chars)) > fit_px:
+        chars -= 1
+    return [f"{int(w)}px" for w in widths(chars)]
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in _SPACE.split(text) if w] or [""]
+
+
+def hold_interval(text):
+    """"0.30 [0.22, 0.38]" with a no-break space inside its brackets, so a wrapped cell breaks only before the
+    interval, never inside it."""
+    m = _INTERVAL.match(text) if isinstance(text, str) else None
+    return text.replace(", ", ",\u00a0") if m else text
 
 
 def table(df: pd.DataFrame | None, intervals: bool = False):
     """A Dataframe update showing `df` with `column_widths`; `intervals` rounds its "x [lo, hi]" cells
-    (`round_interval`)."""
+    (`round_interval`) and keeps each interval on one line (`hold_interval`)."""
     if df is None:
         return gr.update(value=None)
     if intervals:
-        df = df.apply(lambda col: col.map(round_interval)) if len(df) else df
+        df = df.apply(lambda col: col.map(lambda v: hold_interval(round_interval(v)))) if len(df) else df
     return gr.update(value=df, column_widths=column_widths(df))
 
 

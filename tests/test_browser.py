@@ -258,6 +258,14 @@ def test_clicking_a_token_samples_counterfactual_branches(browser, app_url):
                            timeout=30_000)
     assert grid_rows(page, "#branch-table") == page.locator("#branch-cands input:checked").count()
     assert "student's token" in page.locator("#branch-table").inner_text() and status(page, "#branch-status") == ""
+    # the probe over the snapshot: a row per quantity, inside the window (side by side it ran off the right edge)
+    page.locator("#probe-btn").click()
+    page.wait_for_function("() => document.querySelector('#probe-note')?.innerText.includes('continuations per "
+                           "side')", timeout=180_000)
+    from s2dlab.views.dashboard import live
+
+    assert grid_rows(page, "#probe-table") == len(live.PROBE_COLUMNS) and misfits(page, ["#probe-table"]) == []
+    assert status(page, "#branch-status") == ""
     page.close()
 
 

@@ -7,6 +7,7 @@ Other tabs open a rollout here through `TokenTab.show` (its outputs: `TokenTab.o
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
 from s2dlab.views.dashboard import data, live
 from s2dlab.views.dashboard.store import AppError
@@ -42,6 +43,18 @@ def first_position(data_i) -> int | None:
     """The first token of a clicked span (`data-i` is "7" or "7–9" for a character split over tokens)."""
     text = str(data_i or "").replace("–", "-").split("-")[0].strip()
     return int(text) if text.isdigit() else None
+
+
+PROBE_TABLE_COLUMNS = ["quantity", "value"]
+
+
+def probe_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """The probe's one-row summary (`live.PROBE_COLUMNS`) as a row per quantity: its thirteen names are single words
+    too long to wrap, which side by side ran off a laptop's window."""
+    first = summary.iloc[0] if len(summary) else {}
+    return pd.DataFrame({"quantity": list(summary.columns),
+                         "value": ["" if c not in first else str(first[c]) for c in summary.columns]},
+                        columns=PROBE_TABLE_COLUMNS)
 
 
 class TokenTab:
@@ -90,7 +103,7 @@ class TokenTab:
             self.branch_table = new_table(live.BRANCH_COLUMNS, "branch-table")
             self.branch_plot = gr.Plot(elem_id="branch-plot")
             self.probe_note = gr.Markdown(elem_id="probe-note")
-            self.probe_table = new_table(live.PROBE_COLUMNS, "probe-table")
+            self.probe_table = new_table(PROBE_TABLE_COLUMNS, "probe-table")
         # what `show` fills, and what it shows when that fails
         self.empties = {self.problem: empty_dd, self.sample: empty_dd, self.teacher: empty_dd, self.student_html: "",
                         self.teacher_html: "", self.chart: None, self.note: "", self.export: None,
@@ -154,7 +167,7 @@ class TokenTab:
         rows, note = live.probe_branch_view(self.ctx.store, run_id, stage, self.ctx.step(run_id, stage, step),
                                              positions_per_rollout=PROBE_POSITIONS, n_samples=PROBE_SAMPLES,
                                              max_new_tokens=length, seed=seed, allow_large=allow)
-        return {self.probe_table: table(rows), self.probe_note: note}
+        return {self.probe_table: table(probe_rows(rows)), self.probe_note: note}
 
     # ---- wiring
 

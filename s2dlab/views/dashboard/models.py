@@ -168,7 +168,7 @@ def run_tokenizer(store: Store, run: Run):
 # --------------------------------------------------------------------------------------------------------------
 # roles: which stages hold a teacher, which a student (their records say; names say nothing)
 
-# The arm whose student is the workflow's final student (`s2dlab.workflow.pipeline.ARMS`): the four-stage workflow.
+# The arm whose student is the workflow's final student (`s2dlab.workflow.arms.ARMS`): the four-stage workflow.
 WORKFLOW_ARM = "bridge_1h_stage3"
 
 

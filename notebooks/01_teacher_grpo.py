@@ -266,9 +266,9 @@ if cos is not None:
           "whose gradient is near 0 can differ by up to lr)")
     assert abs(grad_norm - logged["grad_norm"]) < 1e-4 and cos > 0.999
 else:  # e.g. every group dead (all rewards 0, as for untrained stand-in models): the gradient is 0, Adam moves nothing
-    print(f"weight change by hand vs TRL's: cosine undefined (0/0): a step moved no weight, because the gradient was "
-          f"0 ({dead:.0%} of the batch's groups were dead, mean reward {r_BG.mean().item():.3f}); largest "
-          f"difference {largest:.1e}, so both steps agree that nothing moved")
+    print(f"weight change by hand vs TRL's: cosine undefined (0/0): a step moved no weight (gradient norm "
+          f"{grad_norm:.1e}: {dead:.0%} of the batch's groups were dead, mean reward {r_BG.mean().item():.3f}); "
+          f"largest difference {largest:.1e}, so both steps agree that nothing moved")
     assert abs(grad_norm - logged["grad_norm"]) < 1e-4 and largest == 0
 
 # %% [markdown]

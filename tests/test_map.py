@@ -460,3 +460,27 @@ def test_a_cells_row_opens_its_run_in_the_stages_tab(small_map, tmp_path):
     assert opened["status"].startswith(f"⚠ Run {shown['run-dd']['value']!r} has no rollout snapshots yet")
     gone = _by_id(fns["map_open"](SimpleNamespace(row_value=[*row[:-1], "m/seed_9/raw__close"])))
     assert "m/seed_9/raw__close is not a run under" in gone["map-status"] and "run-dd" not in gone
+
+
+def test_the_map_tab_follows_a_map_being_written(small_map, tmp_path):
+    import gradio as gr
+
+    from s2dlab.views.dashboard import build_demo
+
+    root = _map_root(small_map, tmp_path)
+    path = root / "m" / "map.json"
+    m = json.loads(path.read_text())
+    demo = build_demo(root, poll_seconds=1)
+    fns = {f.api_name: f.fn for f in demo.fns.values() if f.api_name}
+    first = fns["map"](None)
+    seen = next(v for k, v in first.items() if isinstance(k, gr.State))
+    assert seen[0] == "m"
+    quiet = _by_id(fns["map_follow"]("m", seen))  # nothing new: nothing sent
+    assert "map-plot" not in quiet and "map-table" not in quiet
+    # the map as it was one cell earlier, written the way s2dlab map writes it: the tab draws it on its next look
+    path.write_text(json.dumps({**m, "cells": m["cells"][:-1], "complete": False}))
+    out = fns["map_follow"]("m", seen)
+    shown = _by_id(out)
+    assert shown["map-status"] == "" and len(shown["map-table"]["value"]) == len(m["cells"]) - 1
+    assert f"{len(m['cells']) - 1} of {len(m['cells'])} cells" in shown["map-note"]
+    assert next(v for k, v in out.items() if isinstance(k, gr.State)) != seen

@@ -65,6 +65,17 @@ def newest(store: Store, maps: list[str]) -> str | None:
     return max(maps, key=written) if maps else None
 
 
+def written(store: Store, map_id: str | None) -> list | None:
+    """[map id, mtime, size] of the map's map.json (what the Map tab last drew), None when there is none."""
+    if not map_id:
+        return None
+    try:
+        st = (store.path_of(map_id) / MAP_FILE).stat()
+    except (OSError, AppError):
+        return None
+    return [map_id, st.st_mtime_ns, st.st_size]
+
+
 def read_map(store: Store, map_id: str | None) -> dict:
     """The map.json of `map_id` (inside the root), or AppError with a sentence: none chosen, outside the root, no
     map.json, corrupt JSON, not a map."""

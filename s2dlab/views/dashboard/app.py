@@ -15,8 +15,9 @@ Tabs (one module each under `s2dlab.views.dashboard.tabs`, which builds its comp
 - Token lens: one rollout re-scored by every saved checkpoint pair (`s2dlab lens RUN` computes it once).
 - Estimators: exact KLs beside k1 / k2 / k3 and top-k truncations per token, bias and spread per snapshot.
 - Compare (one problem across stages), Live (sample and score a new problem with saved checkpoints).
-- Map: a C1 x C2 map (`s2dlab map --out DIR`) under the runs folder, from its map.json: the gain of the bridge over
-  cold GRPO against C1 and C2, and the cells with their intervals and run folders.
+- Map: a C1 x C2 map (`s2dlab map --out DIR`) at the runs folder or one level below, from its map.json: the gain
+  of the bridge over cold GRPO against C1 and C2, and the cells with their intervals and run folders (a row opens
+  its run); a map still being computed is redrawn as its cells land.
 
 The data the tabs show comes from the data layer (`s2dlab.views.dashboard.data`, no gradio). Every handler returns named
 outputs and a status message: a missing, empty or corrupt run, a run without checkpoints or lens, or a bad position

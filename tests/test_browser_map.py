@@ -1,8 +1,8 @@
 """The dashboard's Map tab in a real headless browser (tests/test_browser.py's set-up: Debian's Chromium driven by
 Playwright, never a downloaded browser; skipped without them unless S2DLAB_REQUIRE_BROWSER is set).
 
-The app is pointed at a runs folder holding the committed three-seed map (docs/results/map_3seeds.json, as
-`s2dlab map --out runs/map_3seeds --seeds 3` wrote it) and a damaged one, at a laptop's 1366 x 768: the tab draws
+The app is pointed at a runs folder holding the committed map (docs/results/map_1seed.json: seed 0 of
+`s2dlab map --out runs/map_3seeds --seeds 3`, as it wrote it) and a damaged one, at a laptop's 1366 x 768: the tab draws
 the map's figure and lists every cell with its intervals, a click on a cell's row opens its run folder in the run
 picker and the Stages tab, and picking the damaged map says so in the tab's own status line, cleared by picking a
 good one again.
@@ -25,11 +25,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from tests.test_browser import LAPTOP, browser, grid_rows, pick, serve, shot, status  # noqa: F401
 
-MAP = Path(__file__).resolve().parents[1] / "docs" / "results" / "map_3seeds.json"
+MAP = Path(__file__).resolve().parents[1] / "docs" / "results" / "map_1seed.json"
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not MAP.is_file(), reason=f"{MAP} is not committed yet: s2dlab map --out "
-                                 "runs/map_3seeds --seeds 3 makes it (runs/map_3seeds/map.json)")]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
 SHRINK = " ".join(SMALL)
+# the map derives teacher_grpo.steps (its last RL checkpoint) and cold_grpo.steps (the bridge's student steps): its
+# rows shrink everything else, and the grid to two teachers x two students and one seed
+MAP_SHRINK = "--seeds 1 --teachers raw,rl@2 --students close,far " + " ".join(
+    s for s in SMALL if not s.startswith(("teacher_grpo.steps=", "cold_grpo.steps=")))
 
 
 def readme_commands(text: str | None = None) -> list[str]:
@@ -112,6 +116,10 @@ HOW = {
     "s2dlab run --arms bridge,bridge_no_warmup,cold_grpo --seeds 5 --out runs/far_p2 base.student=far":
         How("shrunk", slow=True, extra=SHRINK, needle="bridge_no_warmup", files=["runs/far_p2/summary.json"]),
     "s2dlab report runs/far_p2": How("run", slow=True, needle="| `bridge_no_warmup` |"),
+    "s2dlab map --out runs/map_3seeds --seeds 3 --html runs/map_3seeds/map.html":
+        How("shrunk", slow=True, extra=MAP_SHRINK, needle="gain (points, bridge - cold GRPO)",
+            files=["runs/map_3seeds/map.json", "runs/map_3seeds/map.html", "runs/map_3seeds/seed_0/rl_2__far/run.json"]),
+    "s2dlab app runs/map_3seeds": How("serve", slow=True),
 }
 # The slow rows in the order they run: where one command reads what another wrote (the report reads the seeds'
 # run, the lens reads run_cpu.sh's runs/tiny, the GGUF check reads the SmolLM2 file), the writer comes first.
@@ -137,6 +145,8 @@ SLOW_ORDER = [
     "s2dlab/assets/tiny_base/student_far --data runs/c2_mechanism/eval.jsonl --n 200 --samples 4 --max-new-tokens 48",
     "s2dlab run --arms bridge,bridge_no_warmup,cold_grpo --seeds 5 --out runs/far_p2 base.student=far",
     "s2dlab report runs/far_p2",
+    "s2dlab map --out runs/map_3seeds --seeds 3 --html runs/map_3seeds/map.html",
+    "s2dlab app runs/map_3seeds",
 ]
 
 

@@ -299,8 +299,10 @@ def test_stages_through_cli_on_folder_models(tmp_path, kind, capsys):
         assert main(["stage", stage, "--out", str(out), *CLI_SMALL, *models]) == 0, capsys.readouterr()
     # the own-loop OPD variant (it samples with s2dlab.core.generation.sample) from the same finished stages
     shutil.copytree(out, out_sampled, ignore=shutil.ignore_patterns("opd"))
-    with pytest.warns(UserWarning, match="differ"):
-        code = main(["stage", "opd", "--out", str(out_sampled), *CLI_SMALL, *models, "opd.loss=sampled_token"])
+    # a changed config on an existing folder stops with the keys that differ; --retrain takes the change
+    assert main(["stage", "opd", "--out", str(out_sampled), *CLI_SMALL, *models, "opd.loss=sampled_token"]) == 2
+    assert "opd.loss 'full_reverse_kl' -> 'sampled_token'" in capsys.readouterr().err
+    code = main(["stage", "opd", "--out", str(out_sampled), "--retrain", *CLI_SMALL, *models, "opd.loss=sampled_token"])
     assert code == 0
     for target in (out, out_sampled):
         run = open_run(target)

@@ -397,8 +397,12 @@ class QuietProgress(ProgressCallback):
 
 def quiet_progress(trainer, desc: str) -> None:
     """Swap the trainer's progress callback (terminal or notebook) for `QuietProgress`."""
-    from transformers.utils.notebook import NotebookProgressCallback
+    try:  # transformers' notebook module imports IPython, which `pip install s2dlab[app]` does not bring
+        from transformers.utils.notebook import NotebookProgressCallback
+    except ImportError:  # no IPython: the trainer cannot have added the notebook's callback
+        NotebookProgressCallback = None
 
     for cls in (ProgressCallback, NotebookProgressCallback):
-        trainer.remove_callback(cls)
+        if cls is not None:
+            trainer.remove_callback(cls)
     trainer.add_callback(QuietProgress(desc))

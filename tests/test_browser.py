@@ -465,6 +465,18 @@ def pick_student_token(page, position: int = 1) -> None:
                            timeout=30_000)
 
 
+# "shown" when the text naming a request's place in the queue lies inside its status line's box, else where it is
+QUEUE_PLACE_SHOWN = """(line) => {
+    const box = document.querySelector(line), b = box.getBoundingClientRect();
+    const text = [...box.querySelectorAll('*')].find((e) => !e.children.length && /queue:/.test(e.textContent));
+    if (!text) return 'no queue text';
+    const r = text.getBoundingClientRect();
+    return r.height > 0 && r.top >= b.top - 1 && r.bottom <= b.bottom + 1 && r.right <= b.right + 1 ? 'shown'
+        : `"${text.textContent}" at ${r.top}..${r.bottom} x ${r.left}..${r.right}, line at ${b.top}..${b.bottom} x `
+          + `${b.left}..${b.right}: ${box.outerHTML.slice(0, 1500)}`;
+}"""
+
+
 def test_two_participants_share_the_model_queue(browser, full_url):
     """One participant's long branch request runs while another's waits in the model queue, its place shown in
     its own branch panel; both then finish, no error anywhere (concurrent model loads broke before)."""
@@ -483,7 +495,9 @@ def test_two_participants_share_the_model_queue(browser, full_url):
     second.locator("#branch-btn").click()
     second.wait_for_function("() => /queue: *\\d+ *\\/ *\\d+/.test(document.querySelector('#branch-status')"
                              "?.innerText || '')", timeout=30_000)
-    shot(second, "queue", "#branch-status")
+    # shown, not only written: the place lies inside its status line (an empty status line has no height)
+    assert second.evaluate(QUEUE_PLACE_SHOWN, "#branch-status") == "shown"
+    shot(second, "queue", top="#branch-cands")
     for page in (first, second):
         page.wait_for_function("() => document.querySelector('#branch-note')?.innerText.includes('Sampled from')",
                                timeout=300_000)
@@ -525,7 +539,7 @@ def test_live_offers_checkpoints_by_role_and_draws_a_new_sample_each_click(brows
         assert f"seed {seed})" in page.locator("#live-html .s2d-head").first.inner_text()
         seeds.append(seed)
     assert seeds[0] != seeds[1] and status(page, "#live-status") == ""
-    shot(page, "live", top="[role=tablist]")
+    shot(page, "live", top="#live-student")
     page.close()
 
 
@@ -634,7 +648,6 @@ def test_readable_at_1366_by_768(browser, full_url, tmp_path):
     assert grid_rows(page, "#arms-table") > 5
     sections = page.locator(".gr-accordion[id$='-section']")
     assert sections.count() == 6
-    shot(page, "stages", top="[role=tablist]")
     for name in ("c1", "c2", "quad"):
         open_section(page, f"#{name}-section")
         page.wait_for_selector(f"#{name}-plot .js-plotly-plot .main-svg", state="attached", timeout=30_000)
@@ -718,10 +731,10 @@ def test_a_run_in_progress_is_followed(browser, tmp_path):
         page.wait_for_function("() => document.querySelector('#follow')?.innerText.includes('student_grpo is "
                                "running')", timeout=30_000)
         assert page.locator("#stage-dd input").input_value() == "fkl_warmup"  # the user's choice kept
+        shot(page, "follow")
         page.locator("#stage-dd input").click()
         offered = [o.replace("✓", "").strip() for o in page.get_by_role("option").all_inner_texts()]
         assert "student_grpo · running" in offered and "opd" in offered
-        shot(page, "follow")
         page.close()
     finally:
         demo[0].close()

@@ -63,9 +63,13 @@ INTRO = (
 )
 
 
-# Status lines stand out; tables wrap between whole words (their column widths hold the longest word).
+# Status lines stand out, and open up while a request waits or runs, so its place in the queue shows (the progress
+# Gradio draws over an empty line, which has no height, was clipped out of sight); tables wrap between whole words
+# (their column widths hold the longest word).
 CSS = """
 .s2d-status p{margin:2px 0;color:#b2182b;font-weight:600}
+.s2d-status [data-testid=status-tracker]{position:static !important;min-height:0 !important}
+.s2d-status [data-testid=status-tracker].hide{display:none !important}
 .s2d-table th span, .s2d-table td span{word-break:normal;overflow-wrap:normal;hyphens:none}
 """
 

@@ -28,7 +28,7 @@ RUN_DIR = None
 # baseline cold_grpo                    GRPO on the base student with the whole labeled pool      (notebook 04)
 # ```
 #
-# The arms these stages make are the rows of the paper's Table 2 (`s2dlab.workflow.pipeline.ARMS`; notebook 04 compares
+# The arms these stages make are the rows of the paper's Table 2 (`s2dlab.workflow.arms.ARMS`; notebook 04 compares
 # them): `bridge_1h_stage3` is the four-stage workflow, `bridge_1h` the same without stage 3, `cold_grpo` the
 # baseline.
 #

@@ -567,12 +567,12 @@ if cfg.task.name != "arithmetic":
 else:
     from s2dlab.core.config import load_config
 
-    far_overrides = [*NOTEBOOK_OVERRIDES[PRESET], *tutorial.env_overrides(), "base.student=far",
-                     f"fkl_warmup.steps={FAR_STEPS}", f"opd.steps={FAR_STEPS}"]
+    far_overrides = [*NOTEBOOK_OVERRIDES[PRESET], "base.student=far", f"fkl_warmup.steps={FAR_STEPS}",
+                     f"opd.steps={FAR_STEPS}"]
     far_dir = run.path.with_name(run.path.name + "_far")
     if not (far_dir / "run.json").exists():  # the RL teacher trained above comes along; nothing else is shared
-        tutorial.copy_stages(run, far_dir, ["base_teacher", "teacher_grpo"],
-                             config=load_config(PRESET, overrides=far_overrides).to_dict())
+        far_cfg = load_config(PRESET, overrides=[*far_overrides, *tutorial.env_overrides()])  # as setup makes it
+        tutorial.copy_stages(run, far_dir, ["base_teacher", "teacher_grpo"], config=far_cfg.to_dict())
     far = tutorial.setup(PRESET, far_dir, overrides=far_overrides, verbose=False)
     far.build_arm("bridge_no_warmup")
     far.build("opd")

@@ -23,7 +23,7 @@ RUN_DIR = None
 # - **teacher compute**: the teacher's own RL steps, and the sequences the teacher sampled (warmup) or scored (OPD)
 #   for the student.
 #
-# The arms are the rows of the paper's Table 2 (`s2dlab.workflow.pipeline.ARMS`). `s2dlab run` (and notebooks 00-04) make
+# The arms are the rows of the paper's Table 2 (`s2dlab.workflow.arms.ARMS`). `s2dlab run` (and notebooks 00-04) make
 # three of them: `bridge_1h_stage3` (the four-stage workflow), `bridge_1h` (the same bridge without stage 3) and
 # `cold_grpo`; this notebook adds a fourth, `bridge_raw_teacher`, the bridge built from the teacher *before*
 # stage 1 (about a minute). `s2dlab run --ablations` adds the rest: the full bridge on the whole pool, the bridge from the raw
@@ -446,8 +446,8 @@ paper_table2
 # (the AUROC of the teacher's summed implicit reward minus the raw teacher's: is the teacher reward-shaped?),
 # **C2** (the per-token reverse KL from the student to the teacher before the bridge: does the student start
 # close?) and the **gain** (bridge − cold GRPO, points), each with its 95% interval. The paper's account predicts a gain only where C1 is
-# high and C2 is low. Below is the committed three-seed map (`s2dlab map --out runs/map_3seeds --seeds 3`; the
-# README's "The C1 x C2 map" gives its wall time), read back from `docs/results/map_3seeds.json`, not recomputed;
+# high and C2 is low. Below is the committed map, seed 0 of `s2dlab map --out runs/map_3seeds --seeds 3` (the
+# README's "The C1 x C2 map" gives its wall time), read back from `docs/results/map_1seed.json`, not recomputed;
 # a map of your own opens in the dashboard's Map tab (`s2dlab app runs`). Where does the gain not follow C1 and
 # C2, and is the difference larger than its interval?
 
@@ -455,9 +455,9 @@ paper_table2
 from s2dlab.views.viz.map import map_figure
 from s2dlab.workflow.cmap import map_table, read_map
 
-map_path = results_dir / "map_3seeds.json"
+map_path = results_dir / "map_1seed.json"
 if not map_path.is_file():
-    print(f"{map_path} is not there yet: the three-seed map has not been committed to this checkout.")
+    print(f"{map_path} is not in this checkout: make a map with `s2dlab map --out runs/map_3seeds --seeds 3`.")
 else:
     cmap = read_map(map_path)  # the map.json `s2dlab map` wrote: cells [{teacher, student, c1, c2, gain}]
     print(cmap["command"])

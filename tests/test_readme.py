@@ -291,7 +291,8 @@ def test_slow_commands_as_written(tmp_path):
         else:
             out = run_command(cmd, how, cwd)
             if "smollm2_gguf()" in cmd:
-                printed_gguf = out.strip().splitlines()[-1]
+                # the line the command prints (transformers' save bars may come after it on stderr)
+                printed_gguf = next(line.strip() for line in reversed(out.splitlines()) if line.strip().endswith(".gguf"))
 
 
 def test_the_command_line_synopsis_names_real_commands_and_flags():

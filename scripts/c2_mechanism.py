@@ -168,6 +168,8 @@ def example(cell: Path, opd_stage: str) -> dict | None:
     rows = [read_rollout_file(run.rollout_path(opd_stage, k), ["policy", "prompt_id", "prompt", "completion"])
             .query("policy == 'student'").iloc[0].to_dict() for k in (steps[0], steps[-1])]
     first, last = rows
+    if "\n" not in first["completion"]:
+        return None  # one line only (a barely trained student): no line break where the layouts part
     cut = first["completion"].index("\n") + 1
     prefix = first["completion"][:cut]
     tok = build_char_tokenizer()

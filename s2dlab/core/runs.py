@@ -451,18 +451,22 @@ def list_runs(root: str | os.PathLike, max_depth: int = 3) -> list[Path]:
             found.append(folder)
         if depth >= max_depth:
             return
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            return
-        for entry in entries:
-            if entry.name.startswith(".") or entry.is_symlink():
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                walk(Path(entry.path), depth + 1)
+        for sub in subfolders(folder):
+            walk(sub, depth + 1)
 
     walk(root, 0)
     return sorted(found)
+
+
+def subfolders(folder: Path) -> list[Path]:
+    """The folders directly in `folder` that a walk of the run store enters: not hidden, not symlinked (so a walk
+    never leaves its root); [] when `folder` cannot be read."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    return [Path(e.path) for e in entries
+            if not e.name.startswith(".") and not e.is_symlink() and e.is_dir(follow_symlinks=False)]
 
 
 def validate_stage(stage: str) -> str:

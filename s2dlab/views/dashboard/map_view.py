@@ -10,13 +10,12 @@ imports gradio.
 from __future__ import annotations
 
 import html
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
-from s2dlab.core.runs import RunStoreError, read_json_file
+from s2dlab.core.runs import RunStoreError, read_json_file, subfolders
 from s2dlab.views.dashboard.store import AppError, Store
 from s2dlab.workflow.cmap import MAP_FILE
 
@@ -42,13 +41,8 @@ def find_maps(store: Store) -> list[str]:
             return  # a map's seed_<k> folders hold its cells
         if (folder / "run.json").is_file() or depth >= MAX_DEPTH:
             return
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            return
-        for entry in entries:
-            if not entry.name.startswith(".") and not entry.is_symlink() and entry.is_dir(follow_symlinks=False):
-                walk(Path(entry.path), depth + 1)
+        for sub in subfolders(folder):
+            walk(sub, depth + 1)
 
     walk(root, 0)
     return sorted(found)

@@ -295,7 +295,11 @@ def test_stages_tab_renders_the_summary_and_a_curve_click_opens_its_snapshot(bro
     assert grid_rows(page, "#claims-table") == len(summary["claims"])
     for section in ("#c1-section", "#c2-section", "#quad-section", "#curves-section"):
         open_section(page, section)
-    assert page.locator("#c1-verdict").inner_text().strip().splitlines()[0] == summary["c1"]["verdict"].splitlines()[0]
+    # the verdict's markdown shows the request's timer ("0.2s") until the Stages tab's load answers
+    first_line = summary["c1"]["verdict"].splitlines()[0]
+    page.wait_for_function("([sel, want]) => (document.querySelector(sel)?.innerText || '').trim().startsWith(want)",
+                           arg=["#c1-verdict", first_line[:40]], timeout=60_000)
+    assert page.locator("#c1-verdict").inner_text().strip().splitlines()[0] == first_line
     for plot in ("#arms-plot", "#c1-plot", "#c2-plot", "#quad-plot"):
         page.wait_for_selector(f"{plot} .js-plotly-plot .main-svg", state="attached", timeout=30_000)
     points = page.locator("#stage-curves .js-plotly-plot .scatterlayer .trace .point")

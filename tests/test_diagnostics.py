@@ -93,6 +93,11 @@ def test_accuracy_interval_adds_problem_and_seed_noise():
     one = diagnostics.accuracy_interval(per_seed[:1])
     assert one["se_seeds"] == 0 and one["ci"][1] - one["mean"] == pytest.approx(1.959964 * m[0].std(ddof=1) / 2,
                                                                                 rel=1e-5)
+    # near 0%: mean 1/8 with half-width 1.96 * sd / sqrt(4) > 1/8, so the lower bound is cut at 0, the upper kept
+    low = diagnostics.accuracy_interval([{"a": 0.5, "b": 0.0, "c": 0.0, "d": 0.0}])
+    assert low["ci"] == pytest.approx([0.0, 0.125 + 1.959964 * 0.25 / 2], rel=1e-5)
+    high = diagnostics.accuracy_interval([{"a": 0.5, "b": 1.0, "c": 1.0, "d": 1.0}])
+    assert high["ci"] == pytest.approx([0.875 - 1.959964 * 0.25 / 2, 1.0], rel=1e-5)
 
 
 def test_paired_difference_verdicts():

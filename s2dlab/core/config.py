@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from s2dlab.core.errors import S2DLabError
+from s2dlab.core.tasks.arithmetic import LAYOUTS
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
 PRESETS = ("tiny", "qwen3_paper")
@@ -108,6 +109,7 @@ class SFTStageConfig:
     learning_rate: float = 1e-3  # constant lr
     batch_size: int = 32  # sequences per step
     save_every: int = 50  # checkpoint every N steps
+    layout: str = "steps"  # the layout the gold solutions are written in (s2dlab.core.tasks.arithmetic.LAYOUTS): steps (the teacher's and the close student's corpus) | blank_line | running (the far student's)
 
 
 @dataclass
@@ -215,6 +217,7 @@ CHOICES: dict[str, tuple] = {
     "generation.vllm_mode": ("colocate", "server"),
     "fkl_warmup.loss": ("full", "sampled"),
     "opd.loss": ("full_reverse_kl", "sampled_token"),
+    **{f"{s}.layout": tuple(LAYOUTS) for s in ("teacher_sft", "gold_sft")},
     **{f"{s}.loss_type": ("dapo", "grpo", "dr_grpo", "bnpo") for s in GRPO_SECTIONS},
 }
 EVAL_SETS = ("arithmetic", "arithmetic_val", "math500", "aime24", "aime25", "gsm8k", "amc23")

@@ -133,7 +133,8 @@ def accuracy_interval(per_seed: Sequence[dict]) -> dict:
     problems (of the seed-averaged scores: every seed is evaluated on the same problems, so this is the eval set's
     own sampling noise); `se_seeds` the standard error over seeds of the per-seed means (training noise). The 95%
     half-width adds the two in quadrature, the seed term with a Student-t quantile on S-1 degrees of freedom:
-    `sqrt((1.96 se_problems)^2 + (t_{S-1} se_seeds)^2)`.
+    `sqrt((1.96 se_problems)^2 + (t_{S-1} se_seeds)^2)`. An accuracy cannot leave [0, 1], so the interval is cut
+    there (a few problems near 0% or 100% would otherwise print a bound like -3.2%).
     """
     m, ids = _common_matrix(per_seed)
     S, P = m.shape
@@ -145,7 +146,7 @@ def accuracy_interval(per_seed: Sequence[dict]) -> dict:
     se_s = float(per_seed_means.std(ddof=1) / math.sqrt(S)) if S > 1 else 0.0
     half = math.sqrt((Z95 * se_p) ** 2 + ((t975(S - 1) * se_s) if S > 1 else 0.0) ** 2)
     mean = float(per_problem.mean())
-    return {"mean": mean, "ci": [mean - half, mean + half], "se_problems": se_p, "se_seeds": se_s,
+    return {"mean": mean, "ci": [max(0.0, mean - half), min(1.0, mean + half)], "se_problems": se_p, "se_seeds": se_s,
             "sd_seeds": float(per_seed_means.std(ddof=1)) if S > 1 else 0.0,
             "per_seed": [float(x) for x in per_seed_means], "n_problems": P, "n_seeds": S}
 

@@ -7,7 +7,8 @@ labeled problems, instead of the final answers GRPO gets:
 - `teacher_sft`: the base teacher trained on the gold solutions of the same prompts its GRPO twin sees, for
   `teacher_sft.steps`; the bridge from it (`bridge_sft_teacher`) tests the paper's ordering raw < SFT < RL. The paper
   trains its SFT teachers on a stronger model's traces; gold solutions are the toy's stand-in, and a stronger
-  signal than the paper's.
+  signal than the paper's. `teacher_sft.layout=running` writes them in the far student's layout: a teacher
+  whose text is another model's, as the paper's SFT teachers' is (`s2dlab.core.tasks.arithmetic.LAYOUTS`).
 - `gold_sft`: the base student trained on the same gold solutions for as many steps as the workflow's student
   stages. Not part of the workflow, which uses final answers only: it shows what full worked-solution labels buy.
 
@@ -26,13 +27,16 @@ from trl import SFTConfig, SFTTrainer
 from s2dlab.core import data
 from s2dlab.core.config import Config, ConfigError
 from s2dlab.core.runs import Run
+from s2dlab.core.tasks.arithmetic import relayout
 from s2dlab.workflow.stages import lifecycle
 
 
-def sft_dataset(cfg: Config, records: list[dict]) -> Dataset:
-    """Prompt-completion conversations; SFTTrainer masks the prompt (completion-only loss)."""
+def sft_dataset(cfg: Config, records: list[dict], layout: str = "steps") -> Dataset:
+    """Prompt-completion conversations, the solutions written in `layout`; SFTTrainer masks the prompt
+    (completion-only loss)."""
     return Dataset.from_list([{"prompt": data.user_message(cfg, r["prompt"]),
-                               "completion": [{"role": "assistant", "content": r["solution"]}]} for r in records])
+                               "completion": [{"role": "assistant", "content": r["solution"] if layout == "steps"
+                                               else relayout(r["solution"], layout)}]} for r in records])
 
 
 def sft_config(cfg: Config, stage_dir, *, steps: int, learning_rate: float, batch_size: int, save_every: int,
@@ -56,9 +60,10 @@ def run(cfg: Config, run: Run, *, out: str, section: str, init: str, role: str, 
     sec = getattr(cfg, section)
     st = lifecycle.begin(cfg, run, out, trained=role, student_from=init if role == "student" else counterpart_from,
                          teacher_from=init if role == "teacher" else counterpart_from, section=section,
-                         labels=lifecycle.labels_info(cfg, labels, kind="solutions"))
+                         labels=lifecycle.labels_info(cfg, labels, kind="solutions"), layout=sec.layout)
     trainer = SFTTrainer(model=st.student if role == "student" else st.teacher,
                          args=sft_config(cfg, st.dir, steps=sec.steps, learning_rate=sec.learning_rate,
                                          batch_size=sec.batch_size, save_every=sec.save_every),
-                         train_dataset=sft_dataset(cfg, data.labeled(cfg, labels)), processing_class=st.tokenizer)
+                         train_dataset=sft_dataset(cfg, data.labeled(cfg, labels), sec.layout),
+                         processing_class=st.tokenizer)
     return st.train(trainer, steps=sec.steps, sequences=sec.steps * sec.batch_size)

@@ -256,10 +256,11 @@ def copy_stages(src_run: str | os.PathLike | Run, dst_run: str | os.PathLike,
     src = src_run if isinstance(src_run, Run) else open_run(src_run)
     dst = Path(dst_run)
     if dst.exists() and not dst.is_dir():
-        raise InputError(f"{dst}: is a file; copy_stages writes a new run folder, so name a new folder")
+        raise InputError(f"{dst}: is a file; a copy of finished stages goes into a new run folder, so name a new "
+                         "folder")
     if dst.exists() and any(dst.iterdir()):
-        raise InputError(f"{dst}: already exists and is not empty; copy_stages writes a new run folder, so name "
-                         "a new one (or delete this one first)")
+        raise InputError(f"{dst}: already exists and is not empty; a copy of finished stages goes into a new run "
+                         "folder, so name a new one (or delete this one first)")
     finished = [s for s in src.stages() if stage_done(src, s)]
     names = list(dict.fromkeys(stages)) if stages is not None else finished
     if not names:

@@ -484,3 +484,16 @@ def test_the_map_tab_follows_a_map_being_written(small_map, tmp_path):
     assert shown["map-status"] == "" and len(shown["map-table"]["value"]) == len(m["cells"]) - 1
     assert f"{len(m['cells']) - 1} of {len(m['cells'])} cells" in shown["map-note"]
     assert next(v for k, v in out.items() if isinstance(k, gr.State)) != seen
+
+
+def test_the_readmes_map_table_is_the_committed_maps_own():
+    """The README's table of the C1 x C2 map is `map_table` of the map.json it links, character for character: a
+    figure in it that the committed map does not hold fails here."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The C1 x C2 map", 1)[1].split("\n### ", 1)[0]
+    linked = re.search(r"The map is \[`(docs/results/map_\w+\.json)`\]", section)
+    assert linked, "the map section names no docs/results/map_*.json"
+    committed = cmap.read_map(ROOT / linked[1])
+    blocks = re.findall(r"```\n(teacher .*?)\n```", section, flags=re.S)
+    assert blocks == [cmap.map_table(committed)]
+    assert committed["complete"] and f"{len(committed['seeds'])} seed" in blocks[0]

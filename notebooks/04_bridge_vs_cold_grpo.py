@@ -446,8 +446,9 @@ paper_table2
 # (the AUROC of the teacher's summed implicit reward minus the raw teacher's: is the teacher reward-shaped?),
 # **C2** (the per-token reverse KL from the student to the teacher before the bridge: does the student start
 # close?) and the **gain** (bridge − cold GRPO, points), each with its 95% interval. The paper's account predicts a gain only where C1 is
-# high and C2 is low. Below is the committed map, seed 0 of `s2dlab map --out runs/map_3seeds --seeds 3` (the
-# README's "The C1 x C2 map" gives its wall time), read back from `docs/results/map_1seed.json`, not recomputed;
+# high and C2 is low. Below is the committed map, the three seeds of `s2dlab map --out runs/map_3seeds --seeds 3`
+# (about 10 minutes a seed here; the README's "The C1 x C2 map"), read back from
+# `docs/results/map_3seeds.json`, not recomputed;
 # a map of your own opens in the dashboard's Map tab (`s2dlab app runs`). Where does the gain not follow C1 and
 # C2, and is the difference larger than its interval?
 
@@ -455,7 +456,7 @@ paper_table2
 from s2dlab.views.viz.map import map_figure
 from s2dlab.workflow.cmap import map_table, read_map
 
-map_path = results_dir / "map_1seed.json"
+map_path = results_dir / "map_3seeds.json"
 if not map_path.is_file():
     print(f"{map_path} is not in this checkout: make a map with `s2dlab map --out runs/map_3seeds --seeds 3`.")
 else:

@@ -1,7 +1,7 @@
 """The dashboard's Map tab in a real headless browser (tests/test_browser.py's set-up: Debian's Chromium driven by
 Playwright, never a downloaded browser; skipped without them unless S2DLAB_REQUIRE_BROWSER is set).
 
-The app is pointed at a runs folder holding the committed map (docs/results/map_1seed.json: seed 0 of
+The app is pointed at a runs folder holding the committed map (docs/results/map_3seeds.json: the three seeds of
 `s2dlab map --out runs/map_3seeds --seeds 3`, as it wrote it) and a damaged one, at a laptop's 1366 x 768: the tab draws
 the map's figure and lists every cell with its intervals, a click on a cell's row opens its run folder in the run
 picker and the Stages tab, and picking the damaged map says so in the tab's own status line, cleared by picking a
@@ -25,7 +25,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from tests.test_browser import LAPTOP, browser, grid_rows, pick, serve, shot, status  # noqa: F401
 
-MAP = Path(__file__).resolve().parents[1] / "docs" / "results" / "map_1seed.json"
+MAP = Path(__file__).resolve().parents[1] / "docs" / "results" / "map_3seeds.json"
 
 pytestmark = pytest.mark.browser
 

@@ -120,6 +120,9 @@ HOW = {
         How("shrunk", slow=True, extra=MAP_SHRINK, needle="gain (points, bridge - cold GRPO)",
             files=["runs/map_3seeds/map.json", "runs/map_3seeds/map.html", "runs/map_3seeds/seed_0/rl_2__far/run.json"]),
     "s2dlab app runs/map_3seeds": How("serve", slow=True),
+    "s2dlab run --arms bridge,bridge_sft_teacher --seeds 5 --out runs/sft_far teacher_sft.layout=running":
+        How("shrunk", slow=True, extra=SHRINK, needle="the RL teacher's bridge beats the SFT teacher's",
+            files=["runs/sft_far/summary.json", "runs/sft_far/seed_0/teacher_sft/model/config.json"]),
 }
 # The slow rows in the order they run: where one command reads what another wrote (the report reads the seeds'
 # run, the lens reads run_cpu.sh's runs/tiny, the GGUF check reads the SmolLM2 file), the writer comes first.
@@ -147,6 +150,7 @@ SLOW_ORDER = [
     "s2dlab report runs/far_p2",
     "s2dlab map --out runs/map_3seeds --seeds 3 --html runs/map_3seeds/map.html",
     "s2dlab app runs/map_3seeds",
+    "s2dlab run --arms bridge,bridge_sft_teacher --seeds 5 --out runs/sft_far teacher_sft.layout=running",
 ]
 
 

@@ -104,7 +104,11 @@ def test_paired_difference_verdicts():
     a = [{f"p{i}": 1.0 for i in range(30)}]
     b = [{f"p{i}": float(i % 2) for i in range(30)}]
     assert diagnostics.paired_difference(a, b)["verdict"] == "higher"
-    assert diagnostics.paired_difference(b, a)["verdict"] == "lower"
+    lower = diagnostics.paired_difference(b, a)
+    assert lower["verdict"] == "lower"
+    # a difference lies in [-1, 1]: its interval is symmetric about the mean, never cut at 0 like an accuracy's
+    half = 1.959964 * np.std([-(i % 2 == 0) for i in range(30)], ddof=1) / np.sqrt(30)
+    assert lower["ci"] == pytest.approx([-0.5 - half, -0.5 + half], rel=1e-5)
     noisy = [{f"p{i}": float(i % 2) for i in range(30)}]
     other = [{f"p{i}": float((i + 1) % 2) for i in range(30)}]
     d = diagnostics.paired_difference(noisy, other)

@@ -136,6 +136,14 @@ def accuracy_interval(per_seed: Sequence[dict]) -> dict:
     `sqrt((1.96 se_problems)^2 + (t_{S-1} se_seeds)^2)`. An accuracy cannot leave [0, 1], so the interval is cut
     there (a few problems near 0% or 100% would otherwise print a bound like -3.2%).
     """
+    out = _mean_interval(per_seed)
+    if out["mean"] is not None:
+        out["ci"] = [max(0.0, out["ci"][0]), min(1.0, out["ci"][1])]
+    return out
+
+
+def _mean_interval(per_seed: Sequence[dict]) -> dict:
+    """`accuracy_interval` without the cut to [0, 1]: per-problem values of any sign (the paired differences)."""
     m, ids = _common_matrix(per_seed)
     S, P = m.shape
     if P == 0:
@@ -146,14 +154,15 @@ def accuracy_interval(per_seed: Sequence[dict]) -> dict:
     se_s = float(per_seed_means.std(ddof=1) / math.sqrt(S)) if S > 1 else 0.0
     half = math.sqrt((Z95 * se_p) ** 2 + ((t975(S - 1) * se_s) if S > 1 else 0.0) ** 2)
     mean = float(per_problem.mean())
-    return {"mean": mean, "ci": [max(0.0, mean - half), min(1.0, mean + half)], "se_problems": se_p, "se_seeds": se_s,
+    return {"mean": mean, "ci": [mean - half, mean + half], "se_problems": se_p, "se_seeds": se_s,
             "sd_seeds": float(per_seed_means.std(ddof=1)) if S > 1 else 0.0,
             "per_seed": [float(x) for x in per_seed_means], "n_problems": P, "n_seeds": S}
 
 
 def paired_difference(a_per_seed: Sequence[dict], b_per_seed: Sequence[dict]) -> dict:
     """A minus B, paired by seed and problem (both arms evaluated on the same problems in every seed), with the
-    interval of `accuracy_interval` applied to the per-problem differences, and a verdict: "higher" when the
+    interval of `accuracy_interval` applied to the per-problem differences (not cut: a difference lies in
+    [-1, 1]), and a verdict: "higher" when the
     whole interval is above 0, "lower" when below, "within noise" when it holds 0."""
     if len(a_per_seed) != len(b_per_seed):
         raise ValueError(f"{len(a_per_seed)} seeds against {len(b_per_seed)}: pair the same seeds")
@@ -161,7 +170,7 @@ def paired_difference(a_per_seed: Sequence[dict], b_per_seed: Sequence[dict]) ->
     for a, b in zip(a_per_seed, b_per_seed):
         common = set(a) & set(b)
         diffs.append({i: float(a[i]) - float(b[i]) for i in common})
-    out = accuracy_interval(diffs)
+    out = _mean_interval(diffs)
     lo, hi = out["ci"]
     out["verdict"] = None if lo is None else "higher" if lo > 0 else "lower" if hi < 0 else "within noise"
     return out

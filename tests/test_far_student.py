@@ -93,12 +93,13 @@ def test_the_sft_teacher_learns_gold_solutions_in_the_layout_its_config_names():
     cfg = load_config("tiny", overrides=["teacher_sft.layout=running", "task.pool_size=40", "task.val_size=10",
                                          "task.eval_size=10", "task.corpus_size=20"])
     records = data.labeled(cfg, "pool")
-    rows = sft.sft_dataset(cfg, records, cfg.teacher_sft.layout)
+    rows = sft.sft_dataset(cfg, A.in_layout(records, cfg.teacher_sft.layout))  # what sft.run trains on
     completions = [r["completion"][0]["content"] for r in rows]
     # the same gold answer in every row, the text in the far layout (running lines, `+8=13`)
     assert [grade(c, r["answer"]) for c, r in zip(completions, records)] == [1.0] * len(records)
     assert completions == [A.relayout(r["solution"], "running") for r in records] != [r["solution"] for r in records]
-    assert [r["completion"][0]["content"] for r in sft.sft_dataset(cfg, records)] == [r["solution"] for r in records]
+    assert [r["completion"][0]["content"] for r in sft.sft_dataset(cfg, A.in_layout(records, "steps"))] == \
+        [r["solution"] for r in records]
     with pytest.raises(ConfigError, match="teacher_sft.layout='diagonal' is not allowed; choose one of steps"):
         load_config("tiny", overrides=["teacher_sft.layout=diagonal"])
 

@@ -185,6 +185,14 @@ def relayout(solution: str, layout: str) -> str:
     return render(steps, value, layout)
 
 
+def in_layout(records: list[dict], layout: str) -> list[dict]:
+    """Records whose `solution` is written in `layout` (the records themselves for `steps`, the layout they hold):
+    what an SFT in another layout trains on, the graded students' corpus and the SFT teacher's gold solutions."""
+    if layout == "steps":
+        return records
+    return [{**r, "solution": relayout(r["solution"], layout)} for r in records]
+
+
 def detect_layout(completion: str) -> str:
     """The layout a completion is written in: `running` when it holds at least as many running lines (`+8=13`) as
     full sum lines (`5+8=13`; `running` writes its first sum in full), else `blank_line` when it holds an empty

@@ -53,7 +53,7 @@ from s2dlab.core.models import (
     set_generation_defaults,
 )
 from s2dlab.core.runs import Run
-from s2dlab.core.tasks.arithmetic import relayout
+from s2dlab.core.tasks.arithmetic import in_layout
 from s2dlab.workflow.stages import lifecycle
 from s2dlab.workflow.stages.sft import sft_config, sft_dataset
 
@@ -115,13 +115,14 @@ def shipped_name(role: str, student: str = "close") -> str:
     return "student" if role == "student" and student == "close" else role if role == "teacher" else f"student_{student}"
 
 
+def layout_of(cfg: Config, role: str) -> str:
+    """The layout the base model of `role` is pretrained on: the student's level's, `steps` for the teacher."""
+    return STUDENT_LAYOUTS[cfg.base.student] if role == "student" else "steps"
+
+
 def corpus(cfg: Config, role: str) -> list[dict]:
     """The pretraining corpus of `role`: the task's corpus, written in the student's layout for the student."""
-    records = data.task_splits(cfg)["corpus"]
-    layout = STUDENT_LAYOUTS[cfg.base.student] if role == "student" else "steps"
-    if layout == "steps":
-        return records
-    return [{**r, "solution": relayout(r["solution"], layout)} for r in records]
+    return in_layout(data.task_splits(cfg)["corpus"], layout_of(cfg, role))
 
 
 def train_one(cfg: Config, run: Run, role: str, tokenizer, steps: int) -> dict:
@@ -131,8 +132,7 @@ def train_one(cfg: Config, run: Run, role: str, tokenizer, steps: int) -> dict:
     splits = data.task_splits(cfg)
     model = lifecycle.fresh_model(cfg, role, tokenizer).to(device_of(cfg))
     stage_dir = run.stage_dir(stage)
-    layout = STUDENT_LAYOUTS[cfg.base.student] if role == "student" else "steps"
-    lifecycle.mark_started(run, stage, role=role, steps=steps, layout=layout,
+    lifecycle.mark_started(run, stage, role=role, steps=steps, layout=layout_of(cfg, role),
                            **({"distance": cfg.base.student} if role == "student" else {}))
     best = BestCheckpoint(cfg, run, stage, tokenizer, splits["select"], cfg.base.select_every)
     args = sft_config(cfg, stage_dir, steps=steps, learning_rate=cfg.base.learning_rate,

@@ -27,16 +27,14 @@ from trl import SFTConfig, SFTTrainer
 from s2dlab.core import data
 from s2dlab.core.config import Config, ConfigError
 from s2dlab.core.runs import Run
-from s2dlab.core.tasks.arithmetic import relayout
+from s2dlab.core.tasks.arithmetic import in_layout
 from s2dlab.workflow.stages import lifecycle
 
 
-def sft_dataset(cfg: Config, records: list[dict], layout: str = "steps") -> Dataset:
-    """Prompt-completion conversations, the solutions written in `layout`; SFTTrainer masks the prompt
-    (completion-only loss)."""
+def sft_dataset(cfg: Config, records: list[dict]) -> Dataset:
+    """Prompt-completion conversations; SFTTrainer masks the prompt (completion-only loss)."""
     return Dataset.from_list([{"prompt": data.user_message(cfg, r["prompt"]),
-                               "completion": [{"role": "assistant", "content": r["solution"] if layout == "steps"
-                                               else relayout(r["solution"], layout)}]} for r in records])
+                               "completion": [{"role": "assistant", "content": r["solution"]}]} for r in records])
 
 
 def sft_config(cfg: Config, stage_dir, *, steps: int, learning_rate: float, batch_size: int, save_every: int,
@@ -64,6 +62,6 @@ def run(cfg: Config, run: Run, *, out: str, section: str, init: str, role: str, 
     trainer = SFTTrainer(model=st.student if role == "student" else st.teacher,
                          args=sft_config(cfg, st.dir, steps=sec.steps, learning_rate=sec.learning_rate,
                                          batch_size=sec.batch_size, save_every=sec.save_every),
-                         train_dataset=sft_dataset(cfg, data.labeled(cfg, labels), sec.layout),
+                         train_dataset=sft_dataset(cfg, in_layout(data.labeled(cfg, labels), sec.layout)),
                          processing_class=st.tokenizer)
     return st.train(trainer, steps=sec.steps, sequences=sec.steps * sec.batch_size)

@@ -162,8 +162,8 @@ def _mean_interval(per_seed: Sequence[dict]) -> dict:
 def paired_difference(a_per_seed: Sequence[dict], b_per_seed: Sequence[dict]) -> dict:
     """A minus B, paired by seed and problem (both arms evaluated on the same problems in every seed), with the
     interval of `accuracy_interval` applied to the per-problem differences (not cut: a difference lies in
-    [-1, 1]), and a verdict: "higher" when the
-    whole interval is above 0, "lower" when below, "within noise" when it holds 0."""
+    [-1, 1]), and a verdict: "higher" when the whole interval is above 0, "lower" when below, "within noise" when
+    it holds 0."""
     if len(a_per_seed) != len(b_per_seed):
         raise ValueError(f"{len(a_per_seed)} seeds against {len(b_per_seed)}: pair the same seeds")
     diffs = []

@@ -57,6 +57,7 @@ class TaskConfig:
     label_budget: int | None = None  # use only the first N labeled problems of the pool (label sweep); None = all
     val_size: int = 300  # validation problems, disjoint from eval: every tuning decision is read here, never on eval
     eval_size: int = 300  # eval problems (arithmetic); for real data see eval.sets
+    family_tail: float = 0.0  # arithmetic: 0 draws pool, val and eval uniformly; s > 0 from a long tail over problem families (the slip each step allows, e.g. `+carry8 -none -sign5`), the family of rank r weighing r^-s (s2dlab/core/tasks/arithmetic.py)
     prompt_suffix: str = ""  # appended to every problem, e.g. "Let's think step by step and output the final answer within \\boxed{}."
 
 
@@ -226,7 +227,7 @@ POSITIVE = ("steps", "learning_rate", "batch_size", "num_generations", "prompts_
             "num_samples", "eval_size", "save_every", "c1_samples", "corpus_size", "label_budget", "limit")
 NON_NEGATIVE = ("seed", "data_seed", "num_prompts", "micro_batch_size", "teacher_steps", "student_steps", "kl_coef",
                 "epsilon", "epsilon_high", "temperature", "top_k", "every", "teacher_samples", "warmup_ratio", "slip_rate",
-                "pool_size", "val_size", "c1_prompts")
+                "pool_size", "val_size", "c1_prompts", "family_tail")
 UNIT_INTERVAL = ("top_p", "vllm_gpu_memory_utilization")
 
 
@@ -266,6 +267,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"opd.batch_size={o.batch_size} is not a multiple of opd.rollouts_per_prompt="
                           f"{o.rollouts_per_prompt}; a step holds whole groups of rollouts of one prompt")
     t = cfg.task
+    if t.family_tail and t.name != "arithmetic":
+        raise ConfigError(f"task.family_tail={t.family_tail!r} draws the arithmetic task's problems from a long tail "
+                          f"over families; task.name={t.name!r} has its own problems: set task.family_tail=0")
     if t.name == "arithmetic":
         if t.label_budget is not None and t.label_budget > t.pool_size:
             raise ConfigError(f"task.label_budget={t.label_budget} is larger than the labeled pool "

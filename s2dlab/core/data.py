@@ -13,6 +13,9 @@ size never changes an earlier split):
     val      task.val_size      validation: every tuning decision is read here
     eval     task.eval_size     evaluation: reported, never tuned on
 
+`task.family_tail > 0` draws pool, val and eval from a long tail over problem families (`arithmetic.family_of`);
+corpus and select keep their uniform draw.
+
 Real data (`task.name=dapo|math`): the training set is the pool, `task.val_size` problems are held out of it as
 the validation split, and eval sets are loaded by name (`eval.sets`, `eval.sources`).
 """
@@ -28,14 +31,16 @@ from s2dlab.core.config import Config, ConfigError
 from s2dlab.core.errors import InputError
 
 LABELED = ("pool", "1h", "2h")  # the labeled sets a stage can train on
+TAIL_SPLITS = ("pool", "val", "eval")  # the task's own distribution, drawn from a long tail with task.family_tail
 
 
 @lru_cache(maxsize=8)
-def _arithmetic(seed: int, n_terms: int, digits: int, sizes: tuple, slip_rate: float) -> dict:
+def _arithmetic(seed: int, n_terms: int, digits: int, sizes: tuple, slip_rate: float, family_tail: float = 0.0
+                ) -> dict:
     from s2dlab.core.tasks.arithmetic import arithmetic_splits
 
     return arithmetic_splits(dict(sizes), seed=seed, n_terms=n_terms, digits=digits, slip_rate=slip_rate,
-                             slip_splits=("corpus",))
+                             slip_splits=("corpus",), family_tail=family_tail, tail_splits=TAIL_SPLITS)
 
 
 @lru_cache(maxsize=4)
@@ -61,7 +66,7 @@ def task_splits(cfg: Config) -> dict[str, list[dict]]:
         sizes = (("corpus", t.corpus_size), ("select", cfg.base.select_size), ("pool", t.pool_size),
                  ("val", t.val_size), ("eval", t.eval_size))
         out = dict(_arithmetic(t.data_seed, t.n_terms, t.digits, tuple((k, v) for k, v in sizes if v > 0),
-                               t.slip_rate))
+                               t.slip_rate, float(t.family_tail)))
         pool = out.get("pool", [])
     else:
         real = _real(t.name, t.source, t.data_seed, t.val_size)

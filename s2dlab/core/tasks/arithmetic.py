@@ -68,6 +68,18 @@ def _decode(index: int, n_terms: int, digits: int, ops: str) -> tuple[list[int],
     return numbers, operators
 
 
+def _index(numbers: list[int], operators: list[str], digits: int, ops: str) -> int:
+    """The inverse of `_decode`."""
+    low = 10 ** (digits - 1)
+    count = 10**digits - low
+    index = 0
+    for op in reversed(operators):
+        index = index * len(ops) + ops.index(op)
+    for b in reversed(numbers):
+        index = index * count + (b - low)
+    return index
+
+
 def _apply(a: int, op: str, b: int) -> int:
     return a + b if op == "+" else a - b if op == "-" else a * b
 
@@ -247,6 +259,64 @@ def _draw(total: int, seed: int, n_terms: int, digits: int, ops: str) -> list[tu
     return [_decode(i, n_terms, digits, ops) for i in indices]
 
 
+# --- problem families and the long tail ---------------------------------------------------------------------------
+#
+# A problem's family is the slip each of its steps allows, with the number it happens on, in step order
+# (`+carry8 -none -sign5`: a carry adding 8, a step with no possible slip, a sign slip subtracting 5): what its
+# label can teach, since sparse RL on this task removes slips. The 52,488 problems of the tiny preset fall into
+# 2,365 families of 1 to 1,695 problems. `task.family_tail=s` draws the labeled
+# pool, val and eval from a long tail over families instead of uniformly: families are ranked in a random order
+# fixed by the data seed, and every problem of the family of rank r weighs r^-s (s = 0 is the uniform draw). The
+# corpus and the selection split stay uniform, so the shipped base models' pretraining text does not change.
+
+MAX_TAIL_SPACE = 1_000_000  # the long tail enumerates the space to know every problem's family
+
+
+def family_of(numbers: list[int], operators: list[str]) -> str:
+    """The family of a problem: per step, its operator and the slip it allows (carry, borrow or sign, with the
+    number it adds or subtracts), or `none`."""
+    _, steps = solve_steps(numbers, operators)
+    words = []
+    for left, op, right, _ in steps:
+        slip = slip_of(left, op, right)
+        words.append(f"{op}{slip[0]}{right}" if slip else f"{op}none")
+    return " ".join(words)
+
+
+def family_of_prompt(prompt: str) -> str:
+    """`family_of` a record's prompt (`7+3-5+8=?`)."""
+    m = re.fullmatch(r"(\d+(?:[-+*]\d+)+)=\?", prompt.strip())
+    if not m:
+        raise ValueError(f"{prompt!r} is not an arithmetic prompt like 7+3-5+8=?")
+    tokens = re.findall(r"\d+|[-+*]", m[1])
+    return family_of([int(t) for t in tokens[::2]], tokens[1::2])
+
+
+def _tail_draw(total: int, seed: int, exclude: set[int], family_tail: float, n_terms: int, digits: int,
+               ops: str) -> list[int]:
+    """`total` distinct indices outside `exclude`, each problem weighted by its family's rank^-family_tail, in a
+    random order (weighted sampling without replacement, Efraimidis-Spirakis keys, then shuffled so every split cut
+    from it has the same mix)."""
+    import numpy as np
+
+    size = space_size(n_terms, digits, ops)
+    if size > MAX_TAIL_SPACE:
+        raise ValueError(f"task.family_tail needs a problem space of at most {MAX_TAIL_SPACE:,} problems, and "
+                         f"n_terms={n_terms}, digits={digits} give {size:,}; lower them or set task.family_tail=0")
+    families = [family_of(*_decode(i, n_terms, digits, ops)) for i in range(size)]
+    ranking = sorted(set(families))
+    random.Random(f"families-{seed}").shuffle(ranking)
+    rank = {f: r for r, f in enumerate(ranking, start=1)}
+    weights = np.array([rank[f] ** -family_tail for f in families])
+    keys = np.log(np.random.default_rng(seed).random(size)) / weights
+    keys[list(exclude)] = -np.inf
+    if total > size - len(exclude):
+        raise ValueError(f"asked for {total} more distinct problems but only {size - len(exclude)} are left")
+    chosen = [int(i) for i in np.argsort(-keys, kind="stable")[:total]]
+    random.Random(f"tail-order-{seed}").shuffle(chosen)
+    return chosen
+
+
 def _distinct_indices(rng: random.Random, size: int, k: int) -> list[int]:
     """`k` distinct indices below `size`. Sparse draws reject the rare repeat (expected draws < 2k); dense ones
     sample the whole space, which is then small (`random.sample` needs len(range), so not for huge spaces)."""
@@ -272,14 +342,17 @@ def make_problems(n: int, seed: int, n_terms: int = 3, digits: int = 2, ops: str
 
 
 def arithmetic_splits(sizes: dict[str, int], seed: int, n_terms: int = 3, digits: int = 2, ops: str = "+-",
-                      id_prefix: str = "arith", slip_rate: float = 0.0, slip_splits: tuple[str, ...] = ("sft",)
-                      ) -> dict[str, list[dict]]:
+                      id_prefix: str = "arith", slip_rate: float = 0.0, slip_splits: tuple[str, ...] = ("sft",),
+                      family_tail: float = 0.0, tail_splits: tuple[str, ...] = ()) -> dict[str, list[dict]]:
     """Named splits with no problem text in common, e.g. `{"sft": 8000, "eval": 300}` -> ids `arith-eval-00042`.
 
     One draw of `sum(sizes)` distinct problems is cut in the order of `sizes`, so the result depends on the seed,
     the knobs and every size: keep the sizes fixed when comparing runs. The worked solutions of `slip_splits`
     carry slips at `slip_rate` (module docstring; the `answer` field stays the true value, and `slipped` says
     whether the written solution went wrong); every other split's solutions are clean.
+
+    With `family_tail > 0` the splits named in `tail_splits` are drawn again from the long tail over families (see
+    `family_of`), outside the other splits' problems, which keep their uniform draw unchanged.
     """
     if not 0.0 <= slip_rate < 1.0:
         raise ValueError(f"slip_rate={slip_rate!r}: need a probability in [0, 1)")
@@ -288,7 +361,23 @@ def arithmetic_splits(sizes: dict[str, int], seed: int, n_terms: int = 3, digits
             raise ValueError(f"split name {name!r}: need a non-empty string")
         if not isinstance(size, int) or size < 0:
             raise ValueError(f"sizes[{name!r}]={size!r}: need a non-negative integer")
+    if not (isinstance(family_tail, (int, float)) and family_tail >= 0):
+        raise ValueError(f"family_tail={family_tail!r}: need a number >= 0 (0 draws uniformly)")
     problems = _draw(sum(sizes.values()), seed, n_terms, digits, ops)
+    tailed = [name for name in sizes if name in tail_splits] if family_tail > 0 else []
+    if tailed:
+        ops = _check_knobs(n_terms, digits, ops)
+        start, kept = 0, set()
+        for name, size in sizes.items():
+            if name not in tailed:
+                kept.update(_index(nums, ops_, digits, ops) for nums, ops_ in problems[start:start + size])
+            start += size
+        fresh = iter(_tail_draw(sum(sizes[n] for n in tailed), seed, kept, family_tail, n_terms, digits, ops))
+        start = 0
+        for name, size in sizes.items():
+            if name in tailed:
+                problems[start:start + size] = [_decode(next(fresh), n_terms, digits, ops) for _ in range(size)]
+            start += size
     out, start = {}, 0
     for name, size in sizes.items():
         rate = slip_rate if name in slip_splits else 0.0

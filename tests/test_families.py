@@ -1,0 +1,111 @@
+"""Problem families and the long tail (task.family_tail), and P3 by family (s2dlab.workflow.families)."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from s2dlab.core.config import ConfigError, load_config
+from s2dlab.core.tasks.arithmetic import (
+    _decode,
+    _index,
+    arithmetic_splits,
+    family_of,
+    family_of_prompt,
+    space_size,
+)
+from s2dlab.workflow.families import (
+    GROUPS,
+    differences_by_group,
+    eval_groups,
+    p3_by_family,
+)
+
+FIXTURE = Path(__file__).parent / "data" / "fixture_run"
+SIZES = {"corpus": 2000, "select": 100, "pool": 600, "val": 100, "eval": 100}
+TAIL = ("pool", "val", "eval")
+
+
+def test_family_names_each_steps_slip_and_its_number():
+    # 7+8=15 drops a carry adding 8; 15-9=6 borrows subtracting 9; 6+3=9 allows no slip
+    assert family_of([7, 8, 9, 3], ["+", "-", "+"]) == "+carry8 -borrow9 +none"
+    # 3-5 goes below 0 (a sign slip subtracting 5); from -2 on no slip is possible
+    assert family_of([3, 5, 2], ["-", "+"]) == "-sign5 +none"
+    assert family_of_prompt("7+8-9+3=?") == "+carry8 -borrow9 +none"
+    with pytest.raises(ValueError, match="not an arithmetic prompt"):
+        family_of_prompt("seven plus eight")
+
+
+def test_index_inverts_decode():
+    for i in (0, 1, 4242, space_size(4, 1, "+-") - 1):
+        assert _index(*_decode(i, 4, 1, "+-"), 1, "+-") == i
+
+
+def test_no_tail_is_the_uniform_draw_and_the_tail_keeps_corpus_and_select():
+    uniform = arithmetic_splits(SIZES, 0, 4, 1, "+-", slip_rate=0.4, slip_splits=("corpus",))
+    assert arithmetic_splits(SIZES, 0, 4, 1, "+-", slip_rate=0.4, slip_splits=("corpus",), family_tail=0.0,
+                             tail_splits=TAIL) == uniform
+    tail = arithmetic_splits(SIZES, 0, 4, 1, "+-", slip_rate=0.4, slip_splits=("corpus",), family_tail=1.0,
+                             tail_splits=TAIL)
+    assert tail["corpus"] == uniform["corpus"] and tail["select"] == uniform["select"]
+    assert tail["pool"] != uniform["pool"]
+    prompts = [r["prompt"] for split in tail.values() for r in split]
+    assert len(prompts) == len(set(prompts)), "splits must not share a problem"
+    assert [len(tail[k]) for k in SIZES] == list(SIZES.values())
+    assert tail == arithmetic_splits(SIZES, 0, 4, 1, "+-", slip_rate=0.4, slip_splits=("corpus",), family_tail=1.0,
+                                     tail_splits=TAIL), "the draw is fixed by the seed"
+
+
+def test_the_tail_puts_more_of_the_pool_in_fewer_families():
+    def top_share(s):
+        pool = arithmetic_splits(SIZES, 0, 4, 1, "+-", family_tail=s, tail_splits=TAIL)["pool"]
+        counts = Counter(family_of_prompt(r["prompt"]) for r in pool)
+        return sum(c for _, c in counts.most_common(20)) / len(pool), len(counts)
+
+    (share0, n0), (share2, n2) = top_share(0.0), top_share(2.0)
+    assert share2 > share0 + 0.2 and n2 < n0
+
+
+def test_family_tail_is_checked():
+    with pytest.raises(ConfigError, match="task.family_tail=-1"):
+        load_config(overrides=["task.family_tail=-1"])
+    with pytest.raises(ConfigError, match="task.family_tail=1.0 draws the arithmetic task"):
+        load_config(overrides=["task.family_tail=1.0", "task.name=math", "eval.sets=math500"])
+    with pytest.raises(ValueError, match="at most 1,000,000 problems"):
+        arithmetic_splits({"pool": 10}, 0, 4, 2, "+-", family_tail=1.0, tail_splits=("pool",))
+
+
+def test_eval_groups_follow_the_halves():
+    rec = lambda i, p: {"id": i, "prompt": p}
+    first = [rec("a", "7+8-9+3=?")]  # +carry8 -borrow9 +none
+    second = [rec("b", "3-5+2=?"), rec("c", "6+8-9+3=?")]  # -sign5 +none; +carry8 -borrow9 +none (also in 1H)
+    ev = [rec("e1", "4-5+7=?"), rec("e2", "5+8-9+1=?"), rec("e3", "1+1=?")]
+    assert eval_groups(ev, first, second) == {"new in 2H": ["e1"], "in 1H": ["e2"], "in neither": ["e3"]}
+
+
+def test_differences_by_group_are_the_paired_means_of_each_group():
+    groups = {"new in 2H": ["p1", "p2"], "in 1H": ["p3"], "in neither": []}
+    stage3 = [{"p1": 1.0, "p2": 0.5, "p3": 0.25}, {"p1": 0.75, "p2": 0.5, "p3": 0.5}]
+    replay = [{"p1": 0.5, "p2": 0.5, "p3": 0.5}, {"p1": 0.25, "p2": 0.0, "p3": 0.5}]
+    rows = differences_by_group({"bridge_1h_stage3": stage3, "bridge_1h_replay": replay}, groups)
+    by = {r["group"]: r for r in rows}
+    assert set(by) == set(GROUPS) and all(r["a"] == "bridge_1h_stage3" for r in rows)
+    # new in 2H: seed 0 (0.5 + 0.0) / 2 = 0.25, seed 1 (0.5 + 0.5) / 2 = 0.5 -> mean 0.375
+    assert by["new in 2H"]["difference"] == pytest.approx(0.375)
+    assert by["new in 2H"]["n_problems"] == 2
+    assert by["in 1H"]["difference"] == pytest.approx((-0.25 + 0.0) / 2)
+    assert by["in neither"]["difference"] is None
+
+
+def test_p3_by_family_on_a_run(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE, run)
+    out = p3_by_family(run)
+    assert sum(out["groups"].values()) == 16  # the fixture's eval split
+    pairs = {(r["a"], r["b"]) for r in out["differences"]}
+    assert ("bridge_1h_stage3", "bridge_1h_replay") in pairs
+    cfg = load_config(overrides=["task.pool_size=48", "task.eval_size=16", "task.val_size=8"])
+    assert cfg.task.family_tail == 0.0 and out["family_tail"] == 0.0

@@ -45,8 +45,8 @@ def ship(cfg, run, role: str, name: str) -> dict:
     dest.mkdir(parents=True)
     load_model(run.model_dir(stage)).save_pretrained(dest)
     build_char_tokenizer().save_pretrained(dest)
-    # the evaluation ships too: a run with the default eval config reuses it instead of evaluating the same
-    # weights again (evaluate_stage re-evaluates whenever the eval config differs)
+    # the evaluation ships too: a run with the default eval config on the same eval problems reuses it instead of
+    # evaluating the same weights again (evaluate_stage re-evaluates whenever the eval config or problems differ)
     (dest / "eval.json").write_text(json.dumps(ev, indent=2, sort_keys=True) + "\n")
     print(f"{name}: {json.dumps(entry)}")
     return entry

@@ -93,6 +93,22 @@ def test_base_shipped_models_are_copied(shared_run):
     assert shipped["config"] == _eval_key(load_config("tiny")) != _eval_key(cfg)
 
 
+def test_a_shipped_evaluation_is_reused_only_on_its_own_problems(tmp_path):
+    """The shipped eval.json was made on the default eval split: a run drawing other eval problems (here the long
+    tail, with every eval.* setting the same) evaluates the base student again."""
+    from s2dlab.core.data import eval_sets, records_digest
+    from s2dlab.workflow.evaluate import evaluate_stage
+
+    shipped = json.loads((base.SHIPPED / "student" / "eval.json").read_text())
+    for overrides, reused in (([], True), (["task.family_tail=1"], False)):
+        cfg = load_config("tiny", overrides=overrides)
+        run = create_run(tmp_path / str(len(overrides)), cfg.to_dict(), cfg.seed)
+        base.run(cfg, run, roles=("student",))
+        ev = evaluate_stage(cfg, run, "base_student", progress=False)
+        assert ev["config"]["data"] == records_digest(eval_sets(cfg))
+        assert (ev["sets"] == shipped["sets"]) is reused
+
+
 def test_base_trains_from_scratch_with_best_checkpoint(tmp_path):
     cfg = small_config("base.source=train", "base.teacher_steps=4", "base.student_steps=4", "base.select_every=2",
                        "base.select_size=4", "task.corpus_size=64")

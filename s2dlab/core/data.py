@@ -114,6 +114,14 @@ def eval_sets(cfg: Config) -> dict[str, list[dict]]:
     return out
 
 
+def records_digest(sets: dict[str, list[dict]]) -> str:
+    """A short digest of named problem sets (ids, prompts and answers): equal digests, the same problems."""
+    import hashlib
+
+    rows = [[name, [[r["id"], r["prompt"], r["answer"]] for r in records]] for name, records in sorted(sets.items())]
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
+
 def probe_records(cfg: Config, n: int) -> list[dict]:
     """The first `n` problems of the first eval set: the fixed problems every probe snapshot samples."""
     if n <= 0:

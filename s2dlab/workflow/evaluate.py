@@ -91,20 +91,28 @@ def evaluate_stage(cfg: Config, run: Run, stage: str, force: bool = False, progr
             raise RunStoreError(f"{err}; rewrite it with: s2dlab eval {run.path} --stage {stage} --force") from None
         if prev and prev.get("config") == _eval_key(cfg):
             return prev
+    sets = eval_sets(cfg)
     tokenizer = tokenizer_for(cfg, run)
     if cfg.generation.backend == "vllm":
         model = run.stage(stage).model or str(run.model_dir(stage))  # vLLM loads it by path or hub id
     else:
         model = load_stage_model(cfg, run, stage, tokenizer, device_of(cfg))
-    result = {"stage": stage, "config": _eval_key(cfg),
-              "sets": evaluate_model(cfg, model, tokenizer, eval_sets(cfg), progress=progress)}
+    result = {"stage": stage, "config": _eval_key(cfg, sets),
+              "sets": evaluate_model(cfg, model, tokenizer, sets, progress=progress)}
     result["accuracy"] = headline(result["sets"], cfg)
     run.write_eval(stage, result)
     return result
 
 
-def _eval_key(cfg: Config) -> dict:
+def _eval_key(cfg: Config, sets: dict[str, list[dict]] | None = None) -> dict:
+    """What an eval.json is reused for: the eval settings and a digest of the problems themselves (`data`), so an
+    evaluation made on other problems (a shipped base model's, under another task.eval_size, task.family_tail or
+    data seed) is never reused."""
+    from s2dlab.core.data import eval_sets, records_digest
+
     e = cfg.eval
+    sets = eval_sets(cfg) if sets is None else sets
     # "format": eval.json files written before per-problem counts existed are evaluated again
     return {"format": 2, "sets": list(e.sets), "n_samples": e.n_samples, "temperature": e.temperature, "top_p": e.top_p,
-            "top_k": e.top_k, "limit": e.limit, "max_new_tokens": cfg.generation.max_new_tokens}
+            "top_k": e.top_k, "limit": e.limit, "max_new_tokens": cfg.generation.max_new_tokens,
+            "data": records_digest(sets)}

@@ -187,7 +187,7 @@ def ensure_shipped(cfg: Config, run: Run, roles: tuple[str, ...] = ("teacher", "
         shipped_eval = SHIPPED / name / "eval.json"
         if shipped_eval.exists() and lifecycle.is_main_process():
             # the same weights, evaluated once when they were shipped: evaluate_stage reuses it when the run's eval
-            # config matches the one it was made with, and evaluates again otherwise
+            # config and eval problems match the ones it was made with, and evaluates again otherwise
             run.write_eval(stage, {**json.loads(shipped_eval.read_text()), "stage": stage})
     return out
 

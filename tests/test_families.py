@@ -13,6 +13,7 @@ from s2dlab.core.tasks.arithmetic import (
     _decode,
     _index,
     arithmetic_splits,
+    family_halves,
     family_of,
     family_of_prompt,
     space_size,
@@ -76,6 +77,32 @@ def test_family_tail_is_checked():
         load_config(overrides=["task.family_tail=1.0", "task.name=math", "eval.sets=math500"])
     with pytest.raises(ValueError, match="at most 1,000,000 problems"):
         arithmetic_splits({"pool": 10}, 0, 4, 2, "+-", family_tail=1.0, tail_splits=("pool",))
+
+
+def test_family_halves_share_no_family_and_hold_as_many_problems():
+    pool = arithmetic_splits(SIZES, 0, 4, 1, "+-")["pool"]
+    first, second = family_halves(pool, seed=0)
+    f1 = {family_of_prompt(r["prompt"]) for r in first}
+    f2 = {family_of_prompt(r["prompt"]) for r in second}
+    assert not f1 & f2
+    assert len(first) == len(second) > 0.45 * len(pool)
+    ids = [r["id"] for r in pool]
+    assert [r["id"] for r in first] == sorted((r["id"] for r in first), key=ids.index), "pool order is kept"
+    assert family_halves(pool, seed=0) == (first, second) != family_halves(pool, seed=1)
+
+
+def test_the_config_cuts_the_halves_by_family():
+    from s2dlab.core.data import task_splits
+
+    cfg = load_config(overrides=["task.halves=by_family", "task.pool_size=200", "task.corpus_size=100",
+                                 "task.val_size=10", "task.eval_size=10", "base.select_size=10"])
+    splits = task_splits(cfg)
+    assert not {family_of_prompt(r["prompt"]) for r in splits["1h"]} & {family_of_prompt(r["prompt"])
+                                                                        for r in splits["2h"]}
+    with pytest.raises(ConfigError, match="task.halves='by_family' cuts the pool by the arithmetic task"):
+        load_config(overrides=["task.halves=by_family", "task.name=math", "eval.sets=math500"])
+    with pytest.raises(ConfigError, match="task.halves='alternate' is not allowed; choose one of random, by_family"):
+        load_config(overrides=["task.halves=alternate"])
 
 
 def test_eval_groups_follow_the_halves():

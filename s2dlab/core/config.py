@@ -57,6 +57,7 @@ class TaskConfig:
     label_budget: int | None = None  # use only the first N labeled problems of the pool (label sweep); None = all
     val_size: int = 300  # validation problems, disjoint from eval: every tuning decision is read here, never on eval
     eval_size: int = 300  # eval problems (arithmetic); for real data see eval.sets
+    halves: str = "random"  # how the labeled pool is cut into 1H / 2H: random (fixed random halves, as in the paper) | by_family (arithmetic: no problem family in both halves, the most new labels can bring; arithmetic.family_halves)
     family_tail: float = 0.0  # arithmetic: 0 draws pool, val and eval uniformly; s > 0 from a long tail over problem families (the slip each step allows, e.g. `+carry8 -none -sign5`), the family of rank r weighing r^-s (s2dlab/core/tasks/arithmetic.py)
     prompt_suffix: str = ""  # appended to every problem, e.g. "Let's think step by step and output the final answer within \\boxed{}."
 
@@ -219,6 +220,7 @@ CHOICES: dict[str, tuple] = {
     "fkl_warmup.loss": ("full", "sampled"),
     "opd.loss": ("full_reverse_kl", "sampled_token"),
     **{f"{s}.layout": tuple(LAYOUTS) for s in ("teacher_sft", "gold_sft")},
+    "task.halves": ("random", "by_family"),
     **{f"{s}.loss_type": ("dapo", "grpo", "dr_grpo", "bnpo") for s in GRPO_SECTIONS},
 }
 EVAL_SETS = ("arithmetic", "arithmetic_val", "math500", "aime24", "aime25", "gsm8k", "amc23")
@@ -267,6 +269,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"opd.batch_size={o.batch_size} is not a multiple of opd.rollouts_per_prompt="
                           f"{o.rollouts_per_prompt}; a step holds whole groups of rollouts of one prompt")
     t = cfg.task
+    if t.halves != "random" and t.name != "arithmetic":
+        raise ConfigError(f"task.halves={t.halves!r} cuts the pool by the arithmetic task's problem families; "
+                          f"task.name={t.name!r} has none: set task.halves=random")
     if t.family_tail and t.name != "arithmetic":
         raise ConfigError(f"task.family_tail={t.family_tail!r} draws the arithmetic task's problems from a long tail "
                           f"over families; task.name={t.name!r} has its own problems: set task.family_tail=0")

@@ -14,7 +14,7 @@ size never changes an earlier split):
     eval     task.eval_size     evaluation: reported, never tuned on
 
 `task.family_tail > 0` draws pool, val and eval from a long tail over problem families (`arithmetic.family_of`);
-corpus and select keep their uniform draw.
+corpus and select keep their uniform draw. `task.halves=by_family` cuts the pool so that no family is in both halves.
 
 Real data (`task.name=dapo|math`): the training set is the pool, `task.val_size` problems are held out of it as
 the validation split, and eval sets are loaded by name (`eval.sets`, `eval.sources`).
@@ -76,8 +76,14 @@ def task_splits(cfg: Config) -> dict[str, list[dict]]:
             raise ConfigError(f"task.label_budget={t.label_budget} is larger than the labeled pool of {len(pool)} "
                               f"problems; lower the budget")
         pool = pool[: t.label_budget]
-    half = len(pool) // 2
-    out.update(pool=pool, **{"1h": pool[:half], "2h": pool[half:2 * half]})
+    if t.halves == "by_family":
+        from s2dlab.core.tasks.arithmetic import family_halves
+
+        first, second = family_halves(pool, t.data_seed)
+    else:
+        half = len(pool) // 2
+        first, second = pool[:half], pool[half:2 * half]
+    out.update(pool=pool, **{"1h": first, "2h": second})
     return out
 
 

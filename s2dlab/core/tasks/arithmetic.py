@@ -292,6 +292,28 @@ def family_of_prompt(prompt: str) -> str:
     return family_of([int(t) for t in tokens[::2]], tokens[1::2])
 
 
+def family_halves(records: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
+    """Two halves of `records` with no family in common (what a new half can bring at most): families, in a random
+    order fixed by `seed`, go one by one to the half holding fewer problems so far; the larger half is then cut to
+    the smaller's size. Records keep their order within a half."""
+    family = {r["id"]: family_of_prompt(r["prompt"]) for r in records}
+    sizes = {}
+    for f in family.values():
+        sizes[f] = sizes.get(f, 0) + 1
+    order = sorted(sizes)
+    random.Random(f"halves-{seed}").shuffle(order)
+    first, counts = set(), [0, 0]
+    for f in order:
+        side = 0 if counts[0] <= counts[1] else 1
+        counts[side] += sizes[f]
+        if side == 0:
+            first.add(f)
+    a = [r for r in records if family[r["id"]] in first]
+    b = [r for r in records if family[r["id"]] not in first]
+    n = min(len(a), len(b))
+    return a[:n], b[:n]
+
+
 def _tail_draw(total: int, seed: int, exclude: set[int], family_tail: float, n_terms: int, digits: int,
                ops: str) -> list[int]:
     """`total` distinct indices outside `exclude`, each problem weighted by its family's rank^-family_tail, in a

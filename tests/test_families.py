@@ -136,3 +136,18 @@ def test_p3_by_family_on_a_run(tmp_path):
     assert ("bridge_1h_stage3", "bridge_1h_replay") in pairs
     cfg = load_config(overrides=["task.pool_size=48", "task.eval_size=16", "task.val_size=8"])
     assert cfg.task.family_tail == 0.0 and out["family_tail"] == 0.0
+
+
+def test_the_script_prints_the_table_and_names_a_missing_folder(tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE, run)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "p3_families.py"
+    ok = subprocess.run([sys.executable, str(script), str(run), "--json", str(tmp_path / "p3.json")],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "| `bridge_1h_stage3` − `bridge_1h_replay` |" in ok.stdout and (tmp_path / "p3.json").exists()
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "nope")], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip() == f"p3_families: {tmp_path / 'nope'}: no such run folder"

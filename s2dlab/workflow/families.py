@@ -11,8 +11,9 @@ where their family appears in the labeled pool:
 
 If labels are specific, `bridge_1h_stage3` - `bridge_1h_replay` is higher on "new in 2H" than on "in 1H". Each
 group's differences are `diagnostics.paired_difference` over its problems and the seeds (the same interval as every
-comparison of arms). `task.family_tail` draws the pool, val and eval from a long tail over families, which makes
-"new in 2H" a larger share of eval.
+comparison of arms). `task.family_tail` draws the pool, val and eval from a long tail over families, where a random
+half lacks more of the other's families; `task.halves=by_family` cuts the pool so that no family is in both halves,
+the most that new labels can bring.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def p3_by_family(out_dir: str | Path) -> dict:
     groups = eval_groups(splits["eval"][: cfg.eval.limit] if cfg.eval.limit else splits["eval"], splits["1h"],
                          splits["2h"])
     return {"run": str(out_dir), "seeds": [r.info.get("seed") for r in runs], "family_tail": cfg.task.family_tail,
-            "labels_per_half": len(splits["1h"]),
+            "halves": cfg.task.halves, "labels_per_half": len(splits["1h"]),
             "families": {"1h": len({family_of_prompt(r["prompt"]) for r in splits["1h"]}),
                          "2h": len({family_of_prompt(r["prompt"]) for r in splits["2h"]}),
                          "eval": len({family_of_prompt(r["prompt"]) for r in splits["eval"]})},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -110,16 +111,19 @@ def test_eval_groups_follow_the_halves():
     first = [rec("a", "7+8-9+3=?")]  # +carry8 -borrow9 +none
     second = [rec("b", "3-5+2=?"), rec("c", "6+8-9+3=?")]  # -sign5 +none; +carry8 -borrow9 +none (also in 1H)
     ev = [rec("e1", "4-5+7=?"), rec("e2", "5+8-9+1=?"), rec("e3", "1+1=?")]
-    assert eval_groups(ev, first, second) == {"new in 2H": ["e1"], "in 1H": ["e2"], "in neither": ["e3"]}
+    assert eval_groups(ev, first, second) == {"new in 2H": ["e1"], "in 1H": ["e2"], "in neither": ["e3"],
+                                              "all": ["e1", "e2", "e3"]}
 
 
 def test_differences_by_group_are_the_paired_means_of_each_group():
-    groups = {"new in 2H": ["p1", "p2"], "in 1H": ["p3"], "in neither": []}
+    groups = {"new in 2H": ["p1", "p2"], "in 1H": ["p3"], "in neither": [], "all": ["p1", "p2", "p3"]}
     stage3 = [{"p1": 1.0, "p2": 0.5, "p3": 0.25}, {"p1": 0.75, "p2": 0.5, "p3": 0.5}]
     replay = [{"p1": 0.5, "p2": 0.5, "p3": 0.5}, {"p1": 0.25, "p2": 0.0, "p3": 0.5}]
     rows = differences_by_group({"bridge_1h_stage3": stage3, "bridge_1h_replay": replay}, groups)
     by = {r["group"]: r for r in rows}
-    assert set(by) == set(GROUPS) and all(r["a"] == "bridge_1h_stage3" for r in rows)
+    assert set(by) == {*GROUPS, "all"} and all(r["a"] == "bridge_1h_stage3" for r in rows)
+    # all: seed 0 (0.5 + 0.0 - 0.25) / 3, seed 1 (0.5 + 0.5 + 0.0) / 3
+    assert by["all"]["difference"] == pytest.approx((0.25 / 3 + 1.0 / 3) / 2)
     # new in 2H: seed 0 (0.5 + 0.0) / 2 = 0.25, seed 1 (0.5 + 0.5) / 2 = 0.5 -> mean 0.375
     assert by["new in 2H"]["difference"] == pytest.approx(0.375)
     assert by["new in 2H"]["n_problems"] == 2
@@ -131,7 +135,11 @@ def test_p3_by_family_on_a_run(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(FIXTURE, run)
     out = p3_by_family(run)
-    assert sum(out["groups"].values()) == 16  # the fixture's eval split
+    assert sum(out["groups"][g] for g in GROUPS) == out["groups"]["all"] == 16  # the fixture's eval split
+    # the difference over every eval problem is the one the run's summary reports for P3
+    p3 = next(c for c in json.loads((run / "summary.json").read_text())["claims"] if c["id"] == "P3")
+    mine = next(r for r in out["differences"] if r["group"] == "all" and r["b"] == "bridge_1h_replay")
+    assert mine["difference"] == pytest.approx(p3["difference"]) and mine["ci"] == pytest.approx(p3["ci"])
     pairs = {(r["a"], r["b"]) for r in out["differences"]}
     assert ("bridge_1h_stage3", "bridge_1h_replay") in pairs
     cfg = load_config(overrides=["task.pool_size=48", "task.eval_size=16", "task.val_size=8"])
@@ -146,8 +154,8 @@ def test_the_script_prints_the_table_and_names_a_missing_folder(tmp_path):
     shutil.copytree(FIXTURE, run)
     script = Path(__file__).resolve().parents[1] / "scripts" / "p3_families.py"
     ok = subprocess.run([sys.executable, str(script), str(run), "--json", str(tmp_path / "p3.json")],
-                        capture_output=True, text=True)
+                        check=False, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "| `bridge_1h_stage3` − `bridge_1h_replay` |" in ok.stdout and (tmp_path / "p3.json").exists()
-    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "nope")], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "nope")], check=False, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip() == f"p3_families: {tmp_path / 'nope'}: no such run folder"

@@ -38,6 +38,7 @@ BIN = Path(sys.executable).parent
 SHRINK = " ".join(SMALL)
 # the map derives teacher_grpo.steps (its last RL checkpoint) and cold_grpo.steps (the bridge's student steps): its
 # rows shrink everything else, and the grid to two teachers x two students and one seed
+P3_RUN = "s2dlab run --arms bridge_1h_stage3,bridge_1h_replay,bridge_1h --seeds 5 --out runs/"
 MAP_SHRINK = "--seeds 1 --teachers raw,rl@2 --students close,far " + " ".join(
     s for s in SMALL if not s.startswith(("teacher_grpo.steps=", "cold_grpo.steps=")))
 
@@ -123,6 +124,15 @@ HOW = {
     "s2dlab run --arms bridge,bridge_sft_teacher --seeds 5 --out runs/sft_far teacher_sft.layout=running":
         How("shrunk", slow=True, extra=SHRINK, needle="the RL teacher's bridge beats the SFT teacher's",
             files=["runs/sft_far/summary.json", "runs/sft_far/seed_0/teacher_sft/model/config.json"]),
+    P3_RUN + "p3_uniform": How("shrunk", slow=True, extra=SHRINK + " --seeds 2", needle="bridge_1h_replay",
+                               files=["runs/p3_uniform/seed_1/replay/eval.json"]),
+    P3_RUN + "p3_tail task.family_tail=1": How("shrunk", slow=True, extra=SHRINK + " --seeds 2",
+                                               needle="bridge_1h_replay", files=["runs/p3_tail/summary.json"]),
+    P3_RUN + "p3_by_family task.halves=by_family": How("shrunk", slow=True, extra=SHRINK + " --seeds 2",
+                                                       needle="bridge_1h_replay",
+                                                       files=["runs/p3_by_family/summary.json"]),
+    "python scripts/p3_families.py runs/p3_uniform runs/p3_tail runs/p3_by_family --json docs/results/p3_families.json":
+        How("run", slow=True, needle="task.halves=by_family", files=["docs/results/p3_families.json"]),
 }
 # The slow rows in the order they run: where one command reads what another wrote (the report reads the seeds'
 # run, the lens reads run_cpu.sh's runs/tiny, the GGUF check reads the SmolLM2 file), the writer comes first.
@@ -151,6 +161,10 @@ SLOW_ORDER = [
     "s2dlab map --out runs/map_3seeds --seeds 3 --html runs/map_3seeds/map.html",
     "s2dlab app runs/map_3seeds",
     "s2dlab run --arms bridge,bridge_sft_teacher --seeds 5 --out runs/sft_far teacher_sft.layout=running",
+    P3_RUN + "p3_uniform",
+    P3_RUN + "p3_tail task.family_tail=1",
+    P3_RUN + "p3_by_family task.halves=by_family",
+    "python scripts/p3_families.py runs/p3_uniform runs/p3_tail runs/p3_by_family --json docs/results/p3_families.json",
 ]
 
 

@@ -26,18 +26,21 @@ from s2dlab.core.runs import open_run
 from s2dlab.core.tasks.arithmetic import family_of_prompt
 
 GROUPS = ("new in 2H", "in 1H", "in neither")
+ALL = "all"  # every eval problem: the difference the run's summary reports
 PAIRS = (("bridge_1h_stage3", "bridge_1h_replay"), ("bridge_1h_stage3", "bridge_1h"),
          ("bridge_1h_replay", "bridge_1h"))
 
 
 def eval_groups(eval_records: list[dict], first_half: list[dict], second_half: list[dict]) -> dict[str, list[str]]:
-    """`{group: eval problem ids}` by where each eval problem's family appears in the two halves."""
+    """`{group: eval problem ids}` by where each eval problem's family appears in the two halves (`ALL`: every
+    one)."""
     f1 = {family_of_prompt(r["prompt"]) for r in first_half}
     f2 = {family_of_prompt(r["prompt"]) for r in second_half}
     out = {g: [] for g in GROUPS}
     for r in eval_records:
         f = family_of_prompt(r["prompt"])
         out["in 1H" if f in f1 else "new in 2H" if f in f2 else "in neither"].append(r["id"])
+    out[ALL] = [r["id"] for r in eval_records]
     return out
 
 
@@ -48,7 +51,9 @@ def differences_by_group(scores: dict[str, list[dict]], groups: dict[str, list[s
     for a, b in PAIRS:
         if a not in scores or b not in scores:
             continue
-        for g in GROUPS:
+        for g in (ALL, *GROUPS):
+            if g not in groups:
+                continue
             ids = set(groups[g])
             pick = [{p: v for p, v in seed.items() if p in ids} for seed in scores[a]]
             pick_b = [{p: v for p, v in seed.items() if p in ids} for seed in scores[b]]
@@ -95,6 +100,28 @@ def p3_by_family(out_dir: str | Path) -> dict:
             "differences": differences_by_group(scores, groups)}
 
 
+def p3_table(results: list[dict]) -> str:
+    """One row per run folder: how its pool was drawn and cut, and `bridge_1h_stage3` - `bridge_1h_replay` on every
+    eval problem, on those whose family is new in 2H, and on those in 1H (points, 95% interval); then what the
+    replay adds over the bridge on the families new in 2H."""
+    def cell(r):
+        lo, hi = r["ci"]
+        return f"{100 * r['difference']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+    head = ("| pool, halves | labels per half | eval problems new in 2H | stage 3 − replay, all eval | "
+            "stage 3 − replay, new in 2H | stage 3 − replay, in 1H | replay − bridge on 1H, new in 2H |")
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    for res in results:
+        rows = {(r["a"], r["b"], r["group"]): r for r in res["differences"]}
+        p3 = ("bridge_1h_stage3", "bridge_1h_replay")
+        draw = "uniform" if not res["family_tail"] else f"long tail (`task.family_tail={res['family_tail']:g}`)"
+        halves = "random halves" if res["halves"] == "random" else "no family in both (`task.halves=by_family`)"
+        lines.append(f"| {draw}, {halves} | {res['labels_per_half']} | {res['groups']['new in 2H']} | "
+                     f"{cell(rows[(*p3, ALL)])} | {cell(rows[(*p3, 'new in 2H')])} | {cell(rows[(*p3, 'in 1H')])} | "
+                     f"{cell(rows[('bridge_1h_replay', 'bridge_1h', 'new in 2H')])} |")
+    return "\n".join(lines)
+
+
 def families_table(result: dict) -> str:
     """The differences as a markdown table (points, with the 95% interval), one row per pair, one column per group."""
     def cell(r):
@@ -103,10 +130,11 @@ def families_table(result: dict) -> str:
         lo, hi = r["ci"]
         return f"{100 * r['difference']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
-    head = "| difference | " + " | ".join(f"{g} ({result['groups'][g]} problems)" for g in GROUPS) + " |"
-    lines = [head, "|---" * (len(GROUPS) + 1) + "|"]
+    cols = (ALL, *GROUPS)
+    head = "| difference | " + " | ".join(f"{g} ({result['groups'][g]} problems)" for g in cols) + " |"
+    lines = [head, "|---" * (len(cols) + 1) + "|"]
     for a, b in PAIRS:
         rows = {r["group"]: r for r in result["differences"] if r["a"] == a and r["b"] == b}
         if rows:
-            lines.append(f"| `{a}` − `{b}` | " + " | ".join(cell(rows[g]) for g in GROUPS) + " |")
+            lines.append(f"| `{a}` − `{b}` | " + " | ".join(cell(rows[g]) for g in cols) + " |")
     return "\n".join(lines)

@@ -159,3 +159,12 @@ def test_the_script_prints_the_table_and_names_a_missing_folder(tmp_path):
     assert "| `bridge_1h_stage3` − `bridge_1h_replay` |" in ok.stdout and (tmp_path / "p3.json").exists()
     bad = subprocess.run([sys.executable, str(script), str(tmp_path / "nope")], check=False, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip() == f"p3_families: {tmp_path / 'nope'}: no such run folder"
+
+
+def test_the_readmes_p3_table_is_the_committed_results_own():
+    from s2dlab.workflow.families import p3_table
+
+    root = Path(__file__).resolve().parents[1]
+    results = json.loads((root / "docs" / "results" / "p3_families.json").read_text())
+    assert [r["run"] for r in results["runs"]] == ["runs/p3_uniform", "runs/p3_tail", "runs/p3_by_family"]
+    assert p3_table(results["runs"]) in (root / "README.md").read_text(encoding="utf-8")

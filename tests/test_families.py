@@ -131,6 +131,22 @@ def test_differences_by_group_are_the_paired_means_of_each_group():
     assert by["in neither"]["difference"] is None
 
 
+def test_the_tables_show_an_empty_group_as_a_dash():
+    from s2dlab.workflow.families import families_table, p3_table
+
+    empty = {"difference": None, "ci": [None, None]}
+    full = {"difference": 0.012, "ci": [-0.01, 0.034]}
+    diffs = [{"a": a, "b": b, "group": g, **(empty if g == "new in 2H" else full)}
+             for a, b in (("bridge_1h_stage3", "bridge_1h_replay"), ("bridge_1h_replay", "bridge_1h"))
+             for g in ("all", *GROUPS)]
+    result = {"family_tail": 0.0, "halves": "by_family", "labels_per_half": 16, "differences": diffs,
+              "groups": {"all": 8, "new in 2H": 0, "in 1H": 1, "in neither": 7}}
+    row = p3_table([result]).splitlines()[2]
+    assert row == ("| uniform, no family in both (`task.halves=by_family`) | 16 | 0 | +1.2 [-1.0, +3.4] | - | "
+                   "+1.2 [-1.0, +3.4] | - |")
+    assert "| - |" in families_table(result)
+
+
 def test_p3_by_family_on_a_run(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(FIXTURE, run)

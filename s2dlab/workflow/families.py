@@ -105,6 +105,8 @@ def p3_table(results: list[dict]) -> str:
     eval problem, on those whose family is new in 2H, and on those in 1H (points, 95% interval); then what the
     replay adds over the bridge on the families new in 2H."""
     def cell(r):
+        if r["difference"] is None:  # a group with no eval problem
+            return "-"
         lo, hi = r["ci"]
         return f"{100 * r['difference']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 

@@ -100,6 +100,11 @@ def test_the_config_cuts_the_halves_by_family():
     splits = task_splits(cfg)
     assert not {family_of_prompt(r["prompt"]) for r in splits["1h"]} & {family_of_prompt(r["prompt"])
                                                                         for r in splits["2h"]}
+    # the default pool's family-disjoint halves hold 993 problems each, under the nominal 1,000 the config checks
+    greedy = load_config(overrides=["task.halves=by_family", "teacher_grpo.prompts_per_step=1000"])
+    with pytest.raises(ConfigError, match="task.halves=by_family cut the labeled pool into halves of 993 problems, "
+                                          "fewer than the 1000 prompts a GRPO step draws"):
+        task_splits(greedy)
     with pytest.raises(ConfigError, match="task.halves='by_family' cuts the pool by the arithmetic task"):
         load_config(overrides=["task.halves=by_family", "task.name=math", "eval.sets=math500"])
     with pytest.raises(ConfigError, match="task.halves='alternate' is not allowed; choose one of random, by_family"):

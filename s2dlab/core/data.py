@@ -27,7 +27,7 @@ import random
 from functools import lru_cache
 from pathlib import Path
 
-from s2dlab.core.config import Config, ConfigError
+from s2dlab.core.config import GRPO_SECTIONS, Config, ConfigError
 from s2dlab.core.errors import InputError
 
 LABELED = ("pool", "1h", "2h")  # the labeled sets a stage can train on
@@ -80,6 +80,11 @@ def task_splits(cfg: Config) -> dict[str, list[dict]]:
         from s2dlab.core.tasks.arithmetic import family_halves
 
         first, second = family_halves(pool, t.data_seed)
+        need = max(getattr(cfg, name).prompts_per_step for name in GRPO_SECTIONS)
+        if len(first) < need:
+            raise ConfigError(f"task.halves=by_family cut the labeled pool into halves of {len(first)} problems, "
+                              f"fewer than the {need} prompts a GRPO step draws; raise task.pool_size (or "
+                              f"task.label_budget), or use task.halves=random")
     else:
         half = len(pool) // 2
         first, second = pool[:half], pool[half:2 * half]

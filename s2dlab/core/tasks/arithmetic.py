@@ -264,10 +264,11 @@ def _draw(total: int, seed: int, n_terms: int, digits: int, ops: str) -> list[tu
 # A problem's family is the slip each of its steps allows, with the number it happens on, in step order
 # (`+carry8 -none -sign5`: a carry adding 8, a step with no possible slip, a sign slip subtracting 5): what its
 # label can teach, since sparse RL on this task removes slips. The 52,488 problems of the tiny preset fall into
-# 2,365 families of 1 to 1,695 problems. `task.family_tail=s` draws the labeled
-# pool, val and eval from a long tail over families instead of uniformly: families are ranked in a random order
-# fixed by the data seed, and every problem of the family of rank r weighs r^-s (s = 0 is the uniform draw). The
-# corpus and the selection split stay uniform, so the shipped base models' pretraining text does not change.
+# 2,365 families of 1 to 1,695 problems. `task.family_tail=s` draws the labeled pool, val and eval from a long tail
+# over families instead of uniformly: families are ranked in a random order fixed by the data seed, and every
+# problem of the family of rank r weighs r^-s (s = 0 is the uniform draw). The corpus and the selection split stay
+# uniform, so the shipped base models' pretraining text does not change. `family_halves` cuts a pool into halves
+# that share no family (`task.halves=by_family`).
 
 MAX_TAIL_SPACE = 1_000_000  # the long tail enumerates the space to know every problem's family
 

@@ -797,3 +797,42 @@ def test_the_export_folder_lives_as_long_as_the_app(tmp_path):
     assert path.is_file() and path.parent.name.startswith("s2dlab-export-")
     demo.close()
     assert not path.parent.exists()
+
+
+def test_a_look_at_a_run_in_progress_never_sends_a_pickers_value(tmp_path):
+    """The pickers' values are the user's: a look answered after a pick (its inputs read before it) must not put
+    the old run, stage or step back. A look sends new choices only, and only for what changed."""
+    import gradio as gr
+
+    from s2dlab.views.dashboard import follow
+    from s2dlab.views.dashboard.store import Store
+    from s2dlab.views.dashboard.tabs.header import Header
+
+    source = open_run(DATA / RUN)
+    root = tmp_path / "runs"
+    (root / "live").mkdir(parents=True)
+    for p in source.path.iterdir():
+        if p.name in {"run.json", "tokenizer", "base_teacher", "base_student", "teacher_grpo", "fkl_warmup", "opd"}:
+            (shutil.copytree if p.is_dir() else shutil.copy)(p, root / "live" / p.name)
+    run = open_run(root / "live")
+    with gr.Blocks():
+        header = Header(Store(root), exports=None, poll_seconds=1)
+    ctx = header.ctx
+    steps = run.rollout_steps("fkl_warmup")
+    seen = follow.run_state(ctx.store, "live")
+    assert header.on_tick("live", "fkl_warmup", steps[-1], seen) == {}  # nothing changed, nothing sent
+
+    with open(run.stage_dir("fkl_warmup") / "metrics.jsonl", "a") as f:  # the running stage logged a step
+        f.write(json.dumps({"step": 999, "loss": 0.1}) + "\n")
+    out = header.on_tick("live", "fkl_warmup", steps[-1], seen)
+    assert out[header.seen] != seen and "value" not in out[ctx.run_dd]
+    assert ctx.stage_dd not in out and ctx.step_dd not in out  # no new snapshot: the pickers are left alone
+
+    seen = out[header.seen]
+    last = run.rollout_steps("opd")[-1]
+    run.write_rollouts("opd", last + 1, run.rollouts("opd", last).to_dict("records"))  # opd wrote a snapshot
+    out = header.on_tick("live", "fkl_warmup", steps[-1], seen)
+    assert [v for _, v in out[ctx.stage_dd]["choices"]] == ["teacher_grpo", "fkl_warmup", "opd"]
+    assert "value" not in out[ctx.stage_dd] and ctx.step_dd not in out  # fkl_warmup's snapshots did not change
+    out = header.on_tick("live", "opd", last, seen)
+    assert out[ctx.step_dd]["choices"][-1] == last + 1 and "value" not in out[ctx.step_dd]

@@ -3,9 +3,10 @@ line, and the following of a run in progress. A new run, stage or snapshot refre
 (`Context.then_run`, `Context.then_snapshot`).
 
 Following: every `poll_seconds` the header looks at the chosen run (`s2dlab.views.dashboard.follow`); when something
-changed it updates the run list and the pickers' choices (the running stage marked, the user's choice kept) and
-lets each tab that follows refresh what changed (`Context.followers`: the Stages tab's summary and curves, the
-Live tab's checkpoints). Nothing is sent when nothing changed.
+changed it updates the run list and the pickers' choices (the running stage marked; their values are the user's,
+never sent back, so a look answered after a pick cannot undo it) and lets each tab that follows refresh what
+changed (`Context.followers`: the Stages tab's summary and curves, the Live tab's checkpoints). Nothing is sent
+when nothing changed.
 """
 
 from __future__ import annotations
@@ -79,14 +80,20 @@ class Header:
         change = follow.changes(seen, state)
         if state is None or (seen is not None and not follow.changed(change)):
             return {}
+        # the pickers get new choices, never a value the user chose: a look answered after the user picked another
+        # run, stage or step (its inputs read before the pick) would put the old one back
         out = {self.seen: state, self.following: follow.follow_line(state),
-               ctx.run_dd: dd(store.run_options(), run_id)}
+               ctx.run_dd: gr.update(choices=store.run_options())}
         options = follow.stage_options(store, run_id, state)
         values = [s for _, s in options]
         if stage in values:
-            out[ctx.stage_dd] = dd(options, stage)
+            if seen is None or change["stages"] or change["steps"]:
+                out[ctx.stage_dd] = gr.update(choices=options)
             steps = state["stages"][stage]["steps"]
-            out[ctx.step_dd] = dd(steps, step if step in steps else steps[-1])
+            if step not in steps:
+                out[ctx.step_dd] = dd(steps, steps[-1])
+            elif seen is None or stage in change["steps"]:
+                out[ctx.step_dd] = gr.update(choices=steps)
         elif options and not stage:  # the run's first snapshot landed: open it
             first = "opd" if "opd" in values else values[-1]
             out.update({ctx.stage_dd: dd(options, first), ctx.step_dd: dd(state["stages"][first]["steps"], None),

@@ -809,15 +809,9 @@ def test_a_look_at_a_run_in_progress_never_sends_a_pickers_value(tmp_path):
     from s2dlab.views.dashboard.store import Store
     from s2dlab.views.dashboard.tabs.header import Header
 
-    source = open_run(DATA / RUN)
-    root = tmp_path / "runs"
-    (root / "live").mkdir(parents=True)
-    for p in source.path.iterdir():
-        if p.name in {"run.json", "tokenizer", "base_teacher", "base_student", "teacher_grpo", "fkl_warmup", "opd"}:
-            (shutil.copytree if p.is_dir() else shutil.copy)(p, root / "live" / p.name)
-    run = open_run(root / "live")
+    run = open_run(in_progress_copy(tmp_path))
     with gr.Blocks():
-        header = Header(Store(root), exports=None, poll_seconds=1)
+        header = Header(Store(tmp_path), exports=None, poll_seconds=1)
     ctx = header.ctx
     steps = run.rollout_steps("fkl_warmup")
     seen = follow.run_state(ctx.store, "live")

@@ -11,13 +11,10 @@ import pytest
 
 from s2dlab.core.config import ConfigError, load_config
 from s2dlab.core.tasks.arithmetic import (
-    _decode,
-    _index,
     arithmetic_splits,
     family_halves,
     family_of,
     family_of_prompt,
-    space_size,
 )
 from s2dlab.workflow.families import (
     GROUPS,
@@ -39,11 +36,6 @@ def test_family_names_each_steps_slip_and_its_number():
     assert family_of_prompt("7+8-9+3=?") == "+carry8 -borrow9 +none"
     with pytest.raises(ValueError, match="not an arithmetic prompt"):
         family_of_prompt("seven plus eight")
-
-
-def test_index_inverts_decode():
-    for i in (0, 1, 4242, space_size(4, 1, "+-") - 1):
-        assert _index(*_decode(i, 4, 1, "+-"), 1, "+-") == i
 
 
 def test_no_tail_is_the_uniform_draw_and_the_tail_keeps_corpus_and_select():

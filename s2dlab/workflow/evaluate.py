@@ -84,14 +84,14 @@ def evaluate_stage(cfg: Config, run: Run, stage: str, force: bool = False, progr
     from s2dlab.core.runs import RunStoreError
     from s2dlab.workflow.stages.lifecycle import load_stage_model, tokenizer_for
 
+    sets = eval_sets(cfg)
     if not force:  # --force rewrites eval.json without reading it, so a corrupt one can be repaired
         try:
             prev = run.eval(stage)
         except RunStoreError as err:
             raise RunStoreError(f"{err}; rewrite it with: s2dlab eval {run.path} --stage {stage} --force") from None
-        if prev and prev.get("config") == _eval_key(cfg):
+        if prev and prev.get("config") == _eval_key(cfg, sets):
             return prev
-    sets = eval_sets(cfg)
     tokenizer = tokenizer_for(cfg, run)
     if cfg.generation.backend == "vllm":
         model = run.stage(stage).model or str(run.model_dir(stage))  # vLLM loads it by path or hub id

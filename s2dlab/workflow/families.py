@@ -31,11 +31,14 @@ PAIRS = (("bridge_1h_stage3", "bridge_1h_replay"), ("bridge_1h_stage3", "bridge_
          ("bridge_1h_replay", "bridge_1h"))
 
 
+def families(records: list[dict]) -> set[str]:
+    return {family_of_prompt(r["prompt"]) for r in records}
+
+
 def eval_groups(eval_records: list[dict], first_half: list[dict], second_half: list[dict]) -> dict[str, list[str]]:
     """`{group: eval problem ids}` by where each eval problem's family appears in the two halves (`ALL`: every
     one)."""
-    f1 = {family_of_prompt(r["prompt"]) for r in first_half}
-    f2 = {family_of_prompt(r["prompt"]) for r in second_half}
+    f1, f2 = families(first_half), families(second_half)
     out = {g: [] for g in GROUPS}
     for r in eval_records:
         f = family_of_prompt(r["prompt"])
@@ -55,9 +58,8 @@ def differences_by_group(scores: dict[str, list[dict]], groups: dict[str, list[s
             if g not in groups:
                 continue
             ids = set(groups[g])
-            pick = [{p: v for p, v in seed.items() if p in ids} for seed in scores[a]]
-            pick_b = [{p: v for p, v in seed.items() if p in ids} for seed in scores[b]]
-            d = dg.paired_difference(pick, pick_b) if ids else {"mean": None, "ci": [None, None]}
+            pick_a, pick_b = ([{p: v for p, v in seed.items() if p in ids} for seed in scores[x]] for x in (a, b))
+            d = dg.paired_difference(pick_a, pick_b) if ids else {"mean": None, "ci": [None, None]}
             rows.append({"a": a, "b": b, "group": g, "n_problems": len(ids), "difference": d["mean"],
                          "ci": d["ci"], "verdict": d.get("verdict")})
     return rows
@@ -66,12 +68,12 @@ def differences_by_group(scores: dict[str, list[dict]], groups: dict[str, list[s
 def p3_by_family(out_dir: str | Path) -> dict:
     """The halves block's paired differences by family group, for a folder of `seed_<k>` runs (or one run) made
     with the halves arms and `eval.sets` starting with `arithmetic`."""
-    from s2dlab.core.data import task_splits
+    from s2dlab.core.data import eval_sets, task_splits
+    from s2dlab.workflow.cmap import seed_dirs
     from s2dlab.workflow.summary import per_problem, read_summary
 
     out_dir = Path(out_dir)
-    folders = sorted((p for p in out_dir.glob("seed_*") if (p / "run.json").exists()),
-                     key=lambda p: int(p.name.split("_")[1])) or [out_dir]
+    folders = [p for p in seed_dirs(out_dir) if (p / "run.json").exists()] or [out_dir]
     runs = [open_run(p) for p in folders]
     cfgs = [config_from_dict(r.info["config"]) for r in runs]
     cfg: Config = cfgs[0]
@@ -89,13 +91,10 @@ def p3_by_family(out_dir: str | Path) -> dict:
         raise ConfigError(f"{out_dir}: needs two of bridge_1h_stage3, bridge_1h_replay, bridge_1h evaluated; run "
                           f"s2dlab run --arms bridge_1h_stage3,bridge_1h_replay,bridge_1h --out {out_dir}")
     splits = task_splits(cfg)
-    groups = eval_groups(splits["eval"][: cfg.eval.limit] if cfg.eval.limit else splits["eval"], splits["1h"],
-                         splits["2h"])
+    groups = eval_groups(eval_sets(cfg)["arithmetic"], splits["1h"], splits["2h"])
     return {"run": str(out_dir), "seeds": [r.info.get("seed") for r in runs], "family_tail": cfg.task.family_tail,
             "halves": cfg.task.halves, "labels_per_half": len(splits["1h"]),
-            "families": {"1h": len({family_of_prompt(r["prompt"]) for r in splits["1h"]}),
-                         "2h": len({family_of_prompt(r["prompt"]) for r in splits["2h"]}),
-                         "eval": len({family_of_prompt(r["prompt"]) for r in splits["eval"]})},
+            "families": {name: len(families(splits[name])) for name in ("1h", "2h", "eval")},
             "groups": {g: len(ids) for g, ids in groups.items()},
             "differences": differences_by_group(scores, groups)}
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 
 ALLOWED_OPS = "+-*"
 SLIP_KINDS = ("carry", "borrow", "sign")
@@ -66,18 +67,6 @@ def _decode(index: int, n_terms: int, digits: int, ops: str) -> tuple[list[int],
         index, r = divmod(index, len(ops))
         operators.append(ops[r])
     return numbers, operators
-
-
-def _index(numbers: list[int], operators: list[str], digits: int, ops: str) -> int:
-    """The inverse of `_decode`."""
-    low = 10 ** (digits - 1)
-    count = 10**digits - low
-    index = 0
-    for op in reversed(operators):
-        index = index * len(ops) + ops.index(op)
-    for b in reversed(numbers):
-        index = index * count + (b - low)
-    return index
 
 
 def _apply(a: int, op: str, b: int) -> int:
@@ -249,14 +238,18 @@ def _record(problem_id: str, numbers: list[int], operators: list[str], slip_rate
     return record
 
 
-def _draw(total: int, seed: int, n_terms: int, digits: int, ops: str) -> list[tuple[list[int], list[str]]]:
-    ops = _check_knobs(n_terms, digits, ops)
+def _draw_indices(total: int, seed: int, n_terms: int, digits: int, ops: str) -> list[int]:
+    """`total` distinct indices of the problem space, uniformly, fixed by `seed`."""
     size = space_size(n_terms, digits, ops)
     if total > size:
         raise ValueError(f"asked for {total} distinct problems but n_terms={n_terms}, digits={digits}, ops={ops!r} "
                          f"allow only {size}; lower the sizes or raise n_terms/digits")
-    indices = _distinct_indices(random.Random(seed), size, total)
-    return [_decode(i, n_terms, digits, ops) for i in indices]
+    return _distinct_indices(random.Random(seed), size, total)
+
+
+def _draw(total: int, seed: int, n_terms: int, digits: int, ops: str) -> list[tuple[list[int], list[str]]]:
+    ops = _check_knobs(n_terms, digits, ops)
+    return [_decode(i, n_terms, digits, ops) for i in _draw_indices(total, seed, n_terms, digits, ops)]
 
 
 # --- problem families and the long tail ---------------------------------------------------------------------------
@@ -298,9 +291,7 @@ def family_halves(records: list[dict], seed: int) -> tuple[list[dict], list[dict
     order fixed by `seed`, go one by one to the half holding fewer problems so far; the larger half is then cut to
     the smaller's size. Records keep their order within a half."""
     family = {r["id"]: family_of_prompt(r["prompt"]) for r in records}
-    sizes = {}
-    for f in family.values():
-        sizes[f] = sizes.get(f, 0) + 1
+    sizes = Counter(family.values())
     order = sorted(sizes)
     random.Random(f"halves-{seed}").shuffle(order)
     first, counts = set(), [0, 0]
@@ -386,28 +377,23 @@ def arithmetic_splits(sizes: dict[str, int], seed: int, n_terms: int = 3, digits
             raise ValueError(f"sizes[{name!r}]={size!r}: need a non-negative integer")
     if not (isinstance(family_tail, (int, float)) and family_tail >= 0):
         raise ValueError(f"family_tail={family_tail!r}: need a number >= 0 (0 draws uniformly)")
-    problems = _draw(sum(sizes.values()), seed, n_terms, digits, ops)
+    ops = _check_knobs(n_terms, digits, ops)
+    indices = _draw_indices(sum(sizes.values()), seed, n_terms, digits, ops)
+    cuts, start = {}, 0
+    for name, size in sizes.items():
+        cuts[name], start = slice(start, start + size), start + size
     tailed = [name for name in sizes if name in tail_splits] if family_tail > 0 else []
     if tailed:
-        ops = _check_knobs(n_terms, digits, ops)
-        start, kept = 0, set()
-        for name, size in sizes.items():
-            if name not in tailed:
-                kept.update(_index(nums, ops_, digits, ops) for nums, ops_ in problems[start:start + size])
-            start += size
-        fresh = iter(_tail_draw(sum(sizes[n] for n in tailed), seed, kept, family_tail, n_terms, digits, ops))
-        start = 0
-        for name, size in sizes.items():
-            if name in tailed:
-                problems[start:start + size] = [_decode(next(fresh), n_terms, digits, ops) for _ in range(size)]
-            start += size
-    out, start = {}, 0
-    for name, size in sizes.items():
+        kept = {i for name, cut in cuts.items() if name not in tailed for i in indices[cut]}
+        fresh = _tail_draw(sum(sizes[n] for n in tailed), seed, kept, family_tail, n_terms, digits, ops)
+        for name in tailed:
+            indices[cuts[name]], fresh = fresh[:sizes[name]], fresh[sizes[name]:]
+    out = {}
+    for name, cut in cuts.items():
         rate = slip_rate if name in slip_splits else 0.0
         rng = random.Random(f"slips-{seed}-{name}")
-        out[name] = [_record(f"{id_prefix}-{name}-{k:05d}", nums, ops_, rate, rng)
-                     for k, (nums, ops_) in enumerate(problems[start:start + size])]
-        start += size
+        out[name] = [_record(f"{id_prefix}-{name}-{k:05d}", *_decode(i, n_terms, digits, ops), rate, rng)
+                     for k, i in enumerate(indices[cut])]
     return out
 
 
